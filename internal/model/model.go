@@ -1,0 +1,74 @@
+package model
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Reading is one measured value of one metric of one sensor.
+type Reading struct {
+	SensorID string    `json:"sensor_id"`
+	Metric   string    `json:"metric"`
+	Value    float64   `json:"value"`
+	Unit     string    `json:"unit,omitempty"`
+	TS       time.Time `json:"ts"`
+}
+
+// Sensor is the latest known state of one sensor metric.
+type Sensor struct {
+	ID        string    `json:"sensor_id"`
+	Metric    string    `json:"metric"`
+	Unit      string    `json:"unit,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	LastValue float64   `json:"last_value"`
+}
+
+// Bucket is one downsampled interval of readings.
+type Bucket struct {
+	TS    time.Time `json:"ts"`
+	Min   float64   `json:"min"`
+	Avg   float64   `json:"avg"`
+	Max   float64   `json:"max"`
+	Count int64     `json:"count"`
+}
+
+// User is an account that may log in.
+type User struct {
+	Name         string    `json:"user"`
+	Role         Role      `json:"role"`
+	PasswordHash string    `json:"-"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// Command statuses.
+const (
+	CommandPending = "pending"
+	CommandSuccess = "success"
+	CommandError   = "error"
+	CommandTimeout = "timeout"
+)
+
+// Command is one command sent to a device, with its outcome once known.
+type Command struct {
+	ID          string          `json:"command_id"`
+	SensorID    string          `json:"sensor_id"`
+	Action      string          `json:"action"`
+	Params      json.RawMessage `json:"params"`
+	IssuedBy    string          `json:"issued_by"`
+	IssuedAt    time.Time       `json:"issued_at"`
+	Status      string          `json:"status"`
+	Message     string          `json:"message,omitempty"`
+	RespondedAt *time.Time      `json:"responded_at,omitempty"`
+	LatencyMS   *float64        `json:"latency_ms,omitempty"`
+}
+
+// Delivery is a server message that a user must acknowledge. Until it is
+// acknowledged it is delivered again on every new connection of that user.
+type Delivery struct {
+	ID   int64           // server message id, the top-level "id" on the wire
+	User string          // recipient
+	Type string          // message type, e.g. "command_response"
+	Ref  json.RawMessage // the request id this answers, if any
+	Data json.RawMessage // the message's "data"
+}
