@@ -1,0 +1,219 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything `watchroom serve` and `watchroom demo` need.
+type Config struct {
+	HTTPAddr       string
+	DatabaseURL    string
+	MQTTURL        string // empty: start the embedded broker
+	MQTTListen     string // address of the embedded broker
+	MQTTTopics     []string
+	MQTTClientID   string
+	JWTSecret      string // empty: generated once and kept in the database
+	JWTTTL         time.Duration
+	AllowedOrigins []string // empty: same host only
+	AdminPassword  string
+
+	BatchSize     int
+	FlushInterval time.Duration
+	IngestQueue   int
+
+	WSSendQueue    int
+	WSAuthTimeout  time.Duration
+	WSPingInterval time.Duration
+	WSRate         float64
+	WSBurst        int
+
+	CommandTimeout time.Duration
+	LogLevel       string
+	LogFormat      string
+}
+
+// Var describes one setting: its environment variable, its flag, its
+// default as text and what it does.
+type Var struct {
+	Env, Flag, Default, Usage string
+	set                       func(c *Config, v string) error
+}
+
+// Vars lists every setting in the order the README shows them.
+func Vars() []Var {
+	return []Var{
+		{"WATCHROOM_HTTP_ADDR", "http-addr", ":8080", "HTTP listen address (dashboard, REST, /ws, /metrics)", str(func(c *Config) *string { return &c.HTTPAddr })},
+		{"WATCHROOM_DATABASE_URL", "database-url", "", "PostgreSQL URL, e.g. postgres://watchroom:secret@127.0.0.1:5432/watchroom (required by serve)", str(func(c *Config) *string { return &c.DatabaseURL })},
+		{"WATCHROOM_MQTT_URL", "mqtt-url", "", "MQTT broker, e.g. tcp://127.0.0.1:1883; empty starts the embedded broker", str(func(c *Config) *string { return &c.MQTTURL })},
+		{"WATCHROOM_MQTT_LISTEN", "mqtt-listen", ":1883", "listen address of the embedded broker (only when WATCHROOM_MQTT_URL is empty)", str(func(c *Config) *string { return &c.MQTTListen })},
+		{"WATCHROOM_MQTT_TOPICS", "mqtt-topics", "sensors/#", "comma-separated topic filters to ingest (QoS 1)", list(func(c *Config) *[]string { return &c.MQTTTopics })},
+		{"WATCHROOM_MQTT_CLIENT_ID", "mqtt-client-id", "watchroom-<hostname>", "stable MQTT client id of this instance's persistent session; must differ between instances", str(func(c *Config) *string { return &c.MQTTClientID })},
+		{"WATCHROOM_JWT_SECRET", "jwt-secret", "", "HMAC secret for login tokens; empty: generated once and kept in the database", str(func(c *Config) *string { return &c.JWTSecret })},
+		{"WATCHROOM_JWT_TTL", "jwt-ttl", "12h", "lifetime of a login token", dur(func(c *Config) *time.Duration { return &c.JWTTTL })},
+		{"WATCHROOM_ALLOWED_ORIGINS", "allowed-origins", "", "comma-separated origins allowed to open /ws (e.g. https://watch.example.com); empty: same host only", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
+		{"WATCHROOM_ADMIN_PASSWORD", "admin-password", "", "when set, user admin is created or updated with this password at start", str(func(c *Config) *string { return &c.AdminPassword })},
+		{"WATCHROOM_BATCH_SIZE", "batch-size", "1000", "readings per database batch (flush when reached)", intv(func(c *Config) *int { return &c.BatchSize })},
+		{"WATCHROOM_FLUSH_INTERVAL", "flush-interval", "10ms", "flush a batch this long after its first reading", dur(func(c *Config) *time.Duration { return &c.FlushInterval })},
+		{"WATCHROOM_INGEST_QUEUE", "ingest-queue", "10000", "MQTT messages buffered between the broker connection and the batch writer", intv(func(c *Config) *int { return &c.IngestQueue })},
+		{"WATCHROOM_WS_SEND_QUEUE", "ws-send-queue", "1024", "messages queued per WebSocket connection before it is closed as a slow consumer (4008)", intv(func(c *Config) *int { return &c.WSSendQueue })},
+		{"WATCHROOM_WS_AUTH_TIMEOUT", "ws-auth-timeout", "5s", "time a new WebSocket connection has to send its auth message", dur(func(c *Config) *time.Duration { return &c.WSAuthTimeout })},
+		{"WATCHROOM_WS_PING_INTERVAL", "ws-ping-interval", "30s", "WebSocket ping period; a connection silent for two periods is closed", dur(func(c *Config) *time.Duration { return &c.WSPingInterval })},
+		{"WATCHROOM_WS_RATE", "ws-rate", "20", "requests per second allowed per WebSocket connection", flt(func(c *Config) *float64 { return &c.WSRate })},
+		{"WATCHROOM_WS_BURST", "ws-burst", "40", "request burst allowed per WebSocket connection", intv(func(c *Config) *int { return &c.WSBurst })},
+		{"WATCHROOM_COMMAND_TIMEOUT", "command-timeout", "10s", "time a device has to answer a command", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
+		{"WATCHROOM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+		{"WATCHROOM_LOG_FORMAT", "log-format", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
+	}
+}
+
+// Parse reads args (without the program and subcommand names) and env
+// (as from os.Environ) into a Config. hostname provides the default client
+// id. Errors name the offending flag or variable.
+func Parse(name string, args, env []string, hostname string, stderr io.Writer) (Config, error) {
+	var c Config
+	vars := Vars()
+	envMap := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			envMap[k] = v
+		}
+	}
+	for _, v := range vars {
+		def := v.Default
+		if v.Env == "WATCHROOM_MQTT_CLIENT_ID" {
+			def = DefaultClientID(hostname)
+		}
+		if err := v.set(&c, def); err != nil {
+			return c, fmt.Errorf("config: default of %s: %w", v.Env, err)
+		}
+		if e, ok := envMap[v.Env]; ok {
+			if err := v.set(&c, e); err != nil {
+				return c, fmt.Errorf("config: %s=%q: %w", v.Env, e, err)
+			}
+		}
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, v := range vars {
+		v := v
+		fs.Func(v.Flag, v.Usage+" (env "+v.Env+")", func(s string) error { return v.set(&c, s) })
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+// DefaultClientID derives a client id from the host name, so that two
+// instances on different hosts never share one persistent session.
+func DefaultClientID(hostname string) string {
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	var b strings.Builder
+	for _, r := range hostname {
+		if r < 128 && (r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "watchroom"
+	}
+	return "watchroom-" + b.String()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.BatchSize < 1 || c.BatchSize > 100000 {
+		errs = append(errs, fmt.Errorf("batch size %d out of range 1..100000", c.BatchSize))
+	}
+	if c.IngestQueue < 1 {
+		errs = append(errs, fmt.Errorf("ingest queue %d must be positive", c.IngestQueue))
+	}
+	if c.WSSendQueue < 16 {
+		errs = append(errs, fmt.Errorf("ws send queue %d must be at least 16", c.WSSendQueue))
+	}
+	if c.FlushInterval <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 {
+		errs = append(errs, errors.New("durations must be positive"))
+	}
+	if c.WSRate <= 0 || c.WSBurst < 1 {
+		errs = append(errs, errors.New("ws rate and burst must be positive"))
+	}
+	if len(c.MQTTTopics) == 0 {
+		errs = append(errs, errors.New("at least one MQTT topic is needed"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+func str(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = strings.TrimSpace(v); return nil }
+}
+
+func list(f func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		*f(c) = out
+		return nil
+	}
+}
+
+func dur(f func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return err
+		}
+		*f(c) = d
+		return nil
+	}
+}
+
+func intv(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return err
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+func flt(f func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return err
+		}
+		*f(c) = n
+		return nil
+	}
+}
