@@ -1,0 +1,27 @@
+// Package store owns Watchroom's PostgreSQL database: the connection pool,
+// the goose migrations (applied by Migrate from the migrations package) and
+// one file per table or concept: readings.go (the ingest hot path and
+// history queries), sensors.go, users.go, commands.go (the device command
+// audit trail), settings.go and deliveries.go (the outbox of messages a user
+// must acknowledge).
+//
+// Concurrency: a *Store is safe for concurrent use by any number of
+// goroutines; every method takes a connection from the pool for the length
+// of one call and holds no state between calls. Methods that write several
+// rows do so in one transaction, so a caller that acknowledges work after a
+// method returns nil (the ingest path acks MQTT messages only then) never
+// acknowledges rows that were not committed. Concurrent InsertReadings calls
+// lock rows in primary-key order, so two batch writers cannot deadlock each
+// other.
+//
+// Each pool connection creates a session temporary table (the staging
+// table of InsertReadings) when it connects, so the database role needs the
+// TEMP privilege (granted to PUBLIC by default).
+//
+// Errors are wrapped with the operation ("store: insert readings: ...") and
+// returned, never logged here. Migrate logs each migration it applies,
+// through slog's default logger. Lookups of a single row that does not exist
+// return an error matching ErrNotFound (errors.Is).
+//
+// All timestamps come back in UTC.
+package store
