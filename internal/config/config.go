@@ -40,7 +40,8 @@ type Config struct {
 }
 
 // Var describes one setting: its environment variable, its flag, its
-// default as text and what it does.
+// default as text and what it does. Secrets have no flag: a command line is
+// visible to every user of the machine.
 type Var struct {
 	Env, Flag, Default, Usage string
 	set                       func(c *Config, v string) error
@@ -55,10 +56,10 @@ func Vars() []Var {
 		{"WATCHROOM_MQTT_LISTEN", "mqtt-listen", ":1883", "listen address of the embedded broker (only when WATCHROOM_MQTT_URL is empty)", str(func(c *Config) *string { return &c.MQTTListen })},
 		{"WATCHROOM_MQTT_TOPICS", "mqtt-topics", "sensors/#", "comma-separated topic filters to ingest (QoS 1)", list(func(c *Config) *[]string { return &c.MQTTTopics })},
 		{"WATCHROOM_MQTT_CLIENT_ID", "mqtt-client-id", "watchroom-<hostname>", "stable MQTT client id of this instance's persistent session; must differ between instances", str(func(c *Config) *string { return &c.MQTTClientID })},
-		{"WATCHROOM_JWT_SECRET", "jwt-secret", "", "HMAC secret for login tokens; empty: generated once and kept in the database", str(func(c *Config) *string { return &c.JWTSecret })},
+		{"WATCHROOM_JWT_SECRET", "", "", "HMAC secret for login tokens; empty: generated once and kept in the database", str(func(c *Config) *string { return &c.JWTSecret })},
 		{"WATCHROOM_JWT_TTL", "jwt-ttl", "12h", "lifetime of a login token", dur(func(c *Config) *time.Duration { return &c.JWTTTL })},
 		{"WATCHROOM_ALLOWED_ORIGINS", "allowed-origins", "", "comma-separated origins allowed to open /ws (e.g. https://watch.example.com); empty: same host only", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
-		{"WATCHROOM_ADMIN_PASSWORD", "admin-password", "", "when set, user admin is created or updated with this password at start", str(func(c *Config) *string { return &c.AdminPassword })},
+		{"WATCHROOM_ADMIN_PASSWORD", "", "", "when set, user admin is created or updated with this password at start", str(func(c *Config) *string { return &c.AdminPassword })},
 		{"WATCHROOM_BATCH_SIZE", "batch-size", "1000", "readings per database batch (flush when reached)", intv(func(c *Config) *int { return &c.BatchSize })},
 		{"WATCHROOM_FLUSH_INTERVAL", "flush-interval", "10ms", "flush a batch this long after its first reading", dur(func(c *Config) *time.Duration { return &c.FlushInterval })},
 		{"WATCHROOM_INGEST_QUEUE", "ingest-queue", "10000", "MQTT messages buffered between the broker connection and the batch writer", intv(func(c *Config) *int { return &c.IngestQueue })},
@@ -102,7 +103,9 @@ func Parse(name string, args, env []string, hostname string, stderr io.Writer) (
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, v := range vars {
-		v := v
+		if v.Flag == "" {
+			continue
+		}
 		fs.Func(v.Flag, v.Usage+" (env "+v.Env+")", func(s string) error { return v.set(&c, s) })
 	}
 	if err := fs.Parse(args); err != nil {

@@ -15,13 +15,14 @@ import (
 )
 
 // Migrate applies every pending migration of the migrations package to the
-// database at databaseURL and returns when the schema is current.
+// database at databaseURL and returns when the schema is current. Each
+// applied migration is logged to log (nil: not logged).
 //
 // The migrations run under a PostgreSQL session-level advisory lock, so
 // several instances started together do not race: one applies the
 // migrations, the others wait for the lock (polling once a second, for up
 // to five minutes) and then find nothing left to do.
-func Migrate(ctx context.Context, databaseURL string) error {
+func Migrate(ctx context.Context, databaseURL string, log *slog.Logger) error {
 	connCfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		// The parse error may quote the URL, password included.
@@ -48,7 +49,10 @@ func Migrate(ctx context.Context, databaseURL string) error {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	for _, r := range results {
-		slog.InfoContext(ctx, "store: applied migration",
+		if log == nil {
+			break
+		}
+		log.InfoContext(ctx, "applied migration",
 			"version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
 	}
 	return nil

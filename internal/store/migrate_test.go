@@ -26,14 +26,14 @@ func TestMigrate(t *testing.T) {
 			ctx := testCtx(t)
 			if tt.concurrent == 0 {
 				for i := range 2 {
-					if err := Migrate(ctx, url); err != nil {
+					if err := Migrate(ctx, url, nil); err != nil {
 						t.Fatalf("Migrate #%d: %v", i+1, err)
 					}
 				}
 			} else {
 				errs := make(chan error, tt.concurrent)
 				for range tt.concurrent {
-					go func() { errs <- Migrate(ctx, url) }()
+					go func() { errs <- Migrate(ctx, url, nil) }()
 				}
 				for i := range tt.concurrent {
 					if err := <-errs; err != nil {
@@ -74,7 +74,7 @@ func assertSchema(t *testing.T, ctx context.Context, url string) {
 func TestMigrateDownAndUpAgain(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t)
 	ctx := testCtx(t)
-	if err := Migrate(ctx, dbURL); err != nil {
+	if err := Migrate(ctx, dbURL, nil); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 	connCfg, err := pgx.ParseConfig(dbURL)
@@ -97,7 +97,7 @@ func TestMigrateDownAndUpAgain(t *testing.T) {
 	if left != 0 {
 		t.Errorf("%d tables left after migrating down", left)
 	}
-	if err := Migrate(ctx, dbURL); err != nil {
+	if err := Migrate(ctx, dbURL, nil); err != nil {
 		t.Fatalf("Migrate after down: %v", err)
 	}
 	assertSchema(t, ctx, dbURL)

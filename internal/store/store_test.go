@@ -18,7 +18,7 @@ func newStore(tb testing.TB) *Store {
 	dbURL := pgtest.NewDatabase(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := Migrate(ctx, dbURL); err != nil {
+	if err := Migrate(ctx, dbURL, nil); err != nil {
 		tb.Fatalf("Migrate: %v", err)
 	}
 	s, err := Open(ctx, dbURL)
@@ -73,7 +73,7 @@ func TestOpenAndMigrateErrors(t *testing.T) {
 			if strings.Contains(err.Error(), "s3cret-pw") {
 				t.Errorf("Open error leaks the password: %v", err)
 			}
-			err = Migrate(ctx, tt.url)
+			err = Migrate(ctx, tt.url, nil)
 			if err == nil {
 				t.Fatal("Migrate succeeded, want an error")
 			}
