@@ -63,7 +63,7 @@ func Vars() []Var {
 		{"WATCHROOM_BATCH_SIZE", "batch-size", "1000", "readings per database batch (flush when reached)", intv(func(c *Config) *int { return &c.BatchSize })},
 		{"WATCHROOM_FLUSH_INTERVAL", "flush-interval", "10ms", "flush a batch this long after its first reading", dur(func(c *Config) *time.Duration { return &c.FlushInterval })},
 		{"WATCHROOM_INGEST_QUEUE", "ingest-queue", "10000", "MQTT messages buffered between the broker connection and the batch writer", intv(func(c *Config) *int { return &c.IngestQueue })},
-		{"WATCHROOM_WS_SEND_QUEUE", "ws-send-queue", "1024", "messages queued per WebSocket connection before it is closed as a slow consumer (4008)", intv(func(c *Config) *int { return &c.WSSendQueue })},
+		{"WATCHROOM_WS_SEND_QUEUE", "ws-send-queue", "256", "sends queued per WebSocket connection (a batch of readings counts as one) before it is closed as a slow consumer (4008)", intv(func(c *Config) *int { return &c.WSSendQueue })},
 		{"WATCHROOM_WS_AUTH_TIMEOUT", "ws-auth-timeout", "5s", "time a new WebSocket connection has to send its auth message", dur(func(c *Config) *time.Duration { return &c.WSAuthTimeout })},
 		{"WATCHROOM_WS_PING_INTERVAL", "ws-ping-interval", "30s", "WebSocket ping period; a connection silent for two periods is closed", dur(func(c *Config) *time.Duration { return &c.WSPingInterval })},
 		{"WATCHROOM_WS_RATE", "ws-rate", "20", "requests per second allowed per WebSocket connection", flt(func(c *Config) *float64 { return &c.WSRate })},

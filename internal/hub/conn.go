@@ -1,0 +1,402 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// outMsg is one item of a connection's send queue: one or more encoded
+// server messages, in order. A broadcast of a batch of readings is one
+// item whose msgs slice is shared by every connection that wants them all,
+// so it must never be modified. raw items (the bare "pong" text reply)
+// hold one frame written as is, never inside a batch.
+type outMsg struct {
+	msgs [][]byte
+	raw  bool
+}
+
+// conn is one authenticated WebSocket connection.
+type conn struct {
+	h       *Hub
+	ws      *websocket.Conn
+	user    string
+	role    model.Role
+	expires time.Time
+	since   time.Time
+	limiter *rate.Limiter // reader goroutine only
+	filter  atomic.Pointer[filter]
+
+	send chan outMsg // bounded in items; never closed (senders may race with the end)
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by fail: the writer sends closeCode and stops
+	closeCode int
+	closeText string
+	closeMsg  []byte // written just before the close frame, if set
+
+	// deadlineMu orders the reader's read-deadline extensions with the
+	// writer's final cut, so that a cut read deadline stays cut.
+	deadlineMu sync.Mutex
+	readCut    bool
+}
+
+// closeGrace is how long the reader waits for the client's answering close
+// frame once the server's close frame is out.
+const closeGrace = time.Second
+
+// enqueue queues msg without blocking. A full queue makes the connection a
+// slow consumer; it reports whether msg was queued.
+func (c *conn) enqueue(msg []byte) bool { return c.enqueueMsg(outMsg{msgs: [][]byte{msg}}) }
+
+func (c *conn) enqueueMsg(m outMsg) bool {
+	select {
+	case <-c.closing:
+		c.h.m.queueDrops.WithLabelValues("closing").Add(float64(len(m.msgs)))
+		return false
+	default:
+	}
+	select {
+	case c.send <- m:
+		return true
+	default:
+		c.h.m.queueDrops.WithLabelValues(reasonSlowConsumer).Add(float64(len(m.msgs)))
+		c.h.stats.failed.Add(uint64(len(m.msgs)))
+		c.fail(CloseSlowConsumer, "slow consumer", reasonSlowConsumer)
+		return false
+	}
+}
+
+// fail asks the writer to send a close frame with code and end the
+// connection. Safe from any goroutine; the first call wins.
+func (c *conn) fail(code int, text, reason string) { c.failWith(code, text, reason, nil) }
+
+// failWith is fail with a last message, written just before the close
+// frame. Queuing that message instead would race with the close: the
+// writer stops sending queued messages once the connection is closing.
+func (c *conn) failWith(code int, text, reason string, last []byte) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeText, c.closeMsg = code, text, last
+		c.h.m.disconnects.WithLabelValues(reason).Inc()
+		close(c.closing)
+	})
+}
+
+// writeLoop is the connection's only writer. It ends when the connection
+// is closing (after sending the close frame) or a write fails.
+func (c *conn) writeLoop(readerDone <-chan struct{}) {
+	h := c.h
+	ping := time.NewTicker(h.cfg.PingInterval)
+	defer ping.Stop()
+	defer c.cutReader()
+	// pending collects the messages of the items queued right now; they go
+	// out in frames of at most MaxBatch messages.
+	var pending [][]byte
+	var buf bytes.Buffer
+	for {
+		// Closing wins over queued messages: select picks at random among
+		// ready cases, and a slow consumer's queue is always ready.
+		select {
+		case <-c.closing:
+			c.writeClose()
+			return
+		default:
+		}
+		select {
+		case <-c.closing:
+			c.writeClose()
+			return
+		case <-readerDone:
+			// The reader fails the connection before it returns, so the
+			// close frame (an echo, or 4001 for an expired token) is due.
+			c.writeClose()
+			return
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout)); err != nil {
+				c.fail(websocket.CloseAbnormalClosure, "", reasonWriteError)
+				return
+			}
+		case m := <-c.send:
+			pending = pending[:0]
+			for {
+				if m.raw {
+					// Keep order: what came before, then the raw frame.
+					if !c.writeFrames(pending, &buf) || !c.write(websocket.TextMessage, m.msgs[0], 1) {
+						return
+					}
+					pending = pending[:0]
+				} else {
+					pending = append(pending, m.msgs...)
+				}
+				if len(pending) >= maxPending {
+					break
+				}
+				var more bool
+				select {
+				case m, more = <-c.send:
+				default:
+				}
+				if !more {
+					break
+				}
+			}
+			if !c.writeFrames(pending, &buf) {
+				return
+			}
+			clear(pending) // drop references to shared message buffers
+		}
+	}
+}
+
+// maxPending bounds the messages the writer gathers before writing, so it
+// returns to check for closing and pings between large bursts.
+const maxPending = 4096
+
+// writeFrames writes msgs in order, at most MaxBatch per frame.
+func (c *conn) writeFrames(msgs [][]byte, buf *bytes.Buffer) bool {
+	for len(msgs) > 0 {
+		n := min(len(msgs), c.h.cfg.MaxBatch)
+		if !c.writeBatch(msgs[:n], buf) {
+			return false
+		}
+		msgs = msgs[n:]
+	}
+	return true
+}
+
+var (
+	batchHead = []byte(`{"type":"batch","data":[`)
+	batchTail = []byte(`]}`)
+)
+
+func (c *conn) writeBatch(batch [][]byte, buf *bytes.Buffer) bool {
+	if len(batch) == 1 {
+		return c.write(websocket.TextMessage, batch[0], 1)
+	}
+	buf.Reset()
+	buf.Write(batchHead)
+	for i, b := range batch {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b)
+	}
+	buf.Write(batchTail)
+	return c.write(websocket.TextMessage, buf.Bytes(), len(batch))
+}
+
+func (c *conn) write(kind int, b []byte, messages int) bool {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
+	if err := c.ws.WriteMessage(kind, b); err != nil {
+		c.h.stats.failed.Add(uint64(messages))
+		c.fail(websocket.CloseAbnormalClosure, "", reasonWriteError)
+		return false
+	}
+	c.h.m.framesOut.Inc()
+	c.h.stats.messages.Add(uint64(messages))
+	return true
+}
+
+func (c *conn) writeClose() {
+	if c.closeCode == websocket.CloseAbnormalClosure {
+		return // the socket is already broken
+	}
+	deadline := time.Now().Add(c.h.cfg.WriteTimeout)
+	if c.closeMsg != nil {
+		_ = c.ws.SetWriteDeadline(deadline)
+		if c.ws.WriteMessage(websocket.TextMessage, c.closeMsg) == nil {
+			c.h.m.framesOut.Inc()
+			c.h.stats.messages.Add(1)
+		}
+	}
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText), deadline)
+}
+
+// cutReader bounds the reader once the writer has ended: it gets
+// closeGrace to read the client's answering close frame (nothing when the
+// socket is broken), then its read fails and Serve returns. A read
+// deadline is the only way to do it: fasthttp's hijacked net.Conn ignores
+// Close until the upgrade handler returns, so without this a client that
+// never answers keeps its connection, and Shutdown waiting, for
+// 2×PingInterval.
+func (c *conn) cutReader() {
+	grace := closeGrace
+	if c.closeCode == websocket.CloseAbnormalClosure {
+		grace = 0
+	}
+	c.cutReadAt(time.Now().Add(grace))
+}
+
+func (c *conn) cutReadAt(t time.Time) {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.readCut = true
+	_ = c.ws.SetReadDeadline(t)
+}
+
+// readLoop reads requests until the connection ends. It runs on the
+// goroutine that called Serve.
+func (c *conn) readLoop(ctx context.Context) {
+	h := c.h
+	for {
+		kind, b, err := c.ws.ReadMessage()
+		if err != nil {
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
+				c.fail(CloseTooBig, "frame too big", reasonTooBig) // the library already sent 1009
+			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
+				c.fail(websocket.CloseNormalClosure, "", reasonClientClosed)
+			case isTimeout(err):
+				// No pong (nor anything else) for 2×PingInterval.
+				c.fail(websocket.CloseAbnormalClosure, "", reasonPongTimeout)
+			default:
+				c.fail(websocket.CloseAbnormalClosure, "", reasonReadError)
+			}
+			return
+		}
+		c.extendReadDeadline()
+		if h.now().After(c.expires) {
+			c.failWith(CloseAuthFailed, "token expired", reasonTokenExpired,
+				mustEncode("auth_error", nil, map[string]string{"message": "token expired; log in again"}))
+			return
+		}
+		if kind == websocket.TextMessage && string(bytes.TrimSpace(b)) == "ping" {
+			h.m.messagesIn.WithLabelValues("ping_text").Inc()
+			if !c.limiter.Allow() {
+				c.replyError(nil, Errorf(CodeRateLimited, "more than %g requests per second", h.cfg.Rate))
+				continue
+			}
+			c.enqueueMsg(outMsg{msgs: [][]byte{[]byte("pong")}, raw: true})
+			continue
+		}
+		if kind != websocket.TextMessage {
+			c.replyError(nil, Errorf(CodeBadRequest, "binary frames are not supported; send JSON text frames"))
+			continue
+		}
+		c.handle(ctx, b)
+	}
+}
+
+// extendReadDeadline gives the client two ping periods to show it is alive;
+// it is called by the reader only, and does nothing once the writer has
+// cut the read deadline short.
+func (c *conn) extendReadDeadline() {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if c.readCut {
+		return
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.h.cfg.PingInterval))
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (c *conn) replyError(ref json.RawMessage, e *Error) {
+	c.h.m.errorsOut.WithLabelValues(e.Code).Inc()
+	c.enqueue(errorMessage(ref, e))
+}
+
+func (c *conn) reply(typ string, ref json.RawMessage, data any) {
+	msg, err := Encode(typ, nil, ref, data)
+	if err != nil {
+		c.h.log.Error("encode reply", "type", typ, "err", err)
+		c.replyError(ref, Errorf(CodeInternal, "internal error"))
+		return
+	}
+	c.h.m.messagesOut.WithLabelValues(typ).Inc()
+	c.enqueue(msg)
+}
+
+func (c *conn) handle(ctx context.Context, b []byte) {
+	h := c.h
+	req, perr := parseRequest(b)
+	if perr != nil {
+		h.m.messagesIn.WithLabelValues("invalid").Inc()
+		c.replyError(req.ID, perr)
+		return
+	}
+	rt, known := h.routes[req.Type]
+	if !known {
+		h.m.messagesIn.WithLabelValues("unknown").Inc()
+		c.replyError(req.ID, Errorf(CodeUnknownType, "unknown message type %q", truncate([]byte(req.Type), 32)))
+		return
+	}
+	h.m.messagesIn.WithLabelValues(req.Type).Inc()
+	// Acks are exempt from the rate limit: a client catching up on many
+	// redelivered messages must be able to confirm them all.
+	if req.Type != "ack" && !c.limiter.Allow() {
+		c.replyError(req.ID, Errorf(CodeRateLimited, "more than %g requests per second", h.cfg.Rate))
+		return
+	}
+	if !c.role.AtLeast(rt.min) {
+		c.replyError(req.ID, Errorf(CodeForbidden, "%s needs role %s or above; you are %s", req.Type, rt.min, c.role))
+		return
+	}
+	switch req.Type {
+	case "subscribe", "unsubscribe":
+		c.subscribe(req)
+		return
+	case "ack":
+		c.ack(ctx, req)
+		return
+	}
+	rep, err := rt.fn(ctx, Request{User: c.user, Role: c.role, Type: req.Type, ID: req.ID, Data: req.Data})
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			h.log.Error("request failed", "type", req.Type, "user", c.user, "err", err)
+			e = Errorf(CodeInternal, "internal error; try again")
+		}
+		c.replyError(req.ID, e)
+		return
+	}
+	if rep.Type != "" {
+		c.reply(rep.Type, req.ID, rep.Data)
+	}
+}
+
+func (c *conn) subscribe(req envelope) {
+	var d struct {
+		Sensors []string `json:"sensors"`
+	}
+	if err := json.Unmarshal(req.Data, &d); err != nil || req.Data == nil {
+		c.replyError(req.ID, Errorf(CodeBadRequest, `data must be {"sensors":[...]}`))
+		return
+	}
+	next, e := c.filter.Load().apply(req.Type == "subscribe", d.Sensors)
+	if e != nil {
+		c.replyError(req.ID, e)
+		return
+	}
+	c.filter.Store(next)
+	c.reply("subscribed", req.ID, next.describe())
+}
+
+func (c *conn) ack(ctx context.Context, req envelope) {
+	id, err := strconv.ParseInt(string(bytes.Trim(req.Ref, `"`)), 10, 64)
+	if err != nil || id <= 0 {
+		c.replyError(req.ID, Errorf(CodeBadRequest, "ack needs ref: the id of the message being confirmed"))
+		return
+	}
+	if err := c.h.deliveries.AckDelivery(ctx, c.user, id); err != nil {
+		if c.h.cfg.IsNotFound(err) {
+			c.replyError(req.ID, Errorf(CodeNotFound, "no unacknowledged message %d for you", id))
+			return
+		}
+		c.h.log.Error("ack delivery", "user", c.user, "id", id, "err", err)
+		c.replyError(req.ID, Errorf(CodeInternal, "could not record the ack; it will be delivered again"))
+	}
+}

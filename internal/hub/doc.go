@@ -1,0 +1,41 @@
+// Package hub owns the WebSocket connections of /ws: first-message auth,
+// keepalive, request routing, per-connection send queues, fan-out of
+// readings, and deliveries that the client must acknowledge.
+//
+// # Goroutines and ownership
+//
+// Each connection has exactly two goroutines. The reader is the goroutine
+// that called Serve: it blocks for the life of the connection (the Fiber
+// websocket.Conn is pooled and released when the handler returns), reads
+// frames and runs request handlers one at a time, so replies to one
+// connection keep the order of its requests. The writer goroutine is the
+// only one that ever writes to the socket (fasthttp/websocket panics on
+// concurrent writers): messages, pings and the final close frame.
+//
+// Everyone else talks to a connection through its bounded send queue.
+// Enqueueing never blocks and never happens under the hub's lock: broadcasts
+// read a copy-on-write snapshot of the connection list. Each message is
+// encoded once per broadcast, not once per connection.
+//
+// # Back-pressure
+//
+// A connection whose send queue is full is a slow consumer: it is closed
+// with code 4008 and counted (watchroom_ws_disconnects_total{reason=
+// "slow_consumer"}). It reconnects and catches up from storage over REST;
+// deliveries that need an ack are sent again on its next connection. When
+// several messages are queued, the writer sends up to MaxBatch of them in
+// one {"type":"batch"} frame.
+//
+// # Ending a connection
+//
+// Anyone may end a connection with conn.fail (first call wins). The writer
+// then sends the close frame, preceded by a last message if one was given
+// (auth_error for an expired token), and cuts the reader's read deadline
+// to closeGrace, so the reader ends even if the client never answers.
+// Deadlines are the only lever: fasthttp ignores Close on a hijacked
+// connection until the upgrade handler returns.
+//
+// Request handlers registered with Handle must be registered before the
+// first Serve; they run on the reader goroutine of the requesting
+// connection and may block it, but never another connection.
+package hub

@@ -1,0 +1,329 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/watchroom/watchroom/internal/auth"
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// Authenticator verifies the token of an auth message.
+type Authenticator interface {
+	Verify(token string) (auth.Claims, error)
+}
+
+// DeliveryStore keeps messages that must be acknowledged until they are.
+type DeliveryStore interface {
+	InsertDelivery(ctx context.Context, d model.Delivery) (model.Delivery, error)
+	AckDelivery(ctx context.Context, recipient string, id int64) error
+	PendingDeliveries(ctx context.Context, recipient string, limit int) ([]model.Delivery, error)
+}
+
+// Config tunes the hub. Zero values take the defaults noted.
+type Config struct {
+	SendQueue    int           // items queued per connection; a batch of readings is one item (256)
+	MaxBatch     int           // messages per batch frame (64)
+	AuthTimeout  time.Duration // time to send the auth message (5s)
+	PingInterval time.Duration // WebSocket ping period; two missed periods close (30s)
+	WriteTimeout time.Duration // one frame write (10s)
+	ReadLimit    int64         // bytes per frame; larger closes with 1009 (64 KiB)
+	Rate         float64       // requests per second per connection (20)
+	Burst        int           // request burst per connection (40)
+	// IsNotFound reports whether a DeliveryStore error means "no such
+	// delivery" (the store's sentinel), to answer not_found.
+	IsNotFound func(error) bool
+}
+
+func (c *Config) defaults() {
+	setDefault(&c.SendQueue, 256)
+	setDefault(&c.MaxBatch, 64)
+	setDefault(&c.AuthTimeout, 5*time.Second)
+	setDefault(&c.PingInterval, 30*time.Second)
+	setDefault(&c.WriteTimeout, 10*time.Second)
+	setDefault(&c.ReadLimit, 64<<10)
+	setDefault(&c.Rate, 20)
+	setDefault(&c.Burst, 40)
+	if c.IsNotFound == nil {
+		c.IsNotFound = func(error) bool { return false }
+	}
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// Request is one client request handed to a HandlerFunc.
+type Request struct {
+	User string
+	Role model.Role
+	Type string
+	ID   json.RawMessage // the client's id, echoed as ref; may be nil
+	Data json.RawMessage
+}
+
+// Reply is a HandlerFunc's answer; a zero Reply sends nothing.
+type Reply struct {
+	Type string
+	Data any
+}
+
+// HandlerFunc serves one request type. Returning an *Error sends it to the
+// client; any other error is logged and reported as "internal".
+type HandlerFunc func(ctx context.Context, req Request) (Reply, error)
+
+type route struct {
+	min model.Role
+	fn  HandlerFunc
+}
+
+// Hub is the registry of live connections.
+type Hub struct {
+	cfg        Config
+	auth       Authenticator
+	deliveries DeliveryStore
+	log        *slog.Logger
+	m          *metrics
+	now        func() time.Time
+	routes     map[string]route
+
+	mu     sync.Mutex // guards byUser, closed and writes to conns
+	byUser map[string]map[*conn]struct{}
+	closed bool
+	conns  atomic.Pointer[[]*conn] // copy-on-write snapshot for broadcasts
+	wg     sync.WaitGroup          // one per live connection
+
+	stats stats
+}
+
+// New returns a Hub. reg receives the hub's metrics.
+func New(cfg Config, a Authenticator, d DeliveryStore, reg prometheus.Registerer, log *slog.Logger) *Hub {
+	cfg.defaults()
+	h := &Hub{
+		cfg: cfg, auth: a, deliveries: d, log: log, m: newMetrics(reg), now: time.Now,
+		routes: map[string]route{},
+		byUser: map[string]map[*conn]struct{}{},
+	}
+	h.conns.Store(&[]*conn{})
+	h.stats.start = h.now()
+	h.routes["ping"] = route{model.RoleViewer, h.ping}
+	h.routes["subscribe"] = route{model.RoleViewer, nil}   // handled by the connection
+	h.routes["unsubscribe"] = route{model.RoleViewer, nil} // handled by the connection
+	h.routes["ack"] = route{model.RoleViewer, nil}         // handled by the connection
+	return h
+}
+
+// Handle registers fn for requests of type typ from users of role min or
+// above. It must be called before the first Serve.
+func (h *Hub) Handle(typ string, min model.Role, fn HandlerFunc) {
+	if _, dup := h.routes[typ]; dup {
+		panic("hub: duplicate handler for " + typ)
+	}
+	h.routes[typ] = route{min, fn}
+}
+
+func (h *Hub) ping(context.Context, Request) (Reply, error) { return Reply{Type: "pong"}, nil }
+
+// register adds an authenticated connection; false once shutting down.
+func (h *Hub) register(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	set := h.byUser[c.user]
+	if set == nil {
+		set = map[*conn]struct{}{}
+		h.byUser[c.user] = set
+	}
+	set[c] = struct{}{}
+	h.wg.Add(1)
+	h.storeSnapshotLocked(append(h.snapshot(), c))
+	return true
+}
+
+func (h *Hub) unregister(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if set := h.byUser[c.user]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(h.byUser, c.user)
+		}
+	}
+	old := h.snapshot()
+	next := make([]*conn, 0, len(old))
+	for _, o := range old {
+		if o != c {
+			next = append(next, o)
+		}
+	}
+	h.storeSnapshotLocked(next)
+}
+
+func (h *Hub) snapshot() []*conn { return *h.conns.Load() }
+
+func (h *Hub) storeSnapshotLocked(s []*conn) {
+	// Always a fresh slice: readers may still range over the old one.
+	cp := make([]*conn, len(s))
+	copy(cp, s)
+	h.conns.Store(&cp)
+}
+
+func (h *Hub) userConns(user string) []*conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*conn, 0, len(h.byUser[user]))
+	for c := range h.byUser[user] {
+		out = append(out, c)
+	}
+	return out
+}
+
+// PublishReadings sends each reading to every connection that wants it. It
+// never blocks: it runs on the ingest path, after the readings are stored.
+// Each reading is encoded once; the whole batch is one item in the send
+// queue of each connection, shared by every connection that wants all of
+// it.
+func (h *Hub) PublishReadings(rs []model.Reading) {
+	conns := h.snapshot()
+	if len(conns) == 0 || len(rs) == 0 {
+		return
+	}
+	msgs := make([][]byte, len(rs))
+	for i, r := range rs {
+		msgs[i] = encodeReading(r)
+	}
+	var queued int
+	for _, c := range conns {
+		f := c.filter.Load()
+		item := msgs
+		if f != allSensors {
+			item = nil
+			for i, r := range rs {
+				if f.wants(r.SensorID) {
+					item = append(item, msgs[i])
+				}
+			}
+			if len(item) == 0 {
+				continue
+			}
+		}
+		if c.enqueueMsg(outMsg{msgs: item}) {
+			queued += len(item)
+		}
+	}
+	h.m.messagesOut.WithLabelValues("reading").Add(float64(queued))
+}
+
+// Broadcast sends one message to every authenticated connection.
+func (h *Hub) Broadcast(typ string, data any) error {
+	msg, err := Encode(typ, nil, nil, data)
+	if err != nil {
+		return err
+	}
+	var queued float64
+	for _, c := range h.snapshot() {
+		if c.enqueue(msg) {
+			queued++
+		}
+	}
+	h.m.messagesOut.WithLabelValues(typ).Add(queued)
+	return nil
+}
+
+// SendReliable stores a message for user and delivers it to every live
+// connection of that user. Until one of them acks it, it is delivered again
+// on each new connection of the user. The stored id is the message's
+// top-level "id".
+func (h *Hub) SendReliable(ctx context.Context, user, typ string, ref json.RawMessage, data any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("hub: encode %s: %w", typ, err)
+	}
+	d, err := h.deliveries.InsertDelivery(ctx, model.Delivery{User: user, Type: typ, Ref: ref, Data: raw})
+	if err != nil {
+		h.m.reliableFailed.Inc()
+		return fmt.Errorf("hub: store %s for %s: %w", typ, user, err)
+	}
+	msg := encodeDelivery(d)
+	var queued float64
+	for _, c := range h.userConns(user) {
+		if c.enqueue(msg) {
+			queued++
+		}
+	}
+	h.m.messagesOut.WithLabelValues(typ).Add(queued)
+	return nil
+}
+
+func encodeDelivery(d model.Delivery) []byte {
+	return mustEncode2(d.Type, json.RawMessage(strconv.FormatInt(d.ID, 10)), d.Ref, d.Data)
+}
+
+func mustEncode2(typ string, id, ref json.RawMessage, data json.RawMessage) []byte {
+	b, err := Encode(typ, id, ref, data)
+	if err != nil {
+		panic(err) // data is already valid JSON from the store
+	}
+	return b
+}
+
+// Run keeps the per-minute statistics until ctx is done.
+func (h *Hub) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			h.stats.sample(now)
+		}
+	}
+}
+
+// Shutdown refuses new connections, sends close 1001 to every client and
+// waits until their handlers have returned or ctx ends; then it cuts the
+// remaining sockets.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	for _, c := range h.snapshot() {
+		c.fail(CloseGoingAway, "server shutting down", reasonShutdown)
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		// Closing the socket would do nothing: fasthttp ignores Close on a
+		// hijacked connection until the handler returns. A past deadline
+		// fails the blocked read and write instead. Holding h.mu keeps
+		// every listed connection registered, so its Serve has not returned
+		// and fasthttp has not recycled its net.Conn.
+		h.mu.Lock()
+		for _, c := range h.snapshot() {
+			c.cutReadAt(time.Now())
+			// On the net.Conn: the websocket's own SetWriteDeadline is
+			// the writer goroutine's to call.
+			_ = c.ws.NetConn().SetWriteDeadline(time.Now())
+		}
+		h.mu.Unlock()
+		return errors.New("hub: shutdown: connections still open at deadline")
+	}
+}

@@ -1,0 +1,59 @@
+package hub
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Disconnect reasons, the values of the reason label.
+const (
+	reasonClientClosed = "client_closed"
+	reasonSlowConsumer = "slow_consumer"
+	reasonAuthFailed   = "auth_failed"
+	reasonAuthTimeout  = "auth_timeout"
+	reasonReadError    = "read_error"
+	reasonTooBig       = "too_big"
+	reasonWriteError   = "write_error"
+	reasonShutdown     = "shutdown"
+	reasonTokenExpired = "token_expired"
+	reasonPongTimeout  = "pong_timeout"
+)
+
+type metrics struct {
+	connections     prometheus.Gauge
+	connects        prometheus.Counter
+	disconnects     *prometheus.CounterVec
+	messagesIn      *prometheus.CounterVec
+	messagesOut     *prometheus.CounterVec
+	framesOut       prometheus.Counter
+	errorsOut       *prometheus.CounterVec
+	queueDrops      *prometheus.CounterVec
+	reliableFailed  prometheus.Counter
+	connectDuration prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "watchroom_ws_connections", Help: "Authenticated WebSocket connections open now."}),
+		connects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_ws_connects_total", Help: "WebSocket connections that authenticated."}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_ws_disconnects_total", Help: "WebSocket connections ended, by reason."}, []string{"reason"}),
+		messagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_ws_messages_in_total", Help: "Client messages received, by type."}, []string{"type"}),
+		messagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_ws_messages_out_total", Help: "Server messages queued for clients, by type."}, []string{"type"}),
+		framesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_ws_frames_out_total", Help: "WebSocket frames written (a batch frame carries several messages)."}),
+		errorsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_ws_errors_total", Help: "Error replies sent to clients, by code."}, []string{"code"}),
+		queueDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_ws_queue_drops_total", Help: "Messages not delivered because the connection's send queue was full or the connection was closing, by reason."}, []string{"reason"}),
+		reliableFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_ws_reliable_store_errors_total", Help: "Acked deliveries that could not be stored (the sender got an error)."}),
+		connectDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "watchroom_ws_connection_duration_seconds", Help: "How long authenticated connections lasted.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
+	}
+	reg.MustRegister(m.connections, m.connects, m.disconnects, m.messagesIn, m.messagesOut,
+		m.framesOut, m.errorsOut, m.queueDrops, m.reliableFailed, m.connectDuration)
+	return m
+}

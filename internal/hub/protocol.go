@@ -1,0 +1,164 @@
+package hub
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// Close codes sent by the hub.
+const (
+	CloseGoingAway    = 1001 // server shutting down
+	CloseTooBig       = 1009 // frame over the read limit (sent by the websocket library)
+	CloseAuthFailed   = 4001 // no, bad or expired auth
+	CloseSlowConsumer = 4008 // send queue overflowed
+)
+
+// Error codes of {"type":"error"} replies.
+const (
+	CodeInvalidJSON = "invalid_json"
+	CodeUnknownType = "unknown_type"
+	CodeBadRequest  = "bad_request"
+	CodeForbidden   = "forbidden"
+	CodeRateLimited = "rate_limited"
+	CodeNotFound    = "not_found"
+	CodeConflict    = "conflict"
+	CodeInternal    = "internal"
+)
+
+// Error is a request failure reported to the client as {"type":"error"}.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with the given code.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// envelope is every frame's shape. ID and Ref stay raw so that a client's
+// string or number id comes back exactly as sent.
+type envelope struct {
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id,omitempty"`
+	Ref  json.RawMessage `json:"ref,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// outEnvelope is the shape of server messages whose data is not yet encoded.
+type outEnvelope struct {
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id,omitempty"`
+	Ref  json.RawMessage `json:"ref,omitempty"`
+	Data any             `json:"data,omitempty"`
+}
+
+// Encode returns the JSON of one server message. ref may be nil.
+func Encode(typ string, id, ref json.RawMessage, data any) ([]byte, error) {
+	b, err := json.Marshal(outEnvelope{Type: typ, ID: id, Ref: ref, Data: data})
+	if err != nil {
+		return nil, fmt.Errorf("hub: encode %s: %w", typ, err)
+	}
+	return b, nil
+}
+
+func mustEncode(typ string, ref json.RawMessage, data any) []byte {
+	b, err := Encode(typ, nil, ref, data)
+	if err != nil {
+		// Only our own fixed types reach here; failing to encode them is a bug.
+		panic(err)
+	}
+	return b
+}
+
+func errorMessage(ref json.RawMessage, e *Error) []byte {
+	return mustEncode("error", ref, map[string]string{"code": e.Code, "message": e.Message})
+}
+
+// parseRequest decodes one client frame. The id must be a JSON string or
+// number, so it can be echoed safely as ref.
+func parseRequest(b []byte) (envelope, *Error) {
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		// A type error (say "type":5) still fills the other fields; keep
+		// the id for the error's ref only if it is one we may echo.
+		if !validID(env.ID) {
+			env.ID = nil
+		}
+		return env, Errorf(CodeInvalidJSON, "frame is not a JSON object: %v", trimErr(err))
+	}
+	if len(env.ID) > 0 && !validID(env.ID) {
+		bad := env.ID
+		env.ID = nil
+		return env, Errorf(CodeBadRequest, "id must be a string or a number, not %s", truncate(bad, 32))
+	}
+	if env.Type == "" {
+		return env, Errorf(CodeBadRequest, `frame has no "type"`)
+	}
+	return env, nil
+}
+
+func validID(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || len(raw) > 128 {
+		return false
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		return json.Unmarshal(raw, &s) == nil
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		_, err := strconv.ParseFloat(string(raw), 64)
+		return err == nil
+	}
+	return false
+}
+
+func trimErr(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	}
+	return err.Error()
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "…"
+}
+
+// readingData is the wire form of a reading.
+type readingData struct {
+	SensorID string  `json:"sensor_id"`
+	Metric   string  `json:"metric"`
+	Value    float64 `json:"value"`
+	Unit     string  `json:"unit,omitempty"`
+	TS       string  `json:"ts"`
+}
+
+func encodeReading(r model.Reading) []byte {
+	return mustEncode("reading", nil, readingData{
+		SensorID: r.SensorID, Metric: r.Metric, Value: r.Value, Unit: r.Unit,
+		TS: r.TS.UTC().Format(tsFormat),
+	})
+}
+
+// tsFormat is RFC 3339 with milliseconds, the protocol's timestamp form.
+const tsFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// FormatTime formats t the way every protocol timestamp is written.
+func FormatTime(t time.Time) string { return t.UTC().Format(tsFormat) }

@@ -1,0 +1,148 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"golang.org/x/time/rate"
+)
+
+// ServeOptions describe the upgrade request.
+type ServeOptions struct {
+	// TokenInQuery is set when the upgrade URL carried a token: it is
+	// refused, since URLs end up in logs.
+	TokenInQuery bool
+}
+
+// pendingLimit bounds the unacknowledged deliveries sent on connect; the
+// rest follow on the next connection once these are acked.
+const pendingLimit = 500
+
+// Serve runs one WebSocket connection until it ends. It must be called
+// from the upgrade handler and blocks for the life of the connection.
+func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, opt ServeOptions) {
+	ws.SetReadLimit(h.cfg.ReadLimit)
+	c, reason, msg := h.authenticate(ws, opt)
+	if c == nil {
+		h.m.disconnects.WithLabelValues(reason).Inc()
+		h.rejectAuth(ws, msg)
+		return
+	}
+	if !h.register(c) {
+		h.m.disconnects.WithLabelValues(reasonShutdown).Inc()
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		return
+	}
+	defer h.wg.Done()
+	h.m.connects.Inc()
+	h.m.connections.Inc()
+	h.stats.active.Add(1)
+
+	readerDone := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); c.writeLoop(readerDone) }()
+
+	c.reply("auth_ok", nil, map[string]any{"user": c.user, "role": c.role, "expires_at": FormatTime(c.expires)})
+	h.sendPending(ctx, c)
+
+	c.extendReadDeadline()
+	ws.SetPongHandler(func(string) error { c.extendReadDeadline(); return nil })
+	c.readLoop(ctx)
+	close(readerDone)
+	<-writerDone
+	_ = ws.Close()
+
+	h.unregister(c)
+	h.m.connections.Dec()
+	h.stats.active.Add(-1)
+	d := h.now().Sub(c.since)
+	h.m.connectDuration.Observe(d.Seconds())
+	h.stats.closedConns.Add(1)
+	h.stats.closedNanos.Add(int64(d))
+}
+
+// authenticate waits for the first frame, which must be a valid auth
+// message. On failure it returns the metric reason and the message for the
+// client. No other goroutine touches ws yet, so writing here is safe.
+func (h *Hub) authenticate(ws *websocket.Conn, opt ServeOptions) (*conn, string, string) {
+	if opt.TokenInQuery {
+		return nil, reasonAuthFailed, "tokens in the URL are refused; send {\"type\":\"auth\",\"data\":{\"token\":...}} as the first message"
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(h.cfg.AuthTimeout))
+	kind, b, err := ws.ReadMessage()
+	if err != nil {
+		if isTimeout(err) {
+			return nil, reasonAuthTimeout, "no auth message within " + h.cfg.AuthTimeout.String()
+		}
+		return nil, reasonReadError, ""
+	}
+	if kind != websocket.TextMessage {
+		return nil, reasonAuthFailed, "the first message must be a JSON auth message"
+	}
+	req, perr := parseRequest(b)
+	if perr != nil || req.Type != "auth" {
+		return nil, reasonAuthFailed, "the first message must be {\"type\":\"auth\",\"data\":{\"token\":...}}"
+	}
+	var d struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(req.Data, &d); err != nil || d.Token == "" {
+		return nil, reasonAuthFailed, "auth needs data.token"
+	}
+	claims, err := h.auth.Verify(d.Token)
+	if err != nil {
+		return nil, reasonAuthFailed, "invalid or expired token"
+	}
+	c := &conn{
+		h: h, ws: ws, user: claims.User, role: claims.Role, expires: claims.ExpiresAt,
+		since:   h.now(),
+		limiter: rate.NewLimiter(rate.Limit(h.cfg.Rate), h.cfg.Burst),
+		send:    make(chan outMsg, h.cfg.SendQueue),
+		closing: make(chan struct{}),
+	}
+	c.filter.Store(allSensors)
+	return c, "", ""
+}
+
+func (h *Hub) rejectAuth(ws *websocket.Conn, msg string) {
+	if msg == "" {
+		return // the connection is already gone
+	}
+	deadline := time.Now().Add(time.Second)
+	_ = ws.SetWriteDeadline(deadline)
+	_ = ws.WriteMessage(websocket.TextMessage, mustEncode("auth_error", nil, map[string]string{"message": msg}))
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseAuthFailed, "unauthorized"), deadline)
+	// Give the client a moment to read the close frame before the socket goes.
+	_ = ws.SetReadDeadline(deadline)
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			break
+		}
+	}
+}
+
+// sendPending queues, as one item, the messages still waiting for this
+// user's ack.
+func (h *Hub) sendPending(ctx context.Context, c *conn) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ds, err := h.deliveries.PendingDeliveries(ctx, c.user, pendingLimit)
+	if err != nil {
+		h.log.Error("load pending deliveries", "user", c.user, "err", err)
+		return
+	}
+	if len(ds) == 0 {
+		return
+	}
+	msgs := make([][]byte, len(ds))
+	for i, d := range ds {
+		msgs[i] = encodeDelivery(d)
+	}
+	if c.enqueueMsg(outMsg{msgs: msgs}) {
+		for _, d := range ds {
+			h.m.messagesOut.WithLabelValues(d.Type).Inc()
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package web
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/watchroom/watchroom/internal/auth"
+	"github.com/watchroom/watchroom/internal/hub"
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+const claimsKey = "watchroom.claims"
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (a *App) postLogin(c *fiber.Ctx) error {
+	if !a.login.allow(c.IP()) {
+		a.m.rejected.WithLabelValues("login_rate_limited").Inc()
+		return apiError(fiber.StatusTooManyRequests, "rate_limited", "too many login attempts; wait a minute")
+	}
+	var req loginRequest
+	if err := c.BodyParser(&req); err != nil {
+		return apiError(fiber.StatusBadRequest, "bad_request", `body must be JSON {"username":...,"password":...}`)
+	}
+	if req.Username == "" || req.Password == "" {
+		return apiError(fiber.StatusBadRequest, "bad_request", "username and password are required")
+	}
+	u, err := a.cfg.Store.User(c.UserContext(), req.Username)
+	switch {
+	case a.cfg.IsNotFound(err):
+		_ = auth.CheckNoUser(req.Password)
+		a.m.rejected.WithLabelValues("login_failed").Inc()
+		return apiError(fiber.StatusUnauthorized, "unauthorized", "wrong user name or password")
+	case err != nil:
+		return err
+	}
+	if err := auth.CheckPassword(u.PasswordHash, req.Password); err != nil {
+		a.m.rejected.WithLabelValues("login_failed").Inc()
+		return apiError(fiber.StatusUnauthorized, "unauthorized", "wrong user name or password")
+	}
+	tok, exp, err := a.cfg.Tokens.Issue(u.Name, u.Role)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"token": tok, "expires_at": hub.FormatTime(exp), "user": u.Name, "role": u.Role})
+}
+
+func (a *App) requireAuth(c *fiber.Ctx) error {
+	h := c.Get(fiber.HeaderAuthorization)
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		a.m.rejected.WithLabelValues("no_token").Inc()
+		return apiError(fiber.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <token> (from POST /api/login)")
+	}
+	cl, err := a.cfg.Tokens.Verify(tok)
+	if err != nil {
+		a.m.rejected.WithLabelValues("bad_token").Inc()
+		return apiError(fiber.StatusUnauthorized, "unauthorized", "invalid or expired token; log in again")
+	}
+	c.Locals(claimsKey, cl)
+	return c.Next()
+}
+
+func claimsOf(c *fiber.Ctx) auth.Claims {
+	cl, _ := c.Locals(claimsKey).(auth.Claims)
+	return cl
+}
+
+func (a *App) getMe(c *fiber.Ctx) error {
+	cl := claimsOf(c)
+	return c.JSON(fiber.Map{"user": cl.User, "role": cl.Role, "expires_at": hub.FormatTime(cl.ExpiresAt)})
+}
+
+func (a *App) getSensors(c *fiber.Ctx) error {
+	ss, err := a.cfg.Store.Sensors(c.UserContext())
+	if err != nil {
+		return err
+	}
+	if ss == nil {
+		ss = []model.Sensor{}
+	}
+	return c.JSON(ss)
+}
+
+const (
+	defaultReadingsLimit = 1000
+	maxReadingsLimit     = 10000
+	maxBuckets           = 5000
+)
+
+func (a *App) getReadings(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if err := model.ValidID(id); err != nil {
+		return apiError(fiber.StatusBadRequest, "bad_request", "sensor id: "+err.Error())
+	}
+	metric := c.Query("metric")
+	if metric != "" {
+		if err := model.ValidID(metric); err != nil {
+			return apiError(fiber.StatusBadRequest, "bad_request", "metric: "+err.Error())
+		}
+	}
+	now := time.Now()
+	to, err := timeParam(c, "to", now)
+	if err != nil {
+		return err
+	}
+	from, err := timeParam(c, "from", to.Add(-time.Hour))
+	if err != nil {
+		return err
+	}
+	if !from.Before(to) {
+		return apiError(fiber.StatusBadRequest, "bad_request", "from must be before to")
+	}
+	limit, err := intParam(c, "limit", defaultReadingsLimit, 1, maxReadingsLimit)
+	if err != nil {
+		return err
+	}
+	if b := c.Query("bucket"); b != "" {
+		d, err := time.ParseDuration(b)
+		if err != nil || d < time.Second {
+			return apiError(fiber.StatusBadRequest, "bad_request", "bucket must be a duration of at least 1s, e.g. 1m")
+		}
+		if to.Sub(from)/d > maxBuckets {
+			return apiError(fiber.StatusBadRequest, "bad_request", "too many buckets: widen bucket or narrow the range (at most 5000)")
+		}
+		bs, err := a.cfg.Store.ReadingBuckets(c.UserContext(), id, metric, from, to, d, limit)
+		if err != nil {
+			return err
+		}
+		if bs == nil {
+			bs = []model.Bucket{}
+		}
+		return c.JSON(fiber.Map{"sensor_id": id, "metric": metric, "bucket": d.String(), "buckets": bs})
+	}
+	rs, err := a.cfg.Store.Readings(c.UserContext(), id, metric, from, to, limit)
+	if err != nil {
+		return err
+	}
+	if rs == nil {
+		rs = []model.Reading{}
+	}
+	return c.JSON(fiber.Map{"sensor_id": id, "metric": metric, "readings": rs})
+}
+
+func (a *App) getCommands(c *fiber.Ctx) error {
+	id := c.Query("sensor_id")
+	if id != "" {
+		if err := model.ValidID(id); err != nil {
+			return apiError(fiber.StatusBadRequest, "bad_request", "sensor_id: "+err.Error())
+		}
+	}
+	limit, err := intParam(c, "limit", 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	cs, err := a.cfg.Store.Commands(c.UserContext(), id, limit)
+	if err != nil {
+		return err
+	}
+	if cs == nil {
+		cs = []model.Command{}
+	}
+	return c.JSON(fiber.Map{"commands": cs})
+}
+
+func (a *App) getStats(c *fiber.Ctx) error {
+	return c.JSON(a.cfg.Hub.Stats())
+}
+
+// timeParam reads an RFC 3339 time or Unix milliseconds.
+func timeParam(c *fiber.Ctx, name string, def time.Time) (time.Time, error) {
+	v := c.Query(name)
+	if v == "" {
+		return def, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+		return time.UnixMilli(ms), nil
+	}
+	return time.Time{}, apiError(fiber.StatusBadRequest, "bad_request", name+" must be an RFC 3339 time or Unix milliseconds")
+}
+
+func intParam(c *fiber.Ctx, name string, def, min, max int) (int, error) {
+	v := c.Query(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		return 0, apiError(fiber.StatusBadRequest, "bad_request", name+" must be an integer from "+strconv.Itoa(min)+" to "+strconv.Itoa(max))
+	}
+	return n, nil
+}

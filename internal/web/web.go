@@ -1,0 +1,221 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	fws "github.com/fasthttp/websocket"
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/watchroom/watchroom/internal/auth"
+	"github.com/watchroom/watchroom/internal/hub"
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// Store is what the REST API reads and the login checks.
+type Store interface {
+	Ping(ctx context.Context) error
+	User(ctx context.Context, name string) (model.User, error)
+	Sensors(ctx context.Context) ([]model.Sensor, error)
+	Readings(ctx context.Context, sensorID, metric string, from, to time.Time, limit int) ([]model.Reading, error)
+	ReadingBuckets(ctx context.Context, sensorID, metric string, from, to time.Time, bucket time.Duration, limit int) ([]model.Bucket, error)
+	Commands(ctx context.Context, sensorID string, limit int) ([]model.Command, error)
+}
+
+// Tokens issues and verifies login tokens.
+type Tokens interface {
+	Issue(user string, role model.Role) (string, time.Time, error)
+	Verify(token string) (auth.Claims, error)
+}
+
+// Hub serves WebSocket connections and reports their statistics.
+type Hub interface {
+	Serve(ctx context.Context, ws *fws.Conn, opt hub.ServeOptions)
+	Stats() hub.Stats
+}
+
+// ReadyCheck reports whether one dependency is usable; nil means ready.
+type ReadyCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config wires the App.
+type Config struct {
+	Store          Store
+	Tokens         Tokens
+	Hub            Hub
+	IsNotFound     func(error) bool // the store's ErrNotFound
+	Ready          []ReadyCheck
+	Gatherer       prometheus.Gatherer
+	Registerer     prometheus.Registerer
+	AllowedOrigins []string // empty: same host only
+	Static         fs.FS    // the built dashboard; nil serves none
+	Log            *slog.Logger
+	// BaseContext is handed to WebSocket connections; cancelling it is not
+	// how they end (Hub.Shutdown is), it only carries values and deadlines.
+	BaseContext context.Context
+}
+
+// App is the HTTP server.
+type App struct {
+	cfg   Config
+	fiber *fiber.App
+	login *loginLimiter
+	m     *httpMetrics
+}
+
+// New builds the Fiber app and its routes.
+func New(cfg Config) *App {
+	if cfg.BaseContext == nil {
+		cfg.BaseContext = context.Background()
+	}
+	a := &App{cfg: cfg, login: newLoginLimiter(), m: newHTTPMetrics(cfg.Registerer)}
+	a.fiber = fiber.New(fiber.Config{
+		AppName:               "watchroom",
+		DisableStartupMessage: true,
+		ErrorHandler:          a.errorHandler,
+		BodyLimit:             64 << 10,
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		ReadBufferSize:        8192,
+	})
+	a.routes()
+	return a
+}
+
+func (a *App) routes() {
+	f := a.fiber
+	f.Use(a.observe)
+	f.Get("/healthz", a.healthz)
+	f.Get("/readyz", a.readyz)
+	f.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(a.cfg.Gatherer, promhttp.HandlerOpts{})))
+
+	f.Get("/ws", a.checkOrigin, websocket.New(func(c *websocket.Conn) {
+		tokenInQuery := c.Query("token") != "" || c.Query("access_token") != "" || c.Query("jwt") != ""
+		a.cfg.Hub.Serve(a.cfg.BaseContext, c.Conn, hub.ServeOptions{TokenInQuery: tokenInQuery})
+	}, websocket.Config{
+		// Origins are checked by checkOrigin; compression stays off so the
+		// read limit counts real bytes (no decompression bombs).
+		EnableCompression: false,
+		ReadBufferSize:    4096,
+		WriteBufferSize:   4096,
+	}))
+
+	api := f.Group("/api")
+	api.Post("/login", a.postLogin)
+	api.Use(a.requireAuth)
+	api.Get("/me", a.getMe)
+	api.Get("/sensors", a.getSensors)
+	api.Get("/sensors/:id/readings", a.getReadings)
+	api.Get("/commands", a.getCommands)
+	api.Get("/stats", a.getStats)
+	api.Use(func(c *fiber.Ctx) error {
+		return apiError(fiber.StatusNotFound, "not_found", "no such API route: "+c.Method()+" "+c.Path())
+	})
+
+	if a.cfg.Static != nil {
+		a.static(f)
+	}
+}
+
+// Fiber returns the underlying app, for tests that need app.Test.
+func (a *App) Fiber() *fiber.App { return a.fiber }
+
+// Serve accepts HTTP connections on ln until Shutdown.
+func (a *App) Serve(ln net.Listener) error {
+	if err := a.fiber.Listener(ln); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends. Upgraded WebSocket connections are not Fiber's to close:
+// the hub's Shutdown does that.
+func (a *App) Shutdown(ctx context.Context) error {
+	return a.fiber.ShutdownWithContext(ctx)
+}
+
+func (a *App) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+func (a *App) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	checks := fiber.Map{}
+	ready := true
+	for _, rc := range a.cfg.Ready {
+		if err := rc.Check(ctx); err != nil {
+			checks[rc.Name] = err.Error()
+			ready = false
+		} else {
+			checks[rc.Name] = "ok"
+		}
+	}
+	status := fiber.StatusOK
+	if !ready {
+		status = fiber.StatusServiceUnavailable
+	}
+	return c.Status(status).JSON(fiber.Map{"ready": ready, "checks": checks})
+}
+
+// apiErr is the JSON error every route returns.
+type apiErr struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiErr) Error() string { return e.Code + ": " + e.Message }
+
+func apiError(status int, code, msg string) error { return &apiErr{status, code, msg} }
+
+func (a *App) errorHandler(c *fiber.Ctx, err error) error {
+	var ae *apiErr
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &fe):
+		ae = &apiErr{Status: fe.Code, Code: codeForStatus(fe.Code), Message: fe.Message}
+	default:
+		a.cfg.Log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+		ae = &apiErr{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal error"}
+	}
+	return c.Status(ae.Status).JSON(fiber.Map{"error": fiber.Map{"code": ae.Code, "message": ae.Message}})
+}
+
+func codeForStatus(status int) string {
+	switch status {
+	case fiber.StatusBadRequest:
+		return "bad_request"
+	case fiber.StatusUnauthorized:
+		return "unauthorized"
+	case fiber.StatusForbidden:
+		return "forbidden"
+	case fiber.StatusNotFound:
+		return "not_found"
+	case fiber.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case fiber.StatusRequestEntityTooLarge:
+		return "too_large"
+	case fiber.StatusTooManyRequests:
+		return "rate_limited"
+	case fiber.StatusUpgradeRequired:
+		return "upgrade_required"
+	}
+	if status >= 500 {
+		return "internal"
+	}
+	return "error_" + strconv.Itoa(status)
+}
