@@ -52,9 +52,9 @@ func (a *App) postLogin(c *fiber.Ctx) error {
 }
 
 func (a *App) requireAuth(c *fiber.Ctx) error {
-	h := c.Get(fiber.HeaderAuthorization)
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || tok == "" {
+	// The scheme name is case-insensitive (RFC 9110, section 11.1).
+	scheme, tok, _ := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		a.m.rejected.WithLabelValues("no_token").Inc()
 		return apiError(fiber.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <token> (from POST /api/login)")
 	}
@@ -122,6 +122,10 @@ func (a *App) getReadings(c *fiber.Ctx) error {
 		return err
 	}
 	if b := c.Query("bucket"); b != "" {
+		// Checked here, not left to the store: its error would be a 500.
+		if metric == "" {
+			return apiError(fiber.StatusBadRequest, "bad_request", "bucket needs metric: values of different metrics do not average")
+		}
 		d, err := time.ParseDuration(b)
 		if err != nil || d < time.Second {
 			return apiError(fiber.StatusBadRequest, "bad_request", "bucket must be a duration of at least 1s, e.g. 1m")

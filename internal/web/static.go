@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"mime"
 	"path"
@@ -20,13 +21,13 @@ func (a *App) static(f *fiber.App) {
 		if p == "" {
 			p = "index.html"
 		}
-		b, err := fs.ReadFile(a.cfg.Static, p)
+		b, err := readFile(a.cfg.Static, p)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
 			if strings.HasPrefix(p, "assets/") || path.Ext(p) != "" && p != "index.html" {
 				return apiError(fiber.StatusNotFound, "not_found", "no such file: /"+p)
 			}
 			p = "index.html"
-			b, err = fs.ReadFile(a.cfg.Static, p)
+			b, err = readFile(a.cfg.Static, p)
 		}
 		if err != nil {
 			return err
@@ -48,4 +49,17 @@ func (a *App) static(f *fiber.App) {
 		}
 		return c.Send(b)
 	})
+}
+
+// readFile reads a file of fsys; a directory counts as missing. Reading a
+// directory fails in os.DirFS and embed.FS with an error that is neither
+// ErrNotExist nor ErrInvalid, which would otherwise be a 500 for "/assets".
+func readFile(fsys fs.FS, name string) ([]byte, error) {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if fi, serr := fs.Stat(fsys, name); serr == nil && fi.IsDir() {
+			return nil, fmt.Errorf("%s is a directory: %w", name, fs.ErrNotExist)
+		}
+	}
+	return b, err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -79,6 +80,12 @@ func New(cfg Config) *App {
 	if cfg.BaseContext == nil {
 		cfg.BaseContext = context.Background()
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IsNotFound == nil {
+		cfg.IsNotFound = func(error) bool { return false }
+	}
 	a := &App{cfg: cfg, login: newLoginLimiter(), m: newHTTPMetrics(cfg.Registerer)}
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "watchroom",
@@ -88,6 +95,10 @@ func New(cfg Config) *App {
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		ReadBufferSize:        8192,
+		// Trust no proxy headers: Hostname() (the same-host Origin rule)
+		// and IP() (the login limiter) read the connection, not
+		// X-Forwarded-* headers any client can set.
+		EnableTrustedProxyCheck: true,
 	})
 	a.routes()
 	return a
@@ -95,6 +106,7 @@ func New(cfg Config) *App {
 
 func (a *App) routes() {
 	f := a.fiber
+	f.Use(recover.New()) // a handler's panic fails its request, not the process
 	f.Use(a.observe)
 	f.Get("/healthz", a.healthz)
 	f.Get("/readyz", a.readyz)
