@@ -1,0 +1,56 @@
+# The two commands of the README: `make run` and `make test`.
+GO      ?= go
+BIN     ?= bin/watchroom
+NPM     ?= npm
+
+.PHONY: run test test-go test-frontend e2e bench build services frontend check-dist fuzz lint
+
+## run: the demo: server, embedded broker, simulator and demo users
+run: services
+	$(GO) run ./cmd/watchroom demo
+
+## test: every test: Go unit and integration tests, frontend unit tests, browser tests
+test: services lint test-go test-frontend e2e
+
+lint:
+	@unformatted=$$(gofmt -l cmd internal frontend/*.go migrations); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## test-go: Go tests against the real PostgreSQL and Mosquitto; a skipped test fails the run
+test-go:
+	@.ci/gotest
+
+frontend/node_modules: frontend/package-lock.json
+	cd frontend && $(NPM) ci --no-audit --no-fund
+	@touch frontend/node_modules
+
+## test-frontend: Vitest unit tests and the type check
+test-frontend: frontend/node_modules
+	cd frontend && $(NPM) run typecheck && $(NPM) test
+
+## e2e: browser tests in headless Chromium against the real server, PostgreSQL and Mosquitto
+e2e: frontend/node_modules
+	cd frontend && $(NPM) run e2e
+
+## frontend: rebuild frontend/dist (committed, embedded by go:embed)
+frontend: frontend/node_modules
+	cd frontend && $(NPM) run build
+
+## check-dist: fail when the committed frontend/dist differs from a fresh build
+check-dist: frontend
+	git diff --exit-code --stat -- frontend/dist
+	@test -z "$$(git status --porcelain -- frontend/dist)" || { echo "frontend/dist has untracked changes: run make frontend and commit"; git status --porcelain -- frontend/dist; exit 1; }
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/watchroom
+
+## bench: benchmarks (figures are reported, never asserted)
+bench: services
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/... ./cmd/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/ingest
+
+services:
+	@.ci/services

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/store"
+)
+
+// databaseURL returns WATCHROOM_DATABASE_URL or the --database-url flag.
+func databaseURL(fs *flag.FlagSet, env []string) *string {
+	def := lookupEnv(env, "WATCHROOM_DATABASE_URL")
+	return fs.String("database-url", def, "PostgreSQL URL (env WATCHROOM_DATABASE_URL)")
+}
+
+func lookupEnv(env []string, key string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+func runMigrate(ctx context.Context, args, env []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dbURL := databaseURL(fs, env)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *dbURL == "" {
+		return errors.New("WATCHROOM_DATABASE_URL (or --database-url) is required")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	return store.Migrate(ctx, *dbURL, log)
+}
+
+func runUserAdd(ctx context.Context, args, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dbURL := databaseURL(fs, env)
+	name := fs.String("name", "", "user name (letters, digits, '-', '_', '.')")
+	roleName := fs.String("role", "", "viewer, analyst, operator or admin")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *name == "" || *roleName == "" || !*fromStdin {
+		return errors.New("user add needs --name, --role and --password-stdin (passwords never go on the command line)")
+	}
+	role, err := model.ParseRole(*roleName)
+	if err != nil {
+		return err
+	}
+	if *dbURL == "" {
+		return errors.New("WATCHROOM_DATABASE_URL (or --database-url) is required")
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read password: %w", err)
+	}
+	password := strings.TrimRight(line, "\r\n")
+	if err := store.Migrate(ctx, *dbURL, nil); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := upsertUser(ctx, st, *name, role, password); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "user %s saved with role %s\n", *name, role)
+	return nil
+}
+
+// runHealthcheck asks the local server's /healthz; for container health
+// checks, where the image has no shell or curl.
+func runHealthcheck(ctx context.Context, args, env []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := lookupEnv(env, "WATCHROOM_HTTP_ADDR")
+	if def == "" {
+		def = ":8080"
+	}
+	addr := fs.String("http-addr", def, "address the server listens on (env WATCHROOM_HTTP_ADDR)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		return fmt.Errorf("http addr %q: %w", *addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: status %d", resp.StatusCode)
+	}
+	return nil
+}

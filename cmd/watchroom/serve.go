@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/watchroom/watchroom/frontend"
+	"github.com/watchroom/watchroom/internal/auth"
+	"github.com/watchroom/watchroom/internal/broker"
+	"github.com/watchroom/watchroom/internal/config"
+	"github.com/watchroom/watchroom/internal/devices"
+	"github.com/watchroom/watchroom/internal/hub"
+	"github.com/watchroom/watchroom/internal/ingest"
+	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/store"
+	"github.com/watchroom/watchroom/internal/web"
+)
+
+func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig("serve", args, env, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("WATCHROOM_DATABASE_URL (or --database-url) is required, e.g. postgres://postgres@127.0.0.1:5432/watchroom?sslmode=disable")
+	}
+	log := newLogger(cfg, stderr)
+	return serve(ctx, cfg, log, nil)
+}
+
+func parseConfig(name string, args, env []string, stderr io.Writer) (config.Config, error) {
+	host, _ := os.Hostname()
+	cfg, err := config.Parse(name, args, env, host, stderr)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the server until ctx is done, then shuts it down in a fixed
+// order: stop accepting HTTP and close every WebSocket with 1001; flush
+// the batch writer and ack what it committed; disconnect the command
+// client; stop the embedded broker; close the database pool. ready, when
+// not nil, is called with the HTTP address once everything is listening.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(httpAddr string)) error {
+	if err := store.Migrate(ctx, cfg.DatabaseURL, log.With("component", "store")); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	tokens, err := newTokens(ctx, cfg, st)
+	if err != nil {
+		return err
+	}
+	if cfg.AdminPassword != "" {
+		if err := upsertUser(ctx, st, "admin", model.RoleAdmin, cfg.AdminPassword); err != nil {
+			return fmt.Errorf("admin user from WATCHROOM_ADMIN_PASSWORD: %w", err)
+		}
+	}
+
+	mqttURL := cfg.MQTTURL
+	if mqttURL == "" {
+		b, err := broker.New(broker.Config{Addr: cfg.MQTTListen}, log.With("component", "broker"))
+		if err != nil {
+			return err
+		}
+		if err := b.Start(); err != nil {
+			return err
+		}
+		defer b.Close()
+		mqttURL = b.URL()
+		log.Info("embedded MQTT broker listening", "addr", b.Addr())
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	h := hub.New(hub.Config{
+		SendQueue:    cfg.WSSendQueue,
+		AuthTimeout:  cfg.WSAuthTimeout,
+		PingInterval: cfg.WSPingInterval,
+		Rate:         cfg.WSRate,
+		Burst:        cfg.WSBurst,
+		IsNotFound:   isNotFound,
+	}, tokens, st, reg, log.With("component", "hub"))
+
+	in, err := ingest.New(ingest.Config{
+		BrokerURL:     mqttURL,
+		ClientID:      cfg.MQTTClientID,
+		Topics:        cfg.MQTTTopics,
+		BatchSize:     cfg.BatchSize,
+		FlushInterval: cfg.FlushInterval,
+		QueueSize:     cfg.IngestQueue,
+	}, st, []ingest.ReadingSink{h}, reg, log.With("component", "ingest"))
+	if err != nil {
+		return err
+	}
+	dev, err := devices.New(devices.Config{
+		BrokerURL: mqttURL,
+		ClientID:  cfg.MQTTClientID + "-devices",
+		Timeout:   cfg.CommandTimeout,
+		NotFound:  store.ErrNotFound,
+	}, st, h, reg, log.With("component", "devices"))
+	if err != nil {
+		return err
+	}
+	h.Handle("command", model.RoleOperator, commandHandler(dev))
+
+	static, err := fs.Sub(frontend.Dist, "dist")
+	if err != nil {
+		return fmt.Errorf("embedded dashboard: %w", err)
+	}
+	app := web.New(web.Config{
+		Store: st, Tokens: tokens, Hub: h, IsNotFound: isNotFound,
+		Ready: []web.ReadyCheck{
+			{Name: "database", Check: st.Ping},
+			{Name: "mqtt_ingest", Check: connected(in.Connected)},
+			{Name: "mqtt_devices", Check: connected(dev.Connected)},
+		},
+		Gatherer: reg, Registerer: reg,
+		AllowedOrigins: cfg.AllowedOrigins,
+		Static:         static,
+		Log:            log.With("component", "web"),
+		BaseContext:    context.WithoutCancel(ctx),
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+
+	hubTask := start(func(ctx context.Context) error { return h.Run(ctx) })
+	ingestTask := start(in.Run)
+	devTask := start(dev.Run)
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- app.Serve(ln) }()
+	log.Info("watchroom serving", "http", ln.Addr().String(), "mqtt", redactURL(mqttURL), "client_id", cfg.MQTTClientID)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-httpErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	case err := <-ingestTask.done:
+		runErr = fmt.Errorf("ingest stopped: %w", err)
+	case err := <-devTask.done:
+		runErr = fmt.Errorf("devices stopped: %w", err)
+	}
+	log.Info("shutting down")
+
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- app.Shutdown(shutCtx) }()
+	if err := h.Shutdown(shutCtx); err != nil {
+		log.Warn("websocket shutdown", "err", err)
+	}
+	if err := <-httpDone; err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := ingestTask.stop(); err != nil {
+		log.Error("ingest shutdown", "err", err)
+	}
+	if err := devTask.stop(); err != nil {
+		log.Error("devices shutdown", "err", err)
+	}
+	_ = hubTask.stop()
+	log.Info("stopped")
+	return runErr
+}
+
+// task is a long-running part with its own context, so that serve can
+// stop the parts one by one in a fixed order.
+type task struct {
+	cancel context.CancelFunc
+	done   chan error
+	err    error
+	ended  bool
+}
+
+func start(run func(ctx context.Context) error) *task {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &task{cancel: cancel, done: make(chan error, 1)}
+	go func() { t.done <- run(ctx) }()
+	return t
+}
+
+// stop cancels the task and waits for it to return.
+func (t *task) stop() error {
+	t.cancel()
+	select {
+	case err := <-t.done:
+		t.err = err
+		t.done <- err // keep it readable for a second stop
+	case <-time.After(15 * time.Second):
+		return errors.New("did not stop within 15s")
+	}
+	return t.err
+}
+
+func connected(f func() bool) func(context.Context) error {
+	return func(context.Context) error {
+		if !f() {
+			return errors.New("not connected to the MQTT broker")
+		}
+		return nil
+	}
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+const jwtSecretSetting = "jwt_secret"
+
+// newTokens uses the configured secret, or one generated on the first start
+// and kept in the database, so tokens survive restarts and every instance
+// sharing the database accepts them.
+func newTokens(ctx context.Context, cfg config.Config, st *store.Store) (*auth.Tokens, error) {
+	secret := cfg.JWTSecret
+	if secret == "" {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("generate token secret: %w", err)
+		}
+		s, err := st.SettingOrInit(ctx, jwtSecretSetting, hex.EncodeToString(b[:]))
+		if err != nil {
+			return nil, err
+		}
+		secret = s
+	}
+	t, err := auth.NewTokens([]byte(secret), cfg.JWTTTL, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("WATCHROOM_JWT_SECRET: %w", err)
+	}
+	return t, nil
+}
+
+type userStore interface {
+	UpsertUser(ctx context.Context, name string, role model.Role, passwordHash string) error
+}
+
+func upsertUser(ctx context.Context, st userStore, name string, role model.Role, password string) error {
+	if err := model.ValidID(name); err != nil {
+		return fmt.Errorf("user name %q: %w", name, err)
+	}
+	h, err := auth.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return st.UpsertUser(ctx, name, role, h)
+}
+
+// commandSender is the part of devices the command request needs.
+type commandSender interface {
+	Send(ctx context.Context, user string, ref json.RawMessage, sensorID, action string, params json.RawMessage) (model.Command, error)
+}
+
+// commandHandler turns a "command" request into a device command. The
+// immediate reply, command_sent, gives the command id; the outcome comes
+// later as an acked command_response.
+func commandHandler(d commandSender) hub.HandlerFunc {
+	return func(ctx context.Context, req hub.Request) (hub.Reply, error) {
+		var data struct {
+			SensorID string          `json:"sensor_id"`
+			Action   string          `json:"action"`
+			Params   json.RawMessage `json:"params"`
+		}
+		if err := json.Unmarshal(req.Data, &data); err != nil || req.Data == nil {
+			return hub.Reply{}, hub.Errorf(hub.CodeBadRequest, `data must be {"sensor_id":...,"action":...,"params":{...}}`)
+		}
+		c, err := d.Send(ctx, req.User, req.ID, data.SensorID, data.Action, data.Params)
+		var re *devices.RequestError
+		if errors.As(err, &re) {
+			return hub.Reply{}, &hub.Error{Code: re.Code, Message: re.Message}
+		}
+		if err != nil {
+			return hub.Reply{}, err
+		}
+		return hub.Reply{Type: "command_sent", Data: map[string]any{
+			"command_id": c.ID, "sensor_id": c.SensorID, "action": c.Action, "status": c.Status,
+		}}, nil
+	}
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "…" + u[i:]
+		}
+	}
+	return u
+}

@@ -1,0 +1,88 @@
+package ingest
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the collectors of one Ingest. Counters and histograms are
+// safe for concurrent use; rejected holds one child per reason so the hot
+// path does no label lookup.
+type metrics struct {
+	received     prometheus.Counter
+	ingested     prometheus.Counter
+	duplicate    prometheus.Counter
+	rejected     map[string]prometheus.Counter
+	batchSize    prometheus.Histogram
+	flushSeconds prometheus.Histogram
+	flushErrors  prometheus.Counter
+	queueFull    prometheus.Counter
+	connected    prometheus.Gauge
+	connLost     prometheus.Counter
+}
+
+// newMetrics creates the collectors and registers them on reg (skipped when
+// reg is nil).
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "watchroom_readings_rejected_total",
+		Help: "MQTT messages rejected by the decoder (acknowledged and dropped), by reason.",
+	}, []string{"reason"})
+	m := &metrics{
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_mqtt_messages_received_total",
+			Help: "MQTT messages handed to ingest by the client library.",
+		}),
+		ingested: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_readings_ingested_total",
+			Help: "Readings inserted into the store (new rows).",
+		}),
+		duplicate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_readings_duplicate_total",
+			Help: "Readings the store already had (redeliveries after a reconnect or restart).",
+		}),
+		rejected: map[string]prometheus.Counter{},
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "watchroom_ingest_batch_size",
+			Help:    "Readings per committed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8), // 1 .. 16384
+		}),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "watchroom_ingest_flush_seconds",
+			Help:    "Time from the first insert attempt of a batch to its commit, retries included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_ingest_flush_errors_total",
+			Help: "Failed insert attempts (each is retried; nothing is acknowledged meanwhile).",
+		}),
+		queueFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_ingest_queue_full_total",
+			Help: "Messages the MQTT handler had to wait for because the ingest queue was full.",
+		}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "watchroom_mqtt_connected",
+			Help: "1 while connected to the broker and subscribed, else 0.",
+		}),
+		connLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_mqtt_connection_lost_total",
+			Help: "Connections to the broker lost (each is followed by reconnect attempts).",
+		}),
+	}
+	for _, r := range rejectReasons() {
+		m.rejected[r] = rejected.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{
+		m.received, m.ingested, m.duplicate, rejected, m.batchSize, m.flushSeconds,
+		m.flushErrors, m.queueFull, m.connected, m.connLost,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("ingest: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

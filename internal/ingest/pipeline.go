@@ -1,0 +1,223 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// message is what the pipeline needs of an MQTT message; paho's
+// mqtt.Message satisfies it, and tests use a fake.
+type message interface {
+	Topic() string
+	Payload() []byte
+	Ack()
+}
+
+// delivery is a message as queued by the MQTT handler, with the time it
+// was received: readings without "ts" are stamped with it, not with the
+// time the pipeline gets to them, which can be much later while the store
+// is down.
+type delivery struct {
+	msg      message
+	received time.Time
+}
+
+// pipeline turns queued messages into committed batches. Everything below
+// runs on the one goroutine that calls run; no field needs a lock.
+type pipeline struct {
+	store ReadingStore
+	sinks []ReadingSink
+	m     *metrics
+	log   *slog.Logger
+
+	batchSize       int
+	flushInterval   time.Duration
+	retryMin        time.Duration
+	retryMax        time.Duration
+	shutdownTimeout time.Duration
+
+	rejectLog map[string]*rate.Sometimes // one log line per reason per second
+
+	// The current batch: every message taken from the queue since the last
+	// commit, in arrival order (rejected ones too: they carry no readings
+	// but still need their ack in order), and the readings they carried.
+	msgs     []message
+	readings []model.Reading
+}
+
+func newPipeline(cfg Config, st ReadingStore, sinks []ReadingSink, m *metrics, log *slog.Logger) *pipeline {
+	p := &pipeline{
+		store:           st,
+		sinks:           sinks,
+		m:               m,
+		log:             log,
+		batchSize:       cfg.BatchSize,
+		flushInterval:   cfg.FlushInterval,
+		retryMin:        cfg.RetryMin,
+		retryMax:        cfg.RetryMax,
+		shutdownTimeout: defaultShutdownFlushTimeout,
+		rejectLog:       map[string]*rate.Sometimes{},
+		readings:        make([]model.Reading, 0, cfg.BatchSize),
+	}
+	for _, r := range rejectReasons() {
+		p.rejectLog[r] = &rate.Sometimes{First: 1, Interval: time.Second}
+	}
+	return p
+}
+
+// run takes messages from in until ctx is done, then flushes what is
+// batched with a fresh context bounded by shutdownTimeout and returns.
+// Messages left in the queue, and a batch that could not be committed, are
+// not acknowledged: the broker redelivers them to the next session.
+func (p *pipeline) run(ctx context.Context, in <-chan delivery) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var due <-chan time.Time // the batch's flush deadline; nil when the batch is empty
+	for {
+		// Checked first so that a ready queue cannot win the select below
+		// against a cancelled context.
+		if ctx.Err() != nil {
+			p.shutdown(ctx)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case d := <-in:
+			p.add(d.msg, d.received)
+			if len(p.msgs) == 1 {
+				timer.Reset(p.flushInterval)
+				due = timer.C
+			}
+			// Counting messages too bounds a batch of rejected messages.
+			if len(p.readings) >= p.batchSize || len(p.msgs) >= p.batchSize {
+				timer.Stop() // since Go 1.23 no stale tick can follow
+				due = nil
+				p.flush(ctx)
+			}
+		case <-due:
+			due = nil
+			p.flush(ctx)
+		}
+	}
+}
+
+// add decodes msg into the batch. A rejected message is counted, logged at
+// a bounded rate and kept for its ack: it can never become valid, and an
+// unacknowledged message would be redelivered forever. Retained messages
+// are dropped the same way (see ReasonRetained).
+func (p *pipeline) add(msg message, received time.Time) {
+	p.msgs = append(p.msgs, msg)
+	if r, ok := msg.(interface{ Retained() bool }); ok && r.Retained() {
+		p.m.rejected[ReasonRetained].Inc()
+		p.rejectLog[ReasonRetained].Do(func() {
+			p.log.Debug("ingest: retained message ignored (at most one line per second)", "topic", clip(msg.Topic()))
+		})
+		return
+	}
+	rs, err := Decode(msg.Topic(), msg.Payload(), received)
+	if err == nil {
+		p.readings = append(p.readings, rs...)
+		return
+	}
+	var rej *RejectError
+	if !errors.As(err, &rej) { // Decode returns nothing else
+		rej = &RejectError{Reason: ReasonMalformedJSON, Err: err}
+	}
+	p.m.rejected[rej.Reason].Inc()
+	p.rejectLog[rej.Reason].Do(func() {
+		p.log.Warn("ingest: message rejected (at most one line per reason per second)",
+			"reason", rej.Reason, "topic", clip(msg.Topic()), "payload_bytes", len(msg.Payload()), "err", rej.Err)
+	})
+}
+
+// flush commits the batch, retrying store errors with exponential backoff
+// and jitter until it succeeds or ctx is done. Only after the commit are
+// the batch's messages acknowledged, in arrival order, and the readings
+// handed to the sinks. While it retries nothing is acknowledged, so the
+// broker stops sending once its in-flight window is full: that is the
+// back-pressure. It reports whether the batch was committed; if not, the
+// batch is kept.
+func (p *pipeline) flush(ctx context.Context) bool {
+	if len(p.msgs) == 0 {
+		return true
+	}
+	if len(p.readings) > 0 {
+		start := time.Now()
+		backoff := p.retryMin
+		var inserted int64
+		for attempt := 1; ; attempt++ {
+			n, err := p.store.InsertReadings(ctx, p.readings)
+			if err == nil {
+				inserted = n
+				break
+			}
+			if ctx.Err() != nil {
+				return false // shutting down, not a store failure; see shutdown
+			}
+			p.m.flushErrors.Inc()
+			wait := jitter(backoff)
+			p.log.Warn("ingest: insert readings failed; retrying, nothing is acknowledged meanwhile",
+				"err", err, "attempt", attempt, "readings", len(p.readings), "messages", len(p.msgs), "retry_in", wait)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return false
+			case <-t.C:
+			}
+			backoff = min(2*backoff, p.retryMax)
+		}
+		p.m.flushSeconds.Observe(time.Since(start).Seconds())
+		p.m.batchSize.Observe(float64(len(p.readings)))
+		p.m.ingested.Add(float64(inserted))
+		if dup := int64(len(p.readings)) - inserted; dup > 0 {
+			p.m.duplicate.Add(float64(dup))
+		}
+	}
+	for _, msg := range p.msgs {
+		msg.Ack()
+	}
+	if len(p.readings) > 0 {
+		for _, s := range p.sinks {
+			s.PublishReadings(p.readings)
+		}
+		// Sinks may keep the slice (the hub queues it), so the next batch
+		// gets a new one.
+		p.readings = make([]model.Reading, 0, p.batchSize)
+	}
+	clear(p.msgs) // drop the references so acked payloads can be collected
+	p.msgs = p.msgs[:0]
+	return true
+}
+
+// shutdown makes a last attempt to commit the batch with a fresh context:
+// ctx is already done, but what was received should not wait for the next
+// session if the store can take it now.
+func (p *pipeline) shutdown(ctx context.Context) {
+	if len(p.msgs) == 0 {
+		return
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.shutdownTimeout)
+	defer cancel()
+	if !p.flush(fctx) {
+		p.log.Error("ingest: final flush failed; the broker will redeliver these messages to the next session",
+			"messages", len(p.msgs), "readings", len(p.readings), "timeout", p.shutdownTimeout)
+	}
+}
+
+// jitter returns a duration in [d/2, d] ("equal jitter"): spread out so
+// several instances do not hammer a recovering database in step, yet never
+// much shorter than the backoff asks for.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
