@@ -51,7 +51,14 @@ func Start(tb testing.TB) *Broker {
 	dir := tb.TempDir()
 	port := FreePort(tb)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	cfg := fmt.Sprintf(`listener %d 127.0.0.1
+	// Run as root, Mosquitto switches to user "mosquitto", which cannot
+	// write to the test's temporary directory: persistence would silently
+	// not work and restarts would lose sessions. Stay the current user.
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root\n"
+	}
+	cfg := fmt.Sprintf(`%slistener %d 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location %s/
@@ -59,7 +66,7 @@ autosave_interval 1
 max_inflight_messages 1000
 max_queued_messages 100000
 log_dest file %s/mosquitto.log
-`, port, dir, dir)
+`, user, port, dir, dir)
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		tb.Fatalf("mqtttest: write config: %v", err)
 	}
