@@ -1,0 +1,92 @@
+// Open and acknowledged alerts, from GET /api/alerts and live `alert`
+// messages (acked by the ws client). Also the count of critical alerts the
+// user has not looked at yet (the title badge).
+
+import { Emitter } from '../common/emitter';
+import { type FrameBatcher, Observable } from '../common/frame';
+import { parseTs } from '../common/format';
+import { sensorKey } from '../sensors/store';
+import type { Alert, AlertSeverity } from '../types';
+
+export type Availability = 'unknown' | 'available' | 'missing';
+
+export class AlertStore {
+  private readonly byId = new Map<string, Alert>();
+  private activeCache: Alert[] | null = null;
+  private severityCache: Map<string, AlertSeverity> | null = null;
+  readonly changed: Observable;
+  /** A critical alert that was not known before has opened. */
+  readonly newCritical = new Emitter<Alert>();
+  unseenCritical = 0;
+  availability: Availability = 'unknown';
+  loadError = '';
+
+  constructor(batcher: FrameBatcher) {
+    this.changed = new Observable(batcher);
+  }
+
+  get(id: string | number): Alert | undefined {
+    return this.byId.get(String(id));
+  }
+
+  /** Applies an alert from a live message; announces new critical ones. */
+  apply(a: Alert, announce = true): void {
+    if (!a || a.id === undefined || a.id === null || typeof a.sensor_id !== 'string') return;
+    const id = String(a.id);
+    const prev = this.byId.get(id);
+    // Messages can arrive out of order across a reconnect (REST reload vs
+    // redelivery): never go back to an older version.
+    if (prev && parseTs(prev.updated_at) > parseTs(a.updated_at)) return;
+    this.byId.set(id, a);
+    this.invalidate();
+    if (announce && !prev && a.severity === 'critical' && a.state === 'open') {
+      this.unseenCritical++;
+      this.newCritical.emit(a);
+    }
+  }
+
+  /** Replaces the active set with a REST snapshot (load, reconnect). */
+  replaceActive(list: Alert[]): void {
+    const fresh = new Set(list.map((a) => String(a.id)));
+    for (const [id, a] of this.byId) {
+      if (a.state !== 'resolved' && !fresh.has(id)) this.byId.delete(id);
+    }
+    for (const a of list) this.apply(a, false);
+    this.invalidate();
+  }
+
+  markSeen(): void {
+    if (this.unseenCritical === 0) return;
+    this.unseenCritical = 0;
+    this.changed.changed();
+  }
+
+  /** Open and acknowledged alerts, newest first. */
+  get active(): readonly Alert[] {
+    if (!this.activeCache) {
+      this.activeCache = [...this.byId.values()]
+        .filter((a) => a.state === 'open' || a.state === 'acknowledged')
+        .sort((a, b) => parseTs(b.opened_at) - parseTs(a.opened_at) || String(b.id).localeCompare(String(a.id)));
+    }
+    return this.activeCache;
+  }
+
+  /** The worst severity of the active alerts of one sensor metric, if any. */
+  severityOf(key: string): AlertSeverity | undefined {
+    if (!this.severityCache) {
+      const m = new Map<string, AlertSeverity>();
+      for (const a of this.active) {
+        const k = sensorKey(a.sensor_id, a.metric);
+        if (m.get(k) !== 'critical') m.set(k, a.severity);
+      }
+      this.severityCache = m;
+    }
+    return this.severityCache.get(key);
+  }
+
+  private invalidate(): void {
+    this.activeCache = null;
+    this.severityCache = null;
+    this.changed.changed();
+  }
+}

@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { Api, Session } from '../common/api';
+import { FrameBatcher } from '../common/frame';
+import { type WebSocketLike, WsClient } from '../common/ws';
+import type { ChatMessage, Envelope } from '../types';
+import { ChatStore } from './store';
+
+class Sock implements WebSocketLike {
+  readyState = 1;
+  sent: Envelope[] = [];
+  onopen: ((ev: unknown) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onerror: ((ev: unknown) => void) | null = null;
+  send(d: string) {
+    this.sent.push(JSON.parse(d) as Envelope);
+  }
+  close() {}
+  receive(m: unknown) {
+    this.onmessage?.({ data: JSON.stringify(m) });
+  }
+}
+
+function setup(pages: Record<string, ChatMessage[]> = {}) {
+  let sock!: Sock;
+  const ws = new WsClient({
+    url: 'ws://x/ws',
+    getToken: () => 't',
+    createSocket: () => (sock = new Sock()),
+  });
+  const fakeFetch = (async (url: string) => {
+    const u = new URL(url, 'http://x');
+    const m = /^\/api\/rooms\/([^/]+)\/messages$/.exec(u.pathname);
+    const body = m ? { messages: pages[decodeURIComponent(m[1]) + (u.searchParams.get('before') ?? '')] ?? [] } : { rooms: [] };
+    return new Response(JSON.stringify(body), { status: 200, headers: { 'Content-Type': 'application/json' } });
+  }) as typeof fetch;
+  const api = new Api(new Session(undefined), fakeFetch);
+  const chat = new ChatStore(new FrameBatcher(() => {}), ws, api);
+  chat.setMe('alice');
+  ws.start();
+  sock.onopen?.({});
+  sock.receive({ type: 'auth_ok', data: { user: 'alice', role: 'analyst' } });
+  return { chat, ws, sock: () => sock };
+}
+
+const msg = (id: number, user = 'bob', room = 'general'): ChatMessage => ({
+  id,
+  room,
+  user,
+  content: 'm' + id,
+  ts: '2026-01-01T00:00:00Z',
+});
+
+describe('ChatStore', () => {
+  it('shows a message once whether it came over REST, live, or both', async () => {
+    const { chat, sock } = setup({ general: [msg(1), msg(2)] });
+    await chat.loadLatest('general');
+    sock().receive({ type: 'chat_message', data: msg(2) });
+    sock().receive({ type: 'chat_message', data: msg(3) });
+    sock().receive({ type: 'batch', data: [{ type: 'chat_message', data: msg(3) }] });
+    expect(chat.rooms.get('general')!.messages.map((m) => m.id)).toEqual([1, 2, 3]);
+  });
+
+  it('sends own messages without a local echo: the server echo shows them once', () => {
+    const { chat, sock } = setup();
+    expect(chat.submit('hello <b>world</b>')).toBe(true);
+    const sent = sock().sent.filter((m) => m.type === 'chat_message');
+    expect(sent).toHaveLength(1);
+    expect(sent[0].data).toEqual({ room: 'general', content: 'hello <b>world</b>' });
+    expect(chat.rooms.get('general')?.messages ?? []).toHaveLength(0);
+    sock().receive({ type: 'chat_message', ref: sent[0].id, data: { ...msg(9, 'alice'), content: 'hello <b>world</b>' } });
+    expect(chat.rooms.get('general')!.messages.map((m) => m.content)).toEqual(['hello <b>world</b>']);
+  });
+
+  it('loads older pages before the oldest shown message', async () => {
+    const page = Array.from({ length: 50 }, (_, i) => msg(51 + i));
+    const { chat } = setup({ general: page, general51: [msg(49), msg(50)] });
+    await chat.loadLatest('general');
+    await chat.loadOlder('general');
+    const v = chat.rooms.get('general')!;
+    expect(v.messages[0].id).toBe(49);
+    expect(v.messages).toHaveLength(52);
+    expect(v.complete).toBe(true);
+  });
+
+  it('turns slash commands into protocol requests', () => {
+    const { chat, sock } = setup();
+    chat.submit('/join ops');
+    chat.submit('/msg bob hi there');
+    chat.submit('/rooms');
+    const types = sock()
+      .sent.filter((m) => m.type !== 'auth')
+      .map((m) => [m.type, m.data]);
+    expect(types).toEqual([
+      ['join_room', { room: 'ops' }],
+      ['direct_message', { to: 'bob', content: 'hi there' }],
+      ['list_rooms', undefined],
+    ]);
+    expect(chat.current).toBe('@bob');
+  });
+
+  it('tags messages with the alert being discussed', () => {
+    const { chat, sock } = setup();
+    chat.select('alerts', '17');
+    chat.submit('looking at it');
+    const sent = sock().sent.find((m) => m.type === 'chat_message')!;
+    expect(sent.data).toEqual({ room: 'alerts', content: 'looking at it', alert_id: 17 });
+  });
+
+  it('de-duplicates direct messages and files them under the other user', () => {
+    const { chat, sock } = setup();
+    const dm = { type: 'direct_message', id: 5, data: { id: 77, from: 'bob', to: 'alice', content: 'yo', ts: '2026-01-01T00:00:00Z' } };
+    sock().receive(dm);
+    sock().receive({ ...dm, id: 6 });
+    sock().receive({ type: 'direct_message', id: 7, data: { id: 78, from: 'alice', to: 'bob', content: 'hey', ts: '2026-01-01T00:00:01Z' } });
+    expect(chat.dms.get('bob')!.messages.map((m) => m.content)).toEqual(['yo', 'hey']);
+  });
+});

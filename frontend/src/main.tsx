@@ -1,0 +1,15 @@
+import { render } from 'preact';
+import 'uplot/dist/uPlot.min.css';
+import './app.css';
+import { Services, ServicesContext } from './services';
+import { App } from './shell/App';
+
+const services = new Services();
+void services.resume();
+
+render(
+  <ServicesContext.Provider value={services}>
+    <App />
+  </ServicesContext.Provider>,
+  document.getElementById('app')!,
+);

@@ -1,0 +1,225 @@
+import { useEffect, useRef, useState } from 'preact/hooks';
+import type uPlot from 'uplot';
+import { errorText, formatAge, formatValue } from '../common/format';
+import { useKeyed, useObservable } from '../common/hooks';
+import { CommandsPanel } from '../commands/CommandsPanel';
+import { useServices } from '../services';
+import { roleAtLeast } from '../types';
+import { RANGES, type RangeDef, type RangeKey, type Series, appendPoint, fetchSeries } from './series';
+import { sensorKey, staleAfterMs } from './store';
+
+interface Props {
+  sensorId: string;
+  metric: string;
+  onBack: () => void;
+}
+
+export function SensorDetail({ sensorId, metric, onBack }: Props) {
+  const svc = useServices();
+  const key = sensorKey(sensorId, metric);
+  useKeyed(svc.sensors.perKey, key);
+  useObservable(svc.clock);
+  useObservable(svc.alerts.changed);
+  const [range, setRange] = useState<RangeKey>('15m');
+  const [status, setStatus] = useState<{ loading: boolean; error: string; points: number }>({
+    loading: true,
+    error: '',
+    points: 0,
+  });
+  const chartEl = useRef<HTMLDivElement>(null);
+  const backRef = useRef<HTMLButtonElement>(null);
+  const s = svc.sensors.get(key);
+  const def = RANGES.find((r) => r.key === range)!;
+
+  useEffect(() => backRef.current?.focus(), [sensorId, metric]);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape' && !(e.target instanceof HTMLInputElement) && !document.querySelector('dialog[open]')) {
+        onBack();
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [onBack]);
+
+  // The chart: load the range over REST, then append live readings; redraw
+  // at most once per animation frame.
+  useEffect(() => {
+    const el = chartEl.current;
+    if (!el) return;
+    let disposed = false;
+    let plot: uPlot | null = null;
+    let series: Series | null = null;
+    let loadSeq = 0;
+    const live: { t: number; v: number }[] = [];
+    let redrawScheduled = false;
+
+    const redraw = () => {
+      redrawScheduled = false;
+      if (!plot || !series || disposed) return;
+      plot.setData([series.t, ...series.cols] as uPlot.AlignedData, true);
+      const points = series.t.length;
+      setStatus((st) => (st.points === points ? st : { ...st, points }));
+    };
+    const scheduleRedraw = () => {
+      if (redrawScheduled) return;
+      redrawScheduled = true;
+      svc.batcher.schedule(redraw);
+    };
+
+    const append = (t: number, v: number) => {
+      if (!series) {
+        live.push({ t, v });
+        return;
+      }
+      appendPoint(series, t, v, def.ms);
+      scheduleRedraw();
+    };
+    const offLive = svc.sensors.onLive(key, (_r, t) => append(t, _r.value));
+
+    const load = async () => {
+      const seq = ++loadSeq;
+      setStatus((st) => ({ ...st, loading: true, error: '' }));
+      try {
+        const loaded = await fetchSeries(svc.api, sensorId, metric, def);
+        if (disposed || seq !== loadSeq) return;
+        // Readings that arrived while the request was in flight.
+        for (const p of live.splice(0)) appendPoint(loaded, p.t, p.v, def.ms);
+        series = loaded;
+        const uPlotMod = await import('uplot');
+        if (disposed || seq !== loadSeq) return;
+        plot?.destroy();
+        plot = new uPlotMod.default(chartOptions(el, def, s?.unit ?? ''), [series.t, ...series.cols] as uPlot.AlignedData, el);
+        setStatus({ loading: false, error: '', points: series.t.length });
+      } catch (err) {
+        if (disposed || seq !== loadSeq) return;
+        setStatus({ loading: false, error: `Could not load history: ${errorText(err)}`, points: 0 });
+      }
+    };
+    void load();
+    // A reconnect means readings were missed: reload the range.
+    const offReconnect = svc.ws.reconnected.on(() => {
+      series = null;
+      void load();
+    });
+
+    const ro =
+      typeof ResizeObserver === 'function'
+        ? new ResizeObserver(() => {
+            if (plot) plot.setSize(chartSize(el));
+          })
+        : null;
+    ro?.observe(el);
+
+    return () => {
+      disposed = true;
+      offLive();
+      offReconnect();
+      ro?.disconnect();
+      plot?.destroy();
+    };
+  }, [key, range]);
+
+  const canCommand = roleAtLeast(svc.me?.role, 'operator');
+  const age = s?.ts ? svc.clock.now - s.ts : Infinity;
+  const stale = s ? age > staleAfterMs(s) : true;
+  const sev = svc.alerts.severityOf(key);
+
+  return (
+    <div class="detail">
+      <div class="detail-head">
+        <button type="button" ref={backRef} class="back" onClick={onBack}>
+          ← All sensors
+        </button>
+        <h2>
+          {sensorId} <span class="muted">{metric}</span>
+        </h2>
+        <div class={`detail-value${stale ? ' stale' : ''}${sev ? ` sev-text-${sev}` : ''}`} data-testid="detail-value">
+          {formatValue(s?.value)}
+          {s?.unit && <span class="unit"> {s.unit}</span>}
+          <span class="muted small"> {s?.ts ? `${formatAge(Math.max(0, age))} ago` : 'no data'}</span>
+        </div>
+      </div>
+      <div class="range-picker" role="group" aria-label="Time range">
+        {RANGES.map((r) => (
+          <button
+            type="button"
+            key={r.key}
+            aria-pressed={range === r.key}
+            class={range === r.key ? 'selected' : ''}
+            onClick={() => setRange(r.key)}
+          >
+            {r.label}
+          </button>
+        ))}
+        <span class="muted small" aria-live="polite">
+          {status.loading
+            ? 'Loading…'
+            : status.error
+              ? ''
+              : def.bucket
+                ? `${status.points} buckets (min/avg/max per ${def.bucket})`
+                : `${status.points} readings`}
+        </span>
+      </div>
+      {status.error && (
+        <p class="error" role="alert">
+          {status.error}
+        </p>
+      )}
+      <div class="chart" ref={chartEl} role="img" aria-label={`Chart of ${sensorId} ${metric} over ${def.label}`} />
+      {canCommand && <CommandsPanel sensorId={sensorId} />}
+    </div>
+  );
+}
+
+function chartSize(el: HTMLElement): { width: number; height: number } {
+  const width = Math.max(200, Math.floor(el.clientWidth));
+  const height = Math.max(160, Math.min(360, Math.floor(window.innerHeight * 0.38)));
+  return { width, height };
+}
+
+function cssVar(name: string, fallback: string): string {
+  const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
+function chartOptions(el: HTMLElement, def: RangeDef, unit: string): uPlot.Options {
+  const line = cssVar('--accent', '#2563eb');
+  const band = cssVar('--accent-weak', 'rgba(37,99,235,0.15)');
+  const axis = cssVar('--fg-muted', '#666');
+  const grid = cssVar('--border', '#ddd');
+  const axisOpts: uPlot.Axis = { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+  const fmt = (_u: uPlot, v: number | null) => (v === null ? '—' : formatValue(v) + (unit ? ' ' + unit : ''));
+  const series: uPlot.Series[] = [{}];
+  const opts: uPlot.Options = {
+    ...chartSize(el),
+    scales: {
+      x: {
+        time: true,
+        // Always show the whole range up to now, however sparse the data.
+        range: () => {
+          const now = Date.now() / 1000;
+          return [now - def.ms / 1000, now];
+        },
+      },
+    },
+    axes: [axisOpts, { ...axisOpts, size: 60 }],
+    legend: { show: true },
+    cursor: { drag: { x: false, y: false } },
+    series,
+  };
+  if (def.bucket) {
+    series.push(
+      { label: 'avg', stroke: line, width: 1.5, value: fmt },
+      { label: 'min', stroke: band, width: 1, value: fmt },
+      { label: 'max', stroke: band, width: 1, value: fmt },
+    );
+    opts.bands = [{ series: [3, 2], fill: band }];
+  } else {
+    series.push({ label: unit ? `value (${unit})` : 'value', stroke: line, width: 1.5, value: fmt, points: { show: false } });
+  }
+  return opts;
+}
+

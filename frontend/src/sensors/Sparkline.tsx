@@ -1,0 +1,90 @@
+import { useLayoutEffect, useRef } from 'preact/hooks';
+import { SPARK_WINDOW_MS, type Ring } from './store';
+import type { SparkHost } from './sparkhost';
+
+interface Props {
+  ring: Ring;
+  /** Changes whenever the ring does: the only reason to redraw. */
+  version: number;
+  tone: 'normal' | 'stale' | 'warning' | 'critical';
+  host: SparkHost;
+  /** The tile is on screen (or near it): only then is it drawn. */
+  visible: boolean;
+}
+
+// Logical size; CSS stretches the width to the tile.
+const W = 160;
+const H = 32;
+
+/**
+ * A canvas sparkline of up to five minutes before the newest point. It
+ * redraws only when its data changed and its tile is on screen; the time
+ * axis is anchored on the newest point, so a silent sensor costs nothing.
+ */
+export function Sparkline({ ring, version, tone, host, visible }: Props) {
+  const ref = useRef<HTMLCanvasElement>(null);
+
+  useLayoutEffect(() => {
+    const canvas = ref.current;
+    if (!canvas || !visible) return;
+    draw(canvas, ring, tone, host);
+  }, [version, visible, tone, ring, host]);
+
+  return <canvas ref={ref} class="spark" width={W} height={H} aria-hidden="true" />;
+}
+
+function draw(canvas: HTMLCanvasElement, ring: Ring, tone: Props['tone'], host: SparkHost): void {
+  const dpr = Math.min(3, globalThis.devicePixelRatio || 1);
+  const pw = Math.round(W * dpr);
+  const ph = Math.round(H * dpr);
+  if (canvas.width !== pw || canvas.height !== ph) {
+    canvas.width = pw;
+    canvas.height = ph;
+  }
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, W, H);
+  const n = ring.length;
+  if (n === 0) return;
+  const tMax = ring.timeAt(n - 1);
+  let first = n - 1;
+  while (first > 0 && ring.timeAt(first - 1) >= tMax - SPARK_WINDOW_MS) first--;
+  // Up to five minutes; less while a sensor has not been seen that long.
+  const tMin = Math.min(ring.timeAt(first), tMax - 1000);
+  const spanT = tMax - tMin;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = first; i < n; i++) {
+    const v = ring.valueAt(i);
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const span = hi - lo || Math.abs(hi) || 1;
+  const pad = 3;
+  const x = (t: number) => ((t - tMin) / spanT) * W;
+  const y = (v: number) => H - pad - ((v - lo) / span) * (H - 2 * pad) - (hi === lo ? (H - 2 * pad) / 2 : 0);
+  ctx.lineWidth = 1.5;
+  ctx.lineJoin = 'round';
+  ctx.strokeStyle = colour(canvas, tone, host);
+  ctx.beginPath();
+  ctx.moveTo(x(ring.timeAt(first)), y(ring.valueAt(first)));
+  for (let i = first + 1; i < n; i++) ctx.lineTo(x(ring.timeAt(i)), y(ring.valueAt(i)));
+  if (n - first === 1) ctx.lineTo(W, y(ring.valueAt(first)));
+  ctx.stroke();
+}
+
+// The canvas takes its stroke from the CSS colour of the tile, so themes
+// stay in the stylesheet. Reading computed style is costly: cache per
+// tone and colour scheme.
+function colour(canvas: HTMLCanvasElement, tone: string, host: SparkHost): string {
+  const cache = host.colours;
+  const dark = globalThis.matchMedia?.('(prefers-color-scheme: dark)').matches ? 'd' : 'l';
+  const key = tone + dark;
+  let c = cache.get(key);
+  if (!c) {
+    c = getComputedStyle(canvas).color || '#3b82f6';
+    cache.set(key, c);
+  }
+  return c;
+}

@@ -1,0 +1,118 @@
+// Chart data of the detail view: history over REST, in uPlot's column
+// form, and the folding of live readings into it.
+
+import type { Api } from '../common/api';
+import { parseTs } from '../common/format';
+import type { Bucket, Reading } from '../types';
+
+export type RangeKey = '15m' | '1h' | '24h' | '7d';
+
+export interface RangeDef {
+  key: RangeKey;
+  label: string;
+  ms: number;
+  /** Server-side downsampling for long ranges; raw readings otherwise. */
+  bucket?: string;
+  bucketMs?: number;
+}
+
+export const RANGES: RangeDef[] = [
+  { key: '15m', label: '15 min', ms: 15 * 60_000 },
+  { key: '1h', label: '1 h', ms: 60 * 60_000 },
+  { key: '24h', label: '24 h', ms: 24 * 3600_000, bucket: '1m', bucketMs: 60_000 },
+  { key: '7d', label: '7 d', ms: 7 * 24 * 3600_000, bucket: '10m', bucketMs: 600_000 },
+];
+
+// The server caps limit at 10 000 readings and 5 000 buckets, newest first.
+const RAW_LIMIT = 10_000;
+const BUCKET_LIMIT = 5_000;
+
+/** Chart data in uPlot's column form, times in seconds. Raw: [t, v]; buckets: [t, avg, min, max]. */
+export interface Series {
+  bucketMs?: number;
+  t: number[];
+  cols: number[][];
+  /** Per-bucket reading counts, to keep the average right while live points arrive. */
+  counts: number[];
+}
+
+export async function fetchSeries(
+  api: Api,
+  sensorId: string,
+  metric: string,
+  def: RangeDef,
+): Promise<Series> {
+  const now = Date.now();
+  const params = { metric, from: new Date(now - def.ms).toISOString(), to: new Date(now + 60_000).toISOString() };
+  const path = `/api/sensors/${encodeURIComponent(sensorId)}/readings`;
+  if (def.bucket) {
+    let bucket = def.bucket;
+    let bucketMs = def.bucketMs!;
+    let res: { buckets?: Bucket[] };
+    try {
+      res = await api.get(path, { ...params, bucket, limit: BUCKET_LIMIT });
+    } catch (err) {
+      // A server that only knows 1-minute buckets: 7 days of them is still
+      // fine for uPlot (10 080 points).
+      if (bucket === '1m') throw err;
+      bucket = '1m';
+      bucketMs = 60_000;
+      res = await api.get(path, { ...params, bucket, limit: BUCKET_LIMIT });
+    }
+    const rows = (res.buckets ?? [])
+      .map((b) => ({ t: parseTs(b.ts), b }))
+      .filter((x) => Number.isFinite(x.t))
+      .sort((a, b) => a.t - b.t);
+    return {
+      bucketMs,
+      t: rows.map((x) => x.t / 1000),
+      cols: [rows.map((x) => x.b.avg), rows.map((x) => x.b.min), rows.map((x) => x.b.max)],
+      counts: rows.map((x) => x.b.count),
+    };
+  }
+  const res = await api.get<{ readings?: Reading[] }>(path, { ...params, limit: RAW_LIMIT });
+  const rows = (res.readings ?? [])
+    .map((r) => ({ t: parseTs(r.ts), v: r.value }))
+    .filter((x) => Number.isFinite(x.t))
+    .sort((a, b) => a.t - b.t);
+  return { t: rows.map((x) => x.t / 1000), cols: [rows.map((x) => x.v)], counts: [] };
+}
+
+/** Adds a live reading: a new raw point, or folded into the current bucket. */
+export function appendPoint(s: Series, tMs: number, v: number, rangeMs: number): void {
+  const t = tMs / 1000;
+  const n = s.t.length;
+  if (s.bucketMs) {
+    const bt = (Math.floor(tMs / s.bucketMs) * s.bucketMs) / 1000;
+    if (n > 0 && s.t[n - 1] === bt) {
+      const c = s.counts[n - 1] || 1;
+      s.cols[0][n - 1] = (s.cols[0][n - 1] * c + v) / (c + 1);
+      s.cols[1][n - 1] = Math.min(s.cols[1][n - 1], v);
+      s.cols[2][n - 1] = Math.max(s.cols[2][n - 1], v);
+      s.counts[n - 1] = c + 1;
+      return;
+    }
+    if (n > 0 && bt < s.t[n - 1]) return;
+    s.t.push(bt);
+    s.cols[0].push(v);
+    s.cols[1].push(v);
+    s.cols[2].push(v);
+    s.counts.push(1);
+  } else {
+    if (n > 0 && t <= s.t[n - 1]) {
+      if (t === s.t[n - 1]) s.cols[0][n - 1] = v;
+      return; // out of order: the next reload has it
+    }
+    s.t.push(t);
+    s.cols[0].push(v);
+  }
+  // Drop what scrolled out of the range so memory stays bounded.
+  const cutoff = t - rangeMs / 1000;
+  let drop = 0;
+  while (drop < s.t.length && s.t[drop] < cutoff) drop++;
+  if (drop > 64) {
+    s.t.splice(0, drop);
+    for (const c of s.cols) c.splice(0, drop);
+    if (s.counts.length) s.counts.splice(0, drop);
+  }
+}

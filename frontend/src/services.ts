@@ -1,0 +1,266 @@
+// All wiring in one visible place: one WebSocket client, one REST client,
+// the stores, and what happens on login, reconnect and logout.
+
+import { createContext } from 'preact';
+import { useContext } from 'preact/hooks';
+import { AlertStore } from './alerts/store';
+import { ChatStore } from './chat/store';
+import { CommandStore } from './commands/store';
+import { Api, Session, isMissingEndpoint } from './common/api';
+import { errorText, parseTs } from './common/format';
+import { FrameBatcher, Observable } from './common/frame';
+import { Clock } from './common/hooks';
+import { WsClient, wsURL } from './common/ws';
+import { SPARK_WINDOW_MS, SensorStore, sensorKey } from './sensors/store';
+import type { Alert, MeResponse, Reading, Role, Sensor } from './types';
+
+/** Sparklines of this many tiles are backfilled over REST on load and reconnect. */
+const BACKFILL_TILES = 48;
+const BACKFILL_CONCURRENCY = 3;
+
+export class Services {
+  readonly batcher = new FrameBatcher();
+  readonly clock = new Clock(this.batcher);
+  readonly session = new Session();
+  readonly api = new Api(this.session);
+  readonly ws = new WsClient({ url: wsURL(), getToken: () => this.session.token });
+  readonly sensors = new SensorStore(this.batcher);
+  readonly alerts = new AlertStore(this.batcher);
+  readonly commands = new CommandStore(this.batcher, this.ws, this.api);
+  readonly chat = new ChatStore(this.batcher, this.ws, this.api);
+  /** Login state changes (login, logout, session expired). */
+  readonly authChanged = new Observable(this.batcher);
+  /** Notice when the session ends on its own ("session expired"). */
+  loginNotice = '';
+  me: { user: string; role: Role } | null = null;
+  sensorsError = '';
+  /** Notify about new critical alerts with sound / a browser notification. */
+  prefs = loadPrefs();
+  audio?: AudioContext;
+  private started = false;
+  private readonly cleanups: (() => void)[] = [];
+
+  constructor() {
+    this.ws.on<Reading>('reading', (m) => m.data && this.sensors.applyReading(m.data));
+    this.ws.on<Alert>('alert', (m) => m.data && this.alerts.apply(m.data));
+    this.ws.on<{ user: string; role: Role }>('auth_ok', (m) => {
+      // A resumed session whose /api/me failed (server restarting) learns
+      // who it is here.
+      if (m.data?.user && (this.me?.user !== m.data.user || this.me?.role !== m.data.role)) {
+        this.setMe(m.data.user, m.data.role);
+        this.authChanged.changed();
+      }
+    });
+    this.ws.reconnected.on(() => void this.reloadAll());
+    this.ws.authError.on(() => this.expire('Your session has ended. Please log in again.'));
+    this.api.unauthorized.on(() => this.expire('Your session has ended. Please log in again.'));
+    this.alerts.newCritical.on((a) => this.announce(a));
+  }
+
+  get loggedIn(): boolean {
+    return this.session.token !== null;
+  }
+
+  async login(username: string, password: string): Promise<void> {
+    const res = await this.api.login(username, password);
+    this.loginNotice = '';
+    this.setMe(res.user, res.role);
+    this.start();
+    this.authChanged.changed();
+  }
+
+  /** Resumes a session whose token is still in sessionStorage (page reload). */
+  async resume(): Promise<void> {
+    if (!this.loggedIn) return;
+    try {
+      const me = await this.api.get<MeResponse>('/api/me');
+      this.setMe(me.user, me.role);
+      this.start();
+    } catch (err) {
+      if (this.loggedIn) {
+        // Not a 401 (that logs out by itself): the server may be restarting.
+        // Start anyway; the ws client retries and auth_ok tells who we are.
+        console.warn('resume:', errorText(err));
+        this.start();
+      }
+    }
+    this.authChanged.changed();
+  }
+
+  logout(): void {
+    this.stop();
+    this.session.token = null;
+    this.me = null;
+    this.authChanged.changed();
+    // A fresh page drops every store and every cached message of this user.
+    location.reload();
+  }
+
+  private expire(notice: string): void {
+    if (!this.loggedIn && !this.started) return;
+    this.stop();
+    this.session.token = null;
+    this.me = null;
+    this.loginNotice = notice;
+    this.authChanged.changed();
+  }
+
+  private setMe(user: string, role: Role): void {
+    this.me = { user, role };
+    this.chat.setMe(user);
+  }
+
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.clock.start();
+    this.ws.start();
+    const online = () => this.ws.setOnline(true);
+    const offline = () => this.ws.setOnline(false);
+    window.addEventListener('online', online);
+    window.addEventListener('offline', offline);
+    this.cleanups.push(() => {
+      window.removeEventListener('online', online);
+      window.removeEventListener('offline', offline);
+    });
+    if (typeof navigator !== 'undefined' && navigator.onLine === false) this.ws.setOnline(false);
+    void this.reloadAll();
+  }
+
+  private stop(): void {
+    if (!this.started) return;
+    this.started = false;
+    this.ws.stop();
+    this.clock.stop();
+    for (const fn of this.cleanups.splice(0)) fn();
+  }
+
+  /** Loads everything that the live stream does not replay: on start and after every reconnect. */
+  async reloadAll(): Promise<void> {
+    await Promise.all([this.loadSensors(), this.loadAlerts(), this.chat.reload()]);
+  }
+
+  async loadSensors(): Promise<void> {
+    try {
+      const res = await this.api.get<Sensor[] | { sensors: Sensor[] }>('/api/sensors');
+      const list = Array.isArray(res) ? res : (res.sensors ?? []);
+      this.sensors.applySnapshot(list);
+      this.sensorsError = '';
+    } catch (err) {
+      this.sensorsError = `Could not load sensors: ${errorText(err)}`;
+      this.sensors.keysChanged.changed();
+      return;
+    }
+    await this.backfill();
+  }
+
+  /** Fills the gap in the first tiles' sparklines (bounded: a few requests at a time). */
+  private async backfill(): Promise<void> {
+    const keys = this.sensors.keys.slice(0, BACKFILL_TILES);
+    const from = new Date(Date.now() - SPARK_WINDOW_MS).toISOString();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < keys.length && this.started) {
+        const s = this.sensors.get(keys[next++]);
+        if (!s) continue;
+        try {
+          const res = await this.api.get<{ readings: Reading[] }>(
+            `/api/sensors/${encodeURIComponent(s.sensorId)}/readings`,
+            { metric: s.metric, from, limit: 600 },
+          );
+          const pts = (res.readings ?? [])
+            .map((r) => ({ t: parseTs(r.ts), v: r.value }))
+            .filter((p) => Number.isFinite(p.t))
+            .sort((a, b) => a.t - b.t);
+          this.sensors.backfill(sensorKey(s.sensorId, s.metric), pts);
+        } catch {
+          return; // the live stream fills the sparklines anyway
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: BACKFILL_CONCURRENCY }, worker));
+  }
+
+  async loadAlerts(): Promise<void> {
+    try {
+      const [open, acked] = await Promise.all(
+        ['open', 'acknowledged'].map((state) =>
+          this.api.get<{ alerts: Alert[] } | Alert[]>('/api/alerts', { state, limit: 200 }),
+        ),
+      );
+      const list = (x: { alerts: Alert[] } | Alert[]) => (Array.isArray(x) ? x : (x.alerts ?? []));
+      this.alerts.availability = 'available';
+      this.alerts.loadError = '';
+      this.alerts.replaceActive([...list(open), ...list(acked)]);
+    } catch (err) {
+      if (isMissingEndpoint(err)) this.alerts.availability = 'missing';
+      else this.alerts.loadError = `Could not load alerts: ${errorText(err)}`;
+      this.alerts.changed.changed();
+    }
+  }
+
+  setPrefs(p: Partial<Prefs>): void {
+    this.prefs = { ...this.prefs, ...p };
+    try {
+      localStorage.setItem('watchroom.prefs', JSON.stringify(this.prefs));
+    } catch {
+      // no storage
+    }
+    this.authChanged.changed();
+  }
+
+  private announce(a: Alert): void {
+    if (this.prefs.sound) beep(this);
+    if (this.prefs.notify && typeof Notification !== 'undefined' && Notification.permission === 'granted') {
+      try {
+        new Notification(`Critical alert: ${a.sensor_id} ${a.metric}`, {
+          body: `${a.kind} — value ${a.value ?? '?'} (limit ${a.limit_or_score ?? '?'})`,
+          tag: 'watchroom-alert-' + a.id,
+        });
+      } catch {
+        // some browsers only allow notifications from a service worker
+      }
+    }
+  }
+}
+
+export interface Prefs {
+  sound: boolean;
+  notify: boolean;
+}
+
+function loadPrefs(): Prefs {
+  try {
+    const p = JSON.parse(localStorage.getItem('watchroom.prefs') ?? '{}') as Partial<Prefs>;
+    return { sound: p.sound === true, notify: p.notify === true };
+  } catch {
+    return { sound: false, notify: false };
+  }
+}
+
+/** A short two-tone beep, generated (no audio file to ship). */
+function beep(holder: { audio?: AudioContext }): void {
+  try {
+    holder.audio ??= new AudioContext();
+    const ctx = holder.audio;
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.frequency.setValueAtTime(880, ctx.currentTime);
+    osc.frequency.setValueAtTime(660, ctx.currentTime + 0.12);
+    gain.gain.setValueAtTime(0.08, ctx.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.0001, ctx.currentTime + 0.3);
+    osc.connect(gain).connect(ctx.destination);
+    osc.start();
+    osc.stop(ctx.currentTime + 0.3);
+  } catch {
+    // audio unavailable
+  }
+}
+
+export const ServicesContext = createContext<Services | null>(null);
+
+export function useServices(): Services {
+  const s = useContext(ServicesContext);
+  if (!s) throw new Error('useServices outside ServicesContext');
+  return s;
+}

@@ -1,0 +1,139 @@
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import { AlertsPanel } from '../alerts/AlertsPanel';
+import { ChatPanel } from '../chat/ChatPanel';
+import { useEmitter, useObservable } from '../common/hooks';
+import { SensorDetail } from '../sensors/SensorDetail';
+import { SensorGrid } from '../sensors/SensorGrid';
+import { useServices } from '../services';
+import type { Alert } from '../types';
+import { ConnectionStatus } from './ConnectionStatus';
+import { Login } from './Login';
+
+export function App() {
+  const svc = useServices();
+  useObservable(svc.authChanged);
+  if (!svc.loggedIn) return <Login />;
+  if (!svc.me) {
+    return (
+      <main class="login">
+        <p class="muted" role="status">
+          Loading…
+        </p>
+      </main>
+    );
+  }
+  return <Dashboard />;
+}
+
+type Tab = 'sensors' | 'alerts' | 'chat';
+
+/** The open sensor lives in the URL hash (#/sensor/ID/METRIC): back button and links work. */
+function parseHash(): { sensorId: string; metric: string } | null {
+  const m = /^#\/sensor\/([^/]+)\/([^/]+)$/.exec(location.hash);
+  if (!m) return null;
+  try {
+    return { sensorId: decodeURIComponent(m[1]), metric: decodeURIComponent(m[2]) };
+  } catch {
+    return null;
+  }
+}
+
+function Dashboard() {
+  const svc = useServices();
+  useObservable(svc.alerts.changed);
+  useEmitter(svc.ws.statusChanged);
+  const [tab, setTab] = useState<Tab>('sensors');
+  const [open, setOpen] = useState(parseHash);
+
+  useEffect(() => {
+    const onHash = () => setOpen(parseHash());
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
+
+  const unseen = svc.alerts.unseenCritical;
+  useEffect(() => {
+    document.title = unseen > 0 ? `(${unseen}) Watchroom` : 'Watchroom';
+  }, [unseen]);
+
+  const openSensor = useCallback((sensorId: string, metric: string) => {
+    location.hash = `#/sensor/${encodeURIComponent(sensorId)}/${encodeURIComponent(metric)}`;
+    setTab('sensors');
+  }, []);
+  const closeSensor = useCallback(() => {
+    if (parseHash()) history.pushState(null, '', location.pathname + location.search);
+    setOpen(null);
+  }, []);
+  const discuss = useCallback((a: Alert) => {
+    svc.chat.select('alerts', String(a.id));
+    setTab('chat');
+    document.getElementById('chat-input')?.focus();
+  }, []);
+  const showAlerts = () => {
+    setTab('alerts');
+    svc.alerts.markSeen();
+    document.getElementById('alerts-panel')?.scrollIntoView({ block: 'nearest' });
+  };
+  const connected = svc.ws.status.state === 'connected';
+
+  return (
+    <div class="app" data-tab={tab}>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="topbar">
+        <span class="brand">Watchroom</span>
+        <ConnectionStatus />
+        <button
+          type="button"
+          class={`alert-badge${unseen > 0 ? ' active' : ''}`}
+          onClick={showAlerts}
+          aria-label={unseen > 0 ? `${unseen} new critical alerts` : 'Alerts'}
+          data-testid="alert-badge"
+        >
+          <span aria-hidden="true">⚠</span> {unseen > 0 ? unseen : svc.alerts.active.length}
+        </button>
+        <span class="spacer" />
+        <span class="who small">
+          {svc.me?.user} <span class="muted">({svc.me?.role})</span>
+        </span>
+        <button type="button" onClick={() => svc.logout()}>
+          Log out
+        </button>
+      </header>
+      <nav class="tabs" aria-label="Panels">
+        {(['sensors', 'alerts', 'chat'] as Tab[]).map((t) => (
+          <button
+            type="button"
+            key={t}
+            class={tab === t ? 'selected' : ''}
+            aria-pressed={tab === t}
+            onClick={() => (t === 'alerts' ? showAlerts() : setTab(t))}
+          >
+            {t === 'sensors' ? 'Sensors' : t === 'alerts' ? `Alerts (${svc.alerts.active.length})` : 'Chat'}
+          </button>
+        ))}
+      </nav>
+      <main id="main" class="layout">
+        <section class="panel sensors-panel" aria-label="Sensors">
+          {!connected && (
+            <p class="stale-banner" role="status">
+              Live updates paused: values may be stale until the connection is back.
+            </p>
+          )}
+          {open ? (
+            <SensorDetail key={open.sensorId + '/' + open.metric} {...open} onBack={closeSensor} />
+          ) : (
+            <SensorGrid onOpen={openSensor} />
+          )}
+        </section>
+        <section class="panel alerts-panel" id="alerts-panel" aria-label="Alerts">
+          <AlertsPanel onDiscuss={discuss} onOpenSensor={openSensor} />
+        </section>
+        <section class="panel chat-panel" aria-label="Chat">
+          <ChatPanel />
+        </section>
+      </main>
+    </div>
+  );
+}
