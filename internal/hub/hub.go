@@ -24,7 +24,8 @@ type Authenticator interface {
 
 // DeliveryStore keeps messages that must be acknowledged until they are.
 type DeliveryStore interface {
-	InsertDelivery(ctx context.Context, d model.Delivery) (model.Delivery, error)
+	// InsertDeliveries stores ds in one go and returns them with their ids.
+	InsertDeliveries(ctx context.Context, ds []model.Delivery) ([]model.Delivery, error)
 	AckDelivery(ctx context.Context, recipient string, id int64) error
 	PendingDeliveries(ctx context.Context, recipient string, limit int) ([]model.Delivery, error)
 }
@@ -99,11 +100,12 @@ type Hub struct {
 	now        func() time.Time
 	routes     map[string]route
 
-	mu     sync.Mutex // guards byUser, closed and writes to conns
-	byUser map[string]map[*conn]struct{}
-	closed bool
-	conns  atomic.Pointer[[]*conn] // copy-on-write snapshot for broadcasts
-	wg     sync.WaitGroup          // one per live connection
+	mu       sync.Mutex // guards byUser, closed, presence calls and writes to conns
+	byUser   map[string]map[*conn]struct{}
+	presence PresenceListener
+	closed   bool
+	conns    atomic.Pointer[[]*conn] // copy-on-write snapshot for broadcasts
+	wg       sync.WaitGroup          // one per live connection
 
 	stats stats
 }
@@ -136,6 +138,24 @@ func (h *Hub) Handle(typ string, min model.Role, fn HandlerFunc) {
 
 func (h *Hub) ping(context.Context, Request) (Reply, error) { return Reply{Type: "pong"}, nil }
 
+// PresenceListener learns when a user's first connection opens and last
+// connection closes. Its methods are called in order with the hub's lock
+// held: they must return quickly and must not call the hub.
+type PresenceListener interface {
+	Online(user string)
+	Offline(user string)
+}
+
+// SetPresence registers l. It must be called before the first Serve.
+func (h *Hub) SetPresence(l PresenceListener) { h.presence = l }
+
+// Online reports whether user has at least one live connection.
+func (h *Hub) Online(user string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.byUser[user]) > 0
+}
+
 // register adds an authenticated connection; false once shutting down.
 func (h *Hub) register(c *conn) bool {
 	h.mu.Lock()
@@ -147,6 +167,9 @@ func (h *Hub) register(c *conn) bool {
 	if set == nil {
 		set = map[*conn]struct{}{}
 		h.byUser[c.user] = set
+		if h.presence != nil {
+			h.presence.Online(c.user)
+		}
 	}
 	set[c] = struct{}{}
 	h.wg.Add(1)
@@ -161,6 +184,9 @@ func (h *Hub) unregister(c *conn) {
 		delete(set, c)
 		if len(set) == 0 {
 			delete(h.byUser, c.user)
+			if h.presence != nil {
+				h.presence.Offline(c.user)
+			}
 		}
 	}
 	old := h.snapshot()
@@ -249,20 +275,59 @@ func (h *Hub) Broadcast(typ string, data any) error {
 // on each new connection of the user. The stored id is the message's
 // top-level "id".
 func (h *Hub) SendReliable(ctx context.Context, user, typ string, ref json.RawMessage, data any) error {
+	return h.sendReliable(ctx, []string{user}, typ, ref, data)
+}
+
+// SendReliableToUsers is SendReliable for several users at once, stored in
+// one statement; each user gets a message id of their own.
+func (h *Hub) SendReliableToUsers(ctx context.Context, users []string, typ string, data any) error {
+	return h.sendReliable(ctx, users, typ, nil, data)
+}
+
+func (h *Hub) sendReliable(ctx context.Context, users []string, typ string, ref json.RawMessage, data any) error {
+	if len(users) == 0 {
+		return nil
+	}
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("hub: encode %s: %w", typ, err)
 	}
-	d, err := h.deliveries.InsertDelivery(ctx, model.Delivery{User: user, Type: typ, Ref: ref, Data: raw})
-	if err != nil {
-		h.m.reliableFailed.Inc()
-		return fmt.Errorf("hub: store %s for %s: %w", typ, user, err)
+	ds := make([]model.Delivery, len(users))
+	for i, u := range users {
+		ds[i] = model.Delivery{User: u, Type: typ, Ref: ref, Data: raw}
 	}
-	msg := encodeDelivery(d)
+	ds, err = h.deliveries.InsertDeliveries(ctx, ds)
+	if err != nil {
+		h.m.reliableFailed.Add(float64(len(users)))
+		return fmt.Errorf("hub: store %s for %d users: %w", typ, len(users), err)
+	}
 	var queued float64
-	for _, c := range h.userConns(user) {
-		if c.enqueue(msg) {
-			queued++
+	for _, d := range ds {
+		msg := encodeDelivery(d)
+		for _, c := range h.userConns(d.User) {
+			if c.enqueue(msg) {
+				queued++
+			}
+		}
+	}
+	h.m.messagesOut.WithLabelValues(typ).Add(queued)
+	return nil
+}
+
+// SendToUsers sends one message, encoded once, to every live connection
+// of the given users. It does not store the message: it is for what a
+// client can reload over REST (chat, presence, typing).
+func (h *Hub) SendToUsers(users []string, typ string, data any) error {
+	msg, err := Encode(typ, nil, nil, data)
+	if err != nil {
+		return err
+	}
+	var queued float64
+	for _, u := range users {
+		for _, c := range h.userConns(u) {
+			if c.enqueue(msg) {
+				queued++
+			}
 		}
 	}
 	h.m.messagesOut.WithLabelValues(typ).Add(queued)

@@ -138,8 +138,8 @@ func TestPendingBoundedByQueue(t *testing.T) {
 
 type failingStore struct{ fakeStore }
 
-func (*failingStore) InsertDelivery(context.Context, model.Delivery) (model.Delivery, error) {
-	return model.Delivery{}, errors.New("disk full")
+func (*failingStore) InsertDeliveries(context.Context, []model.Delivery) ([]model.Delivery, error) {
+	return nil, errors.New("disk full")
 }
 
 func TestSendReliableStoreError(t *testing.T) {

@@ -45,13 +45,17 @@ type fakeStore struct {
 
 func newFakeStore() *fakeStore { return &fakeStore{pending: map[int64]model.Delivery{}} }
 
-func (s *fakeStore) InsertDelivery(_ context.Context, d model.Delivery) (model.Delivery, error) {
+func (s *fakeStore) InsertDeliveries(_ context.Context, ds []model.Delivery) ([]model.Delivery, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.next++
-	d.ID = s.next
-	s.pending[d.ID] = d
-	return d, nil
+	out := make([]model.Delivery, len(ds))
+	for i, d := range ds {
+		s.next++
+		d.ID = s.next
+		s.pending[d.ID] = d
+		out[i] = d
+	}
+	return out, nil
 }
 
 func (s *fakeStore) AckDelivery(_ context.Context, recipient string, id int64) error {

@@ -4,30 +4,62 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/watchroom/watchroom/internal/model"
 )
 
-// InsertDelivery queues d for its recipient (d.User) and returns it with ID
-// set. IDs increase with insertion order, so a client can order and
-// deduplicate deliveries by id. Data must be non-empty JSON; an empty Ref is
-// stored as NULL. Ref and Data are stored as jsonb: they come back with
-// equal JSON values, not necessarily identical bytes.
-func (s *Store) InsertDelivery(ctx context.Context, d model.Delivery) (model.Delivery, error) {
-	if len(d.Data) == 0 {
-		return model.Delivery{}, errors.New("store: insert delivery: empty data")
+// InsertDeliveries queues each delivery for its recipient (User) in one
+// statement and returns them with their IDs set. IDs increase with
+// insertion order, so a client can order and deduplicate deliveries by id.
+// Data must be non-empty JSON; an empty Ref is stored as NULL. Ref and Data
+// are stored as jsonb: they come back with equal JSON values, not
+// necessarily identical bytes.
+func (s *Store) InsertDeliveries(ctx context.Context, ds []model.Delivery) ([]model.Delivery, error) {
+	if len(ds) == 0 {
+		return nil, nil
 	}
-	if len(d.Ref) == 0 {
-		d.Ref = nil // NULL, not an empty (invalid) JSON text
+	recipients := make([]string, len(ds))
+	types := make([]string, len(ds))
+	refs := make([][]byte, len(ds))
+	data := make([][]byte, len(ds))
+	for i, d := range ds {
+		if len(d.Data) == 0 {
+			return nil, errors.New("store: insert deliveries: empty data")
+		}
+		recipients[i], types[i], data[i] = d.User, d.Type, d.Data
+		if len(d.Ref) > 0 {
+			refs[i] = d.Ref // nil stays NULL, not an empty (invalid) JSON text
+		}
 	}
-	err := s.pool.QueryRow(ctx, `INSERT INTO deliveries (recipient, type, ref, data) VALUES ($1, $2, $3, $4) RETURNING id`,
-		d.User, d.Type, d.Ref, d.Data).Scan(&d.ID)
+	// Rows are inserted in input order, so the ids, which a sequence hands
+	// out in that order, sorted ascending, line up with the input.
+	rows, err := s.pool.Query(ctx, `INSERT INTO deliveries (recipient, type, ref, data)
+SELECT r, t, f, d FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[]) WITH ORDINALITY AS u(r, t, f, d, n)
+ORDER BY n
+RETURNING id`, recipients, types, refs, data)
 	if err != nil {
-		return model.Delivery{}, fmt.Errorf("store: insert delivery: %w", err)
+		return nil, fmt.Errorf("store: insert deliveries: %w", err)
 	}
-	return d, nil
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("store: insert deliveries: %w", err)
+	}
+	if len(ids) != len(ds) {
+		return nil, fmt.Errorf("store: insert deliveries: %d ids for %d rows", len(ids), len(ds))
+	}
+	slices.Sort(ids)
+	out := make([]model.Delivery, len(ds))
+	for i, d := range ds {
+		d.ID = ids[i]
+		if len(d.Ref) == 0 {
+			d.Ref = nil
+		}
+		out[i] = d
+	}
+	return out, nil
 }
 
 // AckDelivery deletes the delivery id of recipient. It returns an error

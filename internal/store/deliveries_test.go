@@ -18,20 +18,26 @@ func TestDeliveries(t *testing.T) {
 		{User: "ana", Type: "alert", Data: json.RawMessage(`{"level":"high"}`)},
 	}
 	var ids []int64
-	for i, d := range in {
-		got, err := s.InsertDelivery(ctx, d)
+	// The first alone, the rest in one statement: ids keep input order.
+	for _, batch := range [][]model.Delivery{in[:1], in[1:]} {
+		got, err := s.InsertDeliveries(ctx, batch)
 		if err != nil {
-			t.Fatalf("InsertDelivery %d: %v", i, err)
+			t.Fatalf("InsertDeliveries: %v", err)
 		}
-		if got.ID == 0 || (i > 0 && got.ID <= ids[i-1]) {
-			t.Errorf("delivery %d: ID = %d, want increasing ids (previous %v)", i, got.ID, ids)
+		for i, d := range got {
+			if d.ID == 0 || (len(ids) > 0 && d.ID <= ids[len(ids)-1]) {
+				t.Errorf("delivery %d: ID = %d, want increasing ids (previous %v)", len(ids), d.ID, ids)
+			}
+			if d.User != batch[i].User || d.Type != batch[i].Type {
+				t.Errorf("delivery %d came back as %+v, want recipient %s type %s", len(ids), d, batch[i].User, batch[i].Type)
+			}
+			ids = append(ids, d.ID)
 		}
-		ids = append(ids, got.ID)
 	}
 
 	t.Run("empty data refused", func(t *testing.T) {
-		if _, err := s.InsertDelivery(ctx, model.Delivery{User: "ana", Type: "x"}); err == nil {
-			t.Error("InsertDelivery without data succeeded, want an error")
+		if _, err := s.InsertDeliveries(ctx, []model.Delivery{{User: "ana", Type: "x"}}); err == nil {
+			t.Error("InsertDeliveries without data succeeded, want an error")
 		}
 	})
 
