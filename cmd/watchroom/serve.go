@@ -112,6 +112,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		IsNotFound:   isNotFound,
 	}, tokens, st, reg, log.With("component", "hub"))
 
+	sinks := []ingest.ReadingSink{h}
+	// wire: alerts (before ingest: alert detection is an ingest sink)
+
+	// wire: rooms
+
 	in, err := ingest.New(ingest.Config{
 		BrokerURL:     mqttURL,
 		ClientID:      cfg.MQTTClientID,
@@ -119,7 +124,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		BatchSize:     cfg.BatchSize,
 		FlushInterval: cfg.FlushInterval,
 		QueueSize:     cfg.IngestQueue,
-	}, st, []ingest.ReadingSink{h}, reg, log.With("component", "ingest"))
+	}, st, sinks, reg, log.With("component", "ingest"))
 	if err != nil {
 		return err
 	}
@@ -148,8 +153,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		Gatherer: reg, Registerer: reg,
 		AllowedOrigins: cfg.AllowedOrigins,
 		Static:         static,
-		Log:            log.With("component", "web"),
-		BaseContext:    context.WithoutCancel(ctx),
+		// wire: web rooms/alerts
+		Log:         log.With("component", "web"),
+		BaseContext: context.WithoutCancel(ctx),
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

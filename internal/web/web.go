@@ -59,8 +59,10 @@ type Config struct {
 	Ready          []ReadyCheck
 	Gatherer       prometheus.Gatherer
 	Registerer     prometheus.Registerer
-	AllowedOrigins []string // empty: same host only
-	Static         fs.FS    // the built dashboard; nil serves none
+	AllowedOrigins []string     // empty: same host only
+	Static         fs.FS        // the built dashboard; nil serves none
+	Rooms          RoomService  // chat rooms REST; nil serves none
+	Alerts         AlertService // alerts and rules REST; nil serves none
 	Log            *slog.Logger
 	// BaseContext is handed to WebSocket connections; cancelling it is not
 	// how they end (Hub.Shutdown is), it only carries values and deadlines.
@@ -131,6 +133,12 @@ func (a *App) routes() {
 	api.Get("/sensors/:id/readings", a.getReadings)
 	api.Get("/commands", a.getCommands)
 	api.Get("/stats", a.getStats)
+	if a.cfg.Rooms != nil {
+		a.roomRoutes(api)
+	}
+	if a.cfg.Alerts != nil {
+		a.alertRoutes(api)
+	}
 	api.Use(func(c *fiber.Ctx) error {
 		return apiError(fiber.StatusNotFound, "not_found", "no such API route: "+c.Method()+" "+c.Path())
 	})
