@@ -14,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/watchroom/watchroom/internal/broker"
 	"github.com/watchroom/watchroom/internal/model"
 	"github.com/watchroom/watchroom/internal/sim"
 	"github.com/watchroom/watchroom/internal/store"
@@ -56,17 +55,12 @@ func runDemo(ctx context.Context, args, env []string, stdout, stderr io.Writer) 
 
 	// The demo starts the embedded broker itself (unless WATCHROOM_MQTT_URL
 	// names one), so the simulator knows where to publish.
-	if cfg.MQTTURL == "" {
-		b, err := broker.New(broker.Config{Addr: cfg.MQTTListen}, log.With("component", "broker"))
-		if err != nil {
-			return err
-		}
-		if err := b.Start(); err != nil {
-			return err
-		}
-		defer b.Close()
-		cfg.MQTTURL = b.URL()
+	url, stopBroker, err := brokerURL(cfg, log)
+	if err != nil {
+		return err
 	}
+	defer stopBroker()
+	cfg.MQTTURL = url
 
 	simCtx, stopSim := context.WithCancel(ctx)
 	defer stopSim()

@@ -86,19 +86,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		}
 	}
 
-	mqttURL := cfg.MQTTURL
-	if mqttURL == "" {
-		b, err := broker.New(broker.Config{Addr: cfg.MQTTListen}, log.With("component", "broker"))
-		if err != nil {
-			return err
-		}
-		if err := b.Start(); err != nil {
-			return err
-		}
-		defer b.Close()
-		mqttURL = b.URL()
-		log.Info("embedded MQTT broker listening", "addr", b.Addr())
+	mqttURL, stopBroker, err := brokerURL(cfg, log)
+	if err != nil {
+		return err
 	}
+	defer stopBroker()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -203,6 +195,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	_ = hubTask.stop()
 	log.Info("stopped")
 	return runErr
+}
+
+// brokerURL returns the configured broker, or starts the embedded one
+// when none is configured. stop ends what it started.
+func brokerURL(cfg config.Config, log *slog.Logger) (url string, stop func(), err error) {
+	if cfg.MQTTURL != "" {
+		return cfg.MQTTURL, func() {}, nil
+	}
+	b, err := broker.New(broker.Config{Addr: cfg.MQTTListen}, log.With("component", "broker"))
+	if err != nil {
+		return "", nil, err
+	}
+	if err := b.Start(); err != nil {
+		return "", nil, err
+	}
+	log.Info("embedded MQTT broker listening", "addr", b.Addr())
+	return b.URL(), func() { _ = b.Close() }, nil
 }
 
 // task is a long-running part with its own context, so that serve can
