@@ -35,6 +35,7 @@ type Config struct {
 	WSBurst        int
 
 	CommandTimeout time.Duration
+	PresenceGrace  time.Duration
 	LogLevel       string
 	LogFormat      string
 }
@@ -69,6 +70,7 @@ func Vars() []Var {
 		{"WATCHROOM_WS_RATE", "ws-rate", "20", "requests per second allowed per WebSocket connection", flt(func(c *Config) *float64 { return &c.WSRate })},
 		{"WATCHROOM_WS_BURST", "ws-burst", "40", "request burst allowed per WebSocket connection", intv(func(c *Config) *int { return &c.WSBurst })},
 		{"WATCHROOM_COMMAND_TIMEOUT", "command-timeout", "10s", "time a device has to answer a command", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
+		{"WATCHROOM_PRESENCE_GRACE", "presence-grace", "10s", "how long a user may be without a connection before their rooms are told they went offline (a reconnect within it sends nothing)", dur(func(c *Config) *time.Duration { return &c.PresenceGrace })},
 		{"WATCHROOM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 		{"WATCHROOM_LOG_FORMAT", "log-format", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
 	}
@@ -146,7 +148,7 @@ func (c Config) validate() error {
 	if c.WSSendQueue < 16 {
 		errs = append(errs, fmt.Errorf("ws send queue %d must be at least 16", c.WSSendQueue))
 	}
-	if c.FlushInterval <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 {
+	if c.FlushInterval <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 || c.PresenceGrace <= 0 {
 		errs = append(errs, errors.New("durations must be positive"))
 	}
 	if c.WSRate <= 0 || c.WSBurst < 1 {

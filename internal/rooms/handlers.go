@@ -1,0 +1,489 @@
+package rooms
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/watchroom/watchroom/internal/hub"
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// The request handlers run on the reader goroutine of the requesting
+// connection (see the hub). Each validates, stores, fans out, then returns
+// its reply, so the requester sees the fan-out messages before the reply.
+
+// Wire shapes of the notifications.
+type (
+	roomUser struct {
+		Room   string `json:"room"`
+		User   string `json:"user"`
+		Reason string `json:"reason,omitempty"`
+	}
+	roomOnly struct {
+		Room string `json:"room"`
+	}
+	member struct {
+		User   string `json:"user"`
+		Online bool   `json:"online"`
+	}
+	roomList struct {
+		Rooms []model.RoomInfo `json:"rooms"`
+	}
+)
+
+// Reasons of user_joined and user_left.
+const (
+	reasonOnline  = "online"  // user_joined: first connection after being away
+	reasonOffline = "offline" // user_left: last connection closed, grace over
+	reasonLeft    = "left"    // user_left: leave_room
+)
+
+// decode unmarshals the request's data into v; shape is the expected form
+// for the error message.
+func (r *Rooms) decode(req hub.Request, v any, shape string) error {
+	if len(bytes.TrimSpace(req.Data)) == 0 || json.Unmarshal(req.Data, v) != nil {
+		return r.reject(reasonBadData, hub.CodeBadRequest, "%s: data must be %s", req.Type, shape)
+	}
+	return nil
+}
+
+// reject counts a refused request and returns the error the client gets.
+func (r *Rooms) reject(reason, code, format string, args ...any) error {
+	r.m.rejected.WithLabelValues(reason).Inc()
+	return hub.Errorf(code, format, args...)
+}
+
+func (r *Rooms) checkRoomName(name string) error {
+	if err := model.ValidRoomName(name); err != nil {
+		return r.reject(reasonInvalidRoom, hub.CodeBadRequest, "invalid room name %q: %v", truncate(name, 80), err)
+	}
+	return nil
+}
+
+// checkContent trims content and checks its length in characters.
+func (r *Rooms) checkContent(content string) (string, error) {
+	content = strings.TrimSpace(content)
+	n := utf8.RuneCountInString(content)
+	switch {
+	case n == 0:
+		return "", r.reject(reasonEmptyContent, hub.CodeBadRequest, "content is empty; send 1 to %d characters", model.MaxChatContent)
+	case n > model.MaxChatContent:
+		return "", r.reject(reasonContentTooLong, hub.CodeBadRequest, "content is %d characters long; at most %d are allowed", n, model.MaxChatContent)
+	case strings.ContainsRune(content, 0):
+		// PostgreSQL text cannot hold NUL.
+		return "", r.reject(reasonBadContent, hub.CodeBadRequest, "content must not contain NUL characters")
+	}
+	return content, nil
+}
+
+// membership looks up room and whether user is in it; an unknown room is
+// the client's not_found.
+func (r *Rooms) membership(ctx context.Context, room, user string) (model.Room, bool, error) {
+	rm, member, err := r.st.Membership(ctx, room, user)
+	if r.isNotFound(err) {
+		return model.Room{}, false, r.reject(reasonUnknownRoom, hub.CodeNotFound, "no room %q", room)
+	}
+	return rm, member, err
+}
+
+func (r *Rooms) createRoom(ctx context.Context, req hub.Request) (hub.Reply, error) {
+	var d struct {
+		Room string `json:"room"`
+		Kind string `json:"kind"`
+	}
+	if err := r.decode(req, &d, `{"room":"name","kind":"chat"|"alerts"}`); err != nil {
+		return hub.Reply{}, err
+	}
+	if err := r.checkRoomName(d.Room); err != nil {
+		return hub.Reply{}, err
+	}
+	if d.Kind == "" {
+		d.Kind = model.RoomKindChat
+	}
+	if !model.ValidRoomKind(d.Kind) {
+		return hub.Reply{}, r.reject(reasonBadKind, hub.CodeBadRequest, "unknown room kind %q (want chat or alerts)", truncate(d.Kind, 32))
+	}
+	rm, created, err := r.st.CreateRoom(ctx, d.Room, d.Kind, req.User)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	if !created {
+		return hub.Reply{}, r.reject(reasonRoomTaken, hub.CodeConflict, "room %q already exists; join it or pick another name", d.Room)
+	}
+	r.m.roomsCreated.Inc()
+	r.broadcastRoomList(ctx)
+	return hub.Reply{Type: "created", Data: rm}, nil
+}
+
+// broadcastRoomList sends the room list to every connection. A failure is
+// logged, not returned: the room change itself is done, and clients
+// reload the list over REST.
+func (r *Rooms) broadcastRoomList(ctx context.Context) {
+	infos, err := r.st.RoomInfos(ctx, "", r.onlineUsers())
+	if err == nil {
+		err = r.hub.Broadcast("room_list", roomList{Rooms: infos})
+	}
+	if err != nil {
+		r.m.dropped.WithLabelValues(dropRoomList).Inc()
+		r.log.Warn("room_list not broadcast", "err", err)
+	}
+}
+
+func (r *Rooms) joinRoom(ctx context.Context, req hub.Request) (hub.Reply, error) {
+	var d roomOnly
+	if err := r.decode(req, &d, `{"room":"name"}`); err != nil {
+		return hub.Reply{}, err
+	}
+	if err := r.checkRoomName(d.Room); err != nil {
+		return hub.Reply{}, err
+	}
+	joined, err := r.st.JoinRoom(ctx, d.Room, req.User)
+	if r.isNotFound(err) {
+		return hub.Reply{}, r.reject(reasonUnknownRoom, hub.CodeNotFound, "no room %q", d.Room)
+	}
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	names, err := r.st.RoomMembers(ctx, d.Room)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	history, err := r.st.ChatMessages(ctx, d.Room, 0, r.cfg.JoinHistory)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	online := r.onlineUsers()
+	members := make([]member, len(names))
+	var notify []string
+	for i, u := range names {
+		members[i] = member{User: u, Online: contains(online, u)}
+		if members[i].Online && u != req.User {
+			notify = append(notify, u)
+		}
+	}
+	if joined {
+		r.send(notify, "user_joined", roomUser{Room: d.Room, User: req.User})
+	}
+	if history == nil {
+		history = []model.ChatMessage{}
+	}
+	return hub.Reply{Type: "joined", Data: map[string]any{"room": d.Room, "members": members, "history": history}}, nil
+}
+
+func (r *Rooms) leaveRoom(ctx context.Context, req hub.Request) (hub.Reply, error) {
+	var d roomOnly
+	if err := r.decode(req, &d, `{"room":"name"}`); err != nil {
+		return hub.Reply{}, err
+	}
+	if err := r.checkRoomName(d.Room); err != nil {
+		return hub.Reply{}, err
+	}
+	rm, _, err := r.membership(ctx, d.Room, req.User)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	if rm.Fixed {
+		return hub.Reply{}, r.reject(reasonFixedRoom, hub.CodeBadRequest, "everyone is a member of %q; it cannot be left", d.Room)
+	}
+	left, err := r.st.LeaveRoom(ctx, d.Room, req.User)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	if left {
+		others, err := r.onlineMembers(ctx, rm)
+		if err != nil {
+			return hub.Reply{}, err
+		}
+		r.send(without(others, req.User), "user_left", roomUser{Room: d.Room, User: req.User, Reason: reasonLeft})
+	}
+	return hub.Reply{Type: "left", Data: roomOnly{Room: d.Room}}, nil
+}
+
+func (r *Rooms) listRooms(ctx context.Context, req hub.Request) (hub.Reply, error) {
+	infos, err := r.ListRooms(ctx, req.User)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	return hub.Reply{Type: "room_list", Data: roomList{Rooms: infos}}, nil
+}
+
+func (r *Rooms) chatMessage(ctx context.Context, req hub.Request) (hub.Reply, error) {
+	var d struct {
+		Room    string          `json:"room"`
+		Content string          `json:"content"`
+		AlertID json.RawMessage `json:"alert_id"`
+	}
+	if err := r.decode(req, &d, `{"room":"name","content":"text","alert_id":optional number}`); err != nil {
+		return hub.Reply{}, err
+	}
+	if err := r.checkRoomName(d.Room); err != nil {
+		return hub.Reply{}, err
+	}
+	content, err := r.checkContent(d.Content)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	alertID, err := r.alertID(ctx, d.AlertID)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	rm, member, err := r.membership(ctx, d.Room, req.User)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	if !member {
+		return hub.Reply{}, r.reject(reasonNotMember, hub.CodeForbidden, "you are not a member of %q; join_room first", d.Room)
+	}
+
+	lock := r.roomLock(d.Room)
+	lock.Lock()
+	defer lock.Unlock()
+	msg, err := r.st.InsertChatMessage(ctx, model.ChatMessage{Room: d.Room, User: req.User, Content: content, AlertID: alertID})
+	if r.isNotFound(err) { // deleted since the membership check
+		return hub.Reply{}, r.reject(reasonUnknownRoom, hub.CodeNotFound, "no room %q", d.Room)
+	}
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	r.m.chatMessages.Inc()
+	to, err := r.onlineMembers(ctx, rm)
+	if err != nil {
+		// Stored: readers get it from history. The sender learns it was
+		// stored from the reply.
+		r.m.dropped.WithLabelValues(dropFanout).Inc()
+		r.log.Warn("chat message stored but not fanned out", "room", d.Room, "id", msg.ID, "err", err)
+	} else {
+		if !contains(to, req.User) {
+			to = append(to, req.User) // the sender is online: it is asking
+		}
+		r.send(to, "chat_message", msg)
+	}
+	return hub.Reply{Type: "chat_message_sent", Data: map[string]any{"room": msg.Room, "id": msg.ID, "ts": hub.FormatTime(msg.TS)}}, nil
+}
+
+// alertID parses and checks an optional alert_id: a positive integer, as
+// a JSON number or a string of digits; null or absent means none.
+func (r *Rooms) alertID(ctx context.Context, raw json.RawMessage) (*int64, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	s := string(raw)
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			s = ""
+		}
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return nil, r.reject(reasonBadData, hub.CodeBadRequest, "alert_id must be a positive integer, not %s", truncate(string(raw), 32))
+	}
+	if r.alerts == nil {
+		return nil, r.reject(reasonUnknownAlert, hub.CodeBadRequest, "alert_id is not supported: alerts are not enabled on this server")
+	}
+	ok, err := r.alerts.AlertExists(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, r.reject(reasonUnknownAlert, hub.CodeNotFound, "no alert %d", id)
+	}
+	return &id, nil
+}
+
+func (r *Rooms) typingRequest(ctx context.Context, req hub.Request) (hub.Reply, error) {
+	var d roomOnly
+	if err := r.decode(req, &d, `{"room":"name"}`); err != nil {
+		return hub.Reply{}, err
+	}
+	if err := r.checkRoomName(d.Room); err != nil {
+		return hub.Reply{}, err
+	}
+	rm, member, err := r.membership(ctx, d.Room, req.User)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	if !member {
+		return hub.Reply{}, r.reject(reasonNotMember, hub.CodeForbidden, "you are not a member of %q; join_room first", d.Room)
+	}
+	forwarded := r.allowTyping(req.User, d.Room)
+	if forwarded {
+		others, err := r.onlineMembers(ctx, rm)
+		if err != nil {
+			return hub.Reply{}, err
+		}
+		r.send(without(others, req.User), "user_typing", roomUser{Room: d.Room, User: req.User})
+	} else {
+		r.m.dropped.WithLabelValues(dropTypingThrottled).Inc()
+	}
+	if len(req.ID) == 0 {
+		return hub.Reply{}, nil // typing is fire-and-forget unless the client asks
+	}
+	return hub.Reply{Type: "typing_sent", Data: map[string]any{"room": d.Room, "forwarded": forwarded}}, nil
+}
+
+// allowTyping reports whether a user_typing of user in room may be
+// forwarded now, and if so records it.
+func (r *Rooms) allowTyping(user, room string) bool {
+	now := r.cfg.Now()
+	k := typingKey{user, room}
+	r.typingMu.Lock()
+	defer r.typingMu.Unlock()
+	if last, ok := r.typing[k]; ok && now.Sub(last) < r.cfg.TypingInterval {
+		return false
+	}
+	if len(r.typing) >= 1024 {
+		// Entries older than the interval throttle nothing: sweep them so
+		// the map stays as small as the set of people typing now.
+		for key, t := range r.typing {
+			if now.Sub(t) >= r.cfg.TypingInterval {
+				delete(r.typing, key)
+			}
+		}
+	}
+	r.typing[k] = now
+	return true
+}
+
+func (r *Rooms) history(ctx context.Context, req hub.Request) (hub.Reply, error) {
+	var d struct {
+		Room   string `json:"room"`
+		Before int64  `json:"before"`
+		Limit  *int   `json:"limit"`
+	}
+	if err := r.decode(req, &d, `{"room":"name","before":id,"limit":1..100}`); err != nil {
+		return hub.Reply{}, err
+	}
+	if err := r.checkRoomName(d.Room); err != nil {
+		return hub.Reply{}, err
+	}
+	limit := DefaultHistoryLimit
+	if d.Limit != nil {
+		limit = *d.Limit
+	}
+	if limit < 1 || limit > MaxHistoryLimit || d.Before < 0 {
+		return hub.Reply{}, r.reject(reasonBadData, hub.CodeBadRequest, "limit must be 1 to %d and before a message id (0 or absent: the newest)", MaxHistoryLimit)
+	}
+	if _, _, err := r.membership(ctx, d.Room, req.User); err != nil {
+		return hub.Reply{}, err
+	}
+	msgs, err := r.st.ChatMessages(ctx, d.Room, d.Before, limit)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	if msgs == nil {
+		msgs = []model.ChatMessage{}
+	}
+	return hub.Reply{Type: "history", Data: map[string]any{"room": d.Room, "messages": msgs}}, nil
+}
+
+func (r *Rooms) directMessage(ctx context.Context, req hub.Request) (hub.Reply, error) {
+	var d struct {
+		To      string `json:"to"`
+		Content string `json:"content"`
+	}
+	if err := r.decode(req, &d, `{"to":"user","content":"text"}`); err != nil {
+		return hub.Reply{}, err
+	}
+	content, err := r.checkContent(d.Content)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	if d.To == "" {
+		return hub.Reply{}, r.reject(reasonBadData, hub.CodeBadRequest, `direct_message needs "to": the user to write to`)
+	}
+	if _, err := r.st.User(ctx, d.To); r.isNotFound(err) {
+		return hub.Reply{}, r.reject(reasonUnknownUser, hub.CodeNotFound, "no user %q", truncate(d.To, 80))
+	} else if err != nil {
+		return hub.Reply{}, err
+	}
+	dm, err := r.st.InsertDirectMessage(ctx, model.DirectMessage{From: req.User, To: d.To, Content: content})
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	r.m.directMessages.Inc()
+	users := []string{d.To}
+	if d.To != req.User {
+		users = append(users, req.User)
+	}
+	if err := r.hub.SendReliableToUsers(ctx, users, "direct_message", dm); err != nil {
+		// Stored in direct_messages but not queued for delivery: tell the
+		// sender it failed rather than leave the recipient unaware.
+		return hub.Reply{}, err
+	}
+	return hub.Reply{Type: "direct_message_sent", Data: map[string]any{"id": dm.ID, "to": dm.To, "ts": hub.FormatTime(dm.TS)}}, nil
+}
+
+func (r *Rooms) deleteRoom(ctx context.Context, req hub.Request) (hub.Reply, error) {
+	var d roomOnly
+	if err := r.decode(req, &d, `{"room":"name"}`); err != nil {
+		return hub.Reply{}, err
+	}
+	if err := r.checkRoomName(d.Room); err != nil {
+		return hub.Reply{}, err
+	}
+	rm, _, err := r.membership(ctx, d.Room, req.User)
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	if rm.Fixed {
+		return hub.Reply{}, r.reject(reasonFixedRoom, hub.CodeBadRequest, "room %q always exists; it cannot be deleted", d.Room)
+	}
+	members, err := r.st.DeleteRoom(ctx, d.Room)
+	if r.isNotFound(err) { // deleted meanwhile by someone else
+		return hub.Reply{}, r.reject(reasonUnknownRoom, hub.CodeNotFound, "no room %q", d.Room)
+	}
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	r.m.roomsDeleted.Inc()
+	online := r.onlineUsers()
+	var to []string
+	for _, u := range members {
+		if contains(online, u) {
+			to = append(to, u)
+		}
+	}
+	r.send(to, "room_deleted", map[string]string{"room": d.Room, "by": req.User})
+	r.broadcastRoomList(ctx)
+	return hub.Reply{Type: "deleted", Data: roomOnly{Room: d.Room}}, nil
+}
+
+// send fans a message out to users' live connections; a failure (only an
+// encoding error is possible) is counted and logged.
+func (r *Rooms) send(users []string, typ string, data any) {
+	if len(users) == 0 {
+		return
+	}
+	if err := r.hub.SendToUsers(users, typ, data); err != nil {
+		r.m.dropped.WithLabelValues(dropFanout).Inc()
+		r.log.Error("fan-out failed", "type", typ, "err", err)
+	}
+}
+
+// contains reports whether sorted, a sorted slice, holds s.
+func contains(sorted []string, s string) bool {
+	_, ok := slices.BinarySearch(sorted, s)
+	return ok
+}
+
+// truncate shortens s to at most n bytes, on a character boundary, for
+// echoing client input in error messages.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := 0
+	for i := range s {
+		if i > n {
+			break
+		}
+		cut = i
+	}
+	return s[:cut] + "…"
+}

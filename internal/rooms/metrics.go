@@ -1,0 +1,65 @@
+package rooms
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Reasons of watchroom_rooms_rejected_total: why a request was refused.
+const (
+	reasonBadData        = "bad_data"
+	reasonInvalidRoom    = "invalid_room_name"
+	reasonBadKind        = "bad_kind"
+	reasonEmptyContent   = "empty_content"
+	reasonContentTooLong = "content_too_long"
+	reasonBadContent     = "bad_content"
+	reasonUnknownRoom    = "unknown_room"
+	reasonUnknownUser    = "unknown_user"
+	reasonUnknownAlert   = "unknown_alert"
+	reasonNotMember      = "not_member"
+	reasonRoomTaken      = "room_taken"
+	reasonFixedRoom      = "fixed_room"
+)
+
+// Reasons of watchroom_rooms_dropped_total: notifications not sent.
+const (
+	dropTypingThrottled   = "typing_throttled"    // more than one user_typing per interval
+	dropFanout            = "fanout_error"        // a stored message could not be fanned out
+	dropRoomList          = "room_list_error"     // room_list not broadcast after a change
+	dropPresence          = "presence_error"      // user_joined/user_left not announced
+	dropPresenceQueueFull = "presence_queue_full" // Run stopped or far behind
+)
+
+type metrics struct {
+	rejected       *prometheus.CounterVec
+	dropped        *prometheus.CounterVec
+	chatMessages   prometheus.Counter
+	directMessages prometheus.Counter
+	roomsCreated   prometheus.Counter
+	roomsDeleted   prometheus.Counter
+	presence       *prometheus.CounterVec
+	online         prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_rooms_rejected_total", Help: "Room, chat and direct-message requests refused, by reason."}, []string{"reason"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_rooms_dropped_total", Help: "Room notifications not sent, by reason."}, []string{"reason"}),
+		chatMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_chat_messages_total", Help: "Chat messages stored."}),
+		directMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_direct_messages_total", Help: "Direct messages stored."}),
+		roomsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_rooms_created_total", Help: "Rooms created."}),
+		roomsDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_rooms_deleted_total", Help: "Rooms deleted."}),
+		presence: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_presence_changes_total", Help: "Presence changes: online, offline (after the grace period), reconnect_in_grace (nothing announced)."}, []string{"change"}),
+		online: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "watchroom_presence_online_users", Help: "Users with at least one live connection to this instance."}),
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry() // tests that do not look at metrics
+	}
+	reg.MustRegister(m.rejected, m.dropped, m.chatMessages, m.directMessages, m.roomsCreated, m.roomsDeleted, m.presence, m.online)
+	return m
+}

@@ -1,0 +1,267 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/watchroom/watchroom/internal/hub"
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// Store is the part of the database rooms use.
+type Store interface {
+	CreateRoom(ctx context.Context, name, kind, creator string) (room model.Room, created bool, err error)
+	Membership(ctx context.Context, room, user string) (model.Room, bool, error)
+	RoomInfos(ctx context.Context, user string, online []string) ([]model.RoomInfo, error)
+	JoinRoom(ctx context.Context, room, user string) (joined bool, err error)
+	LeaveRoom(ctx context.Context, room, user string) (left bool, err error)
+	RoomMembers(ctx context.Context, room string) ([]string, error)
+	UserRooms(ctx context.Context, user string) ([]model.Room, error)
+	DeleteRoom(ctx context.Context, room string) (members []string, err error)
+	InsertChatMessage(ctx context.Context, m model.ChatMessage) (model.ChatMessage, error)
+	ChatMessages(ctx context.Context, room string, before int64, limit int) ([]model.ChatMessage, error)
+	InsertDirectMessage(ctx context.Context, dm model.DirectMessage) (model.DirectMessage, error)
+	User(ctx context.Context, name string) (model.User, error)
+}
+
+// Hub delivers messages to the live connections of users. Messages sent
+// with SendToUsers and Broadcast are not stored (clients reload what they
+// missed over REST); SendReliableToUsers stores one delivery per user that
+// is sent again on their next connection until acked.
+type Hub interface {
+	SendToUsers(users []string, typ string, data any) error
+	SendReliableToUsers(ctx context.Context, users []string, typ string, data any) error
+	Broadcast(typ string, data any) error
+}
+
+// Router is where the request handlers and the presence listener go: the
+// hub.
+type Router interface {
+	Handle(typ string, min model.Role, fn hub.HandlerFunc)
+	SetPresence(l hub.PresenceListener)
+}
+
+// AlertChecker tells whether an alert exists, for chat messages that
+// carry an alert_id.
+type AlertChecker interface {
+	AlertExists(ctx context.Context, id int64) (bool, error)
+}
+
+// Config tunes Rooms. Zero values take the defaults noted.
+type Config struct {
+	// OfflineGrace is how long a user may be without a connection before
+	// their rooms hear user_left with reason "offline" (10s). A reconnect
+	// within it sends nothing.
+	OfflineGrace time.Duration
+	// TypingInterval is the least time between two user_typing forwarded
+	// for one user and room (2s).
+	TypingInterval time.Duration
+	// JoinHistory is how many messages a joined reply carries (50).
+	JoinHistory int
+	// NotFound is the store's "no such row" sentinel, matched with
+	// errors.Is.
+	NotFound error
+	// Now and AfterFunc are the clock, injected by tests (time.Now and
+	// time.AfterFunc). AfterFunc returns the timer's Stop.
+	Now       func() time.Time
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+}
+
+func (c *Config) defaults() {
+	if c.OfflineGrace <= 0 {
+		c.OfflineGrace = DefaultOfflineGrace
+	}
+	if c.TypingInterval <= 0 {
+		c.TypingInterval = 2 * time.Second
+	}
+	if c.JoinHistory <= 0 {
+		c.JoinHistory = 50
+	}
+	if c.NotFound == nil {
+		c.NotFound = errors.New("rooms: no NotFound sentinel configured")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.AfterFunc == nil {
+		c.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
+}
+
+// DefaultOfflineGrace is the presence grace period when none is configured.
+const DefaultOfflineGrace = 10 * time.Second
+
+// Limits of the history request and the REST route.
+const (
+	DefaultHistoryLimit = 50
+	MaxHistoryLimit     = 100
+)
+
+// maxPresenceQueue bounds the presence events waiting for Run; past it
+// events are dropped and counted (Run has stopped or is far behind).
+const maxPresenceQueue = 100_000
+
+// Rooms owns chat rooms, their messages, presence and direct messages.
+// Create it with New; it is safe for concurrent use.
+type Rooms struct {
+	cfg    Config
+	st     Store
+	hub    Hub
+	alerts AlertChecker
+	log    *slog.Logger
+	m      *metrics
+
+	// mu guards online and events. It is taken by the hub's presence
+	// callbacks, with the hub's lock held: nothing holding mu may call the
+	// hub.
+	mu     sync.Mutex
+	online map[string]struct{}
+	events []presenceEvent
+	wake   chan struct{} // one pending wake-up for Run
+
+	typingMu sync.Mutex
+	typing   map[typingKey]time.Time // last user_typing forwarded
+
+	// roomLocks order "store, then fan out" of the messages of one room, so
+	// that this instance delivers a room's messages in id order. Striped:
+	// rooms that share a lock only wait for each other's insert.
+	roomLocks [64]sync.Mutex
+}
+
+type typingKey struct{ user, room string }
+
+// New returns Rooms over st delivering through h. alerts may be nil: chat
+// messages with an alert_id are then refused. reg receives the metrics.
+func New(cfg Config, st Store, h Hub, alerts AlertChecker, reg prometheus.Registerer, log *slog.Logger) *Rooms {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Rooms{
+		cfg: cfg, st: st, hub: h, alerts: alerts, log: log, m: newMetrics(reg),
+		online: map[string]struct{}{},
+		wake:   make(chan struct{}, 1),
+		typing: map[typingKey]time.Time{},
+	}
+}
+
+// Register installs the request handlers and the presence listener on rt.
+// Call it once, before the hub serves its first connection.
+func (r *Rooms) Register(rt Router) {
+	rt.Handle("create_room", model.RoleAnalyst, r.createRoom)
+	rt.Handle("join_room", model.RoleViewer, r.joinRoom)
+	rt.Handle("leave_room", model.RoleViewer, r.leaveRoom)
+	rt.Handle("list_rooms", model.RoleViewer, r.listRooms)
+	rt.Handle("chat_message", model.RoleAnalyst, r.chatMessage)
+	rt.Handle("typing", model.RoleAnalyst, r.typingRequest)
+	rt.Handle("history", model.RoleViewer, r.history)
+	rt.Handle("direct_message", model.RoleAnalyst, r.directMessage)
+	rt.Handle("delete_room", model.RoleAdmin, r.deleteRoom)
+	rt.SetPresence(r)
+}
+
+// PostReliable delivers {type, id, data} as an acked message to every
+// member of room online now. Members offline catch up from storage over
+// REST, not from this message.
+func (r *Rooms) PostReliable(ctx context.Context, room, typ string, data any) error {
+	rm, err := r.room(ctx, room)
+	if err != nil {
+		return fmt.Errorf("rooms: post %s to %s: %w", typ, room, err)
+	}
+	users, err := r.onlineMembers(ctx, rm)
+	if err != nil {
+		return fmt.Errorf("rooms: post %s to %s: %w", typ, room, err)
+	}
+	if err := r.hub.SendReliableToUsers(ctx, users, typ, data); err != nil {
+		return fmt.Errorf("rooms: post %s to %s: %w", typ, room, err)
+	}
+	return nil
+}
+
+// ListRooms returns every room with its member and online counts, and
+// whether user is a member.
+func (r *Rooms) ListRooms(ctx context.Context, user string) ([]model.RoomInfo, error) {
+	return r.st.RoomInfos(ctx, user, r.onlineUsers())
+}
+
+// Messages returns up to limit messages of room with ids below before (the
+// newest when before is 0), oldest first. Rooms are public: anyone logged in
+// may read them, members or not. An unknown room is an error matching the
+// store's NotFound.
+func (r *Rooms) Messages(ctx context.Context, room string, before int64, limit int) ([]model.ChatMessage, error) {
+	if _, err := r.room(ctx, room); err != nil {
+		return nil, err
+	}
+	return r.st.ChatMessages(ctx, room, before, limit)
+}
+
+// room looks up a room. general and alerts always exist and cannot be
+// deleted, so they need no query: alerts are posted on the ingest path.
+func (r *Rooms) room(ctx context.Context, name string) (model.Room, error) {
+	switch name {
+	case model.RoomGeneral:
+		return model.Room{Name: name, Kind: model.RoomKindChat, Fixed: true}, nil
+	case model.RoomAlerts:
+		return model.Room{Name: name, Kind: model.RoomKindAlerts, Fixed: true}, nil
+	}
+	rm, _, err := r.st.Membership(ctx, name, "")
+	return rm, err
+}
+
+// onlineMembers returns the members of rm with a live connection on this
+// instance. Every user is a member of a fixed room.
+func (r *Rooms) onlineMembers(ctx context.Context, rm model.Room) ([]string, error) {
+	online := r.onlineUsers()
+	if rm.Fixed {
+		return online, nil
+	}
+	members, err := r.st.RoomMembers(ctx, rm.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := members[:0]
+	for _, u := range members {
+		if _, ok := slices.BinarySearch(online, u); ok {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// onlineUsers returns the users with a live connection, sorted.
+func (r *Rooms) onlineUsers() []string {
+	r.mu.Lock()
+	out := make([]string, 0, len(r.online))
+	for u := range r.online {
+		out = append(out, u)
+	}
+	r.mu.Unlock()
+	slices.Sort(out)
+	return out
+}
+
+func (r *Rooms) roomLock(room string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(room))
+	return &r.roomLocks[h.Sum32()%uint32(len(r.roomLocks))]
+}
+
+func (r *Rooms) isNotFound(err error) bool { return errors.Is(err, r.cfg.NotFound) }
+
+func without(users []string, user string) []string {
+	out := make([]string, 0, len(users))
+	for _, u := range users {
+		if u != user {
+			out = append(out, u)
+		}
+	}
+	return out
+}
