@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/watchroom/watchroom/frontend"
+	"github.com/watchroom/watchroom/internal/alerts"
 	"github.com/watchroom/watchroom/internal/auth"
 	"github.com/watchroom/watchroom/internal/broker"
 	"github.com/watchroom/watchroom/internal/config"
@@ -26,6 +27,7 @@ import (
 	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/ingest"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/rooms"
 	"github.com/watchroom/watchroom/internal/store"
 	"github.com/watchroom/watchroom/internal/web"
 )
@@ -63,9 +65,10 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // serve runs the server until ctx is done, then shuts it down in a fixed
 // order: stop accepting HTTP and close every WebSocket with 1001; flush
-// the batch writer and ack what it committed; disconnect the command
-// client; stop the embedded broker; close the database pool. ready, when
-// not nil, is called with the HTTP address once everything is listening.
+// the batch writer and ack what it committed; store and post the pending
+// alert changes; disconnect the command client; stop the embedded broker;
+// close the database pool. ready, when not nil, is called with the HTTP
+// address once everything is listening.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(httpAddr string)) error {
 	if err := store.Migrate(ctx, cfg.DatabaseURL, log.With("component", "store")); err != nil {
 		return err
@@ -104,10 +107,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		IsNotFound:   isNotFound,
 	}, tokens, st, reg, log.With("component", "hub"))
 
+	// wire: rooms (before alerts: alerts are posted to room "alerts" through rm)
+	rm := rooms.New(rooms.Config{
+		OfflineGrace: cfg.PresenceGrace,
+		NotFound:     store.ErrNotFound,
+	}, st, h, st, reg, log.With("component", "rooms"))
+	rm.Register(h)
+
 	sinks := []ingest.ReadingSink{h}
 	// wire: alerts (before ingest: alert detection is an ingest sink)
-
-	// wire: rooms
+	det := alerts.New(alerts.Config{NotFound: store.ErrNotFound}, st, rm, reg, log.With("component", "alerts"))
+	sinks = append(sinks, det)
+	h.Handle("alert_ack", model.RoleAnalyst, det.HandleAck)
+	h.Handle("alert_resolve", model.RoleAnalyst, det.HandleResolve)
 
 	in, err := ingest.New(ingest.Config{
 		BrokerURL:     mqttURL,
@@ -146,6 +158,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		AllowedOrigins: cfg.AllowedOrigins,
 		Static:         static,
 		// wire: web rooms/alerts
+		Rooms:       rm,
+		Alerts:      det,
 		Log:         log.With("component", "web"),
 		BaseContext: context.WithoutCancel(ctx),
 	})
@@ -155,8 +169,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 
 	hubTask := start(func(ctx context.Context) error { return h.Run(ctx) })
+	alertsTask := start(det.Run) // before ingest: it loads its state first
 	ingestTask := start(in.Run)
 	devTask := start(dev.Run)
+	roomsTask := start(rm.Run)
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- app.Serve(ln) }()
 	log.Info("watchroom serving", "http", ln.Addr().String(), "mqtt", redactURL(mqttURL), "client_id", cfg.MQTTClientID)
@@ -189,8 +205,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	if err := ingestTask.stop(); err != nil {
 		log.Error("ingest shutdown", "err", err)
 	}
+	// After ingest: no reading arrives any more; its last changes are stored.
+	if err := alertsTask.stop(); err != nil {
+		log.Error("alerts shutdown", "err", err)
+	}
 	if err := devTask.stop(); err != nil {
 		log.Error("devices shutdown", "err", err)
+	}
+	if err := roomsTask.stop(); err != nil {
+		log.Error("rooms shutdown", "err", err)
 	}
 	_ = hubTask.stop()
 	log.Info("stopped")

@@ -203,10 +203,12 @@ describe('dashboard end to end', { timeout: 600_000 }, () => {
     const alerts = await stack.api('alice', 'GET', '/api/alerts?state=open');
     assert.equal(alerts.status, 200, `backend missing: GET /api/alerts answered ${alerts.status} (alerts, issue 3)`);
 
-    // A narrow threshold for the probe so the test does not depend on defaults.
-    await stack.api('alice', 'PUT', `/api/sensors/${PROBE}/rules`, {
+    // A narrow threshold for the probe so the test does not depend on defaults
+    // (PUT replaces the sensor's rules; docs/alerts.md).
+    const rules = await stack.api('alice', 'PUT', `/api/sensors/${PROBE}/rules`, {
       rules: [{ metric: 'temperature', kind: 'threshold', min: -10, max: 60 }],
     });
+    assert.equal(rules.status, 200, `PUT /api/sensors/${PROBE}/rules: ${JSON.stringify(rules.body)}`);
 
     const page = await newPage();
     await login(page, 'bob');

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -59,6 +60,36 @@ type Alert struct {
 	Note string `json:"-"`
 }
 
+// jsonTime is the protocol's timestamp form: RFC 3339, UTC, milliseconds.
+const jsonTime = "2006-01-02T15:04:05.000Z07:00"
+
+// MarshalJSON writes the alert in the protocol's field order and
+// timestamp form.
+func (a Alert) MarshalJSON() ([]byte, error) {
+	var resolvedAt *string
+	if a.ResolvedAt != nil {
+		s := a.ResolvedAt.UTC().Format(jsonTime)
+		resolvedAt = &s
+	}
+	return json.Marshal(struct {
+		ID           int64   `json:"id"`
+		SensorID     string  `json:"sensor_id"`
+		Metric       string  `json:"metric"`
+		Kind         string  `json:"kind"`
+		Severity     string  `json:"severity"`
+		Value        float64 `json:"value"`
+		LimitOrScore float64 `json:"limit_or_score"`
+		State        string  `json:"state"`
+		OpenedAt     string  `json:"opened_at"`
+		UpdatedAt    string  `json:"updated_at"`
+		Count        int64   `json:"count"`
+		AckedBy      *string `json:"acked_by"`
+		ResolvedBy   *string `json:"resolved_by"`
+		ResolvedAt   *string `json:"resolved_at"`
+	}{a.ID, a.SensorID, a.Metric, a.Kind, a.Severity, a.Value, a.LimitOrScore, a.State,
+		a.OpenedAt.UTC().Format(jsonTime), a.UpdatedAt.UTC().Format(jsonTime), a.Count, a.AckedBy, a.ResolvedBy, resolvedAt})
+}
+
 // Live reports whether the alert is open or acknowledged.
 func (a Alert) Live() bool { return a.State == AlertOpen || a.State == AlertAcknowledged }
 
@@ -108,7 +139,7 @@ const (
 	MaxSpikeWarmup    = 100000
 	MaxSpikeK         = 1000
 	MaxResolveAfter   = 1000
-	MinStaleAfter     = 1.0              // seconds
+	MinStaleAfter     = 1.0             // seconds
 	MaxStaleAfter     = 7 * 24 * 3600.0 // seconds
 )
 

@@ -2,8 +2,10 @@
 // the goose migrations (applied by Migrate from the migrations package) and
 // one file per table or concept: readings.go (the ingest hot path and
 // history queries), sensors.go, users.go, commands.go (the device command
-// audit trail), settings.go and deliveries.go (the outbox of messages a user
-// must acknowledge).
+// audit trail), settings.go, deliveries.go (the outbox of messages a user
+// must acknowledge), rooms.go and messages.go (chat rooms, membership, chat
+// and direct messages), alerts.go and rules.go (anomaly alerts and the
+// per-sensor rules that raise them).
 //
 // Concurrency: a *Store is safe for concurrent use by any number of
 // goroutines; every method takes a connection from the pool for the length
@@ -19,8 +21,8 @@
 // TEMP privilege (granted to PUBLIC by default).
 //
 // Errors are wrapped with the operation ("store: insert readings: ...") and
-// returned, never logged here. Migrate logs each migration it applies,
-// through slog's default logger. Lookups of a single row that does not exist
+// returned, never logged here. Migrate logs each migration it applies
+// through the logger it is given. Lookups of a single row that does not exist
 // return an error matching ErrNotFound (errors.Is).
 //
 // All timestamps come back in UTC.

@@ -101,6 +101,10 @@ func New(cfg Config) *App {
 		// and IP() (the login limiter) read the connection, not
 		// X-Forwarded-* headers any client can set.
 		EnableTrustedProxyCheck: true,
+		// Strings from Params, Query and the body stay valid after the
+		// handler returns (fasthttp reuses its buffers otherwise): caches
+		// such as the alert rules keep them.
+		Immutable: true,
 	})
 	a.routes()
 	return a

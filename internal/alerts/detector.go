@@ -1,0 +1,484 @@
+package alerts
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// Store is the database as alert detection and the alert REST routes use
+// it.
+type Store interface {
+	UpsertAlert(ctx context.Context, b model.AlertBreach) (model.Alert, bool, error)
+	ResolveLiveAlert(ctx context.Context, sensorID, metric, kind string, at time.Time) (model.Alert, error)
+	AckAlert(ctx context.Context, id int64, user string, at time.Time) (model.Alert, bool, error)
+	ResolveAlert(ctx context.Context, id int64, user, note string, at time.Time) (model.Alert, bool, error)
+	Alert(ctx context.Context, id int64) (model.Alert, error)
+	Alerts(ctx context.Context, f model.AlertFilter) ([]model.Alert, error)
+	LiveAlerts(ctx context.Context) ([]model.Alert, error)
+	LatestOfflineAlerts(ctx context.Context) ([]model.Alert, error)
+	SeriesStats(ctx context.Context, window int) ([]model.SeriesStats, error)
+	AlertRules(ctx context.Context, sensorID string) ([]model.AlertRule, error)
+	ReplaceAlertRules(ctx context.Context, sensorID, user string, at time.Time, rules []model.AlertRule) ([]model.AlertRule, error)
+	AlertMessages(ctx context.Context, alertID int64, limit int) ([]model.ChatMessage, error)
+}
+
+// RoomPoster posts a message to every online member of a room, as a
+// message they must acknowledge (the rooms package).
+type RoomPoster interface {
+	PostReliable(ctx context.Context, room, typ string, data any) error
+}
+
+// Config tunes a Detector. Zero values take the defaults noted.
+type Config struct {
+	// CheckInterval is the period of the stale check, which also posts
+	// updates held back by UpdateInterval (1s).
+	CheckInterval time.Duration
+	// UpdateInterval is the least time between two posted breach updates
+	// of one live alert; breaches in between are coalesced, their count
+	// kept exact (1s). Opening, escalating and resolving are never held.
+	UpdateInterval time.Duration
+	// MaxSeries bounds the sensor metrics tracked (100000).
+	MaxSeries int
+	// MaxPending bounds the readings held while the start-up state loads
+	// (100000).
+	MaxPending int
+	// SeedWindow is how many recent readings per series seed the spike
+	// statistics at start (50).
+	SeedWindow int
+	// NotFound is the store's "no such row" error (errors.Is).
+	NotFound error
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.CheckInterval <= 0 {
+		c.CheckInterval = time.Second
+	}
+	if c.UpdateInterval <= 0 {
+		c.UpdateInterval = time.Second
+	}
+	if c.MaxSeries <= 0 {
+		c.MaxSeries = 100000
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 100000
+	}
+	if c.SeedWindow <= 0 {
+		c.SeedWindow = 50
+	}
+	if c.NotFound == nil {
+		c.NotFound = errors.New("alerts: no not-found error configured")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Detection constants (docs/alerts.md).
+const (
+	// alpha is the weight of each new reading in the exponentially
+	// weighted mean and variance: about the last 2/alpha = 40 readings
+	// count, a reading's weight halves after ~14 more.
+	alpha = 0.05
+	// intervalAlpha smooths the usual interval between readings.
+	intervalAlpha = 0.1
+	// criticalMargin: a threshold breach beyond its limit by more than this
+	// share of the rule's range is critical.
+	criticalMargin = 0.1
+	// maxOps bounds the changes held for one alert key while the store
+	// fails (see fold).
+	maxOps = 8
+)
+
+// Alert kinds as indexes of series.kinds.
+const (
+	kThreshold = iota
+	kSpike
+	kOffline
+	numKinds
+)
+
+var kindNames = [numKinds]string{model.AlertThreshold, model.AlertSpike, model.AlertOffline}
+
+type seriesKey struct{ sensor, metric string }
+
+// series is the detection state of one sensor metric. Guarded by
+// Detector.mu.
+type series struct {
+	key   seriesKey
+	rules *ruleSet
+
+	n        int64   // readings folded into mean and variance
+	mean     float64 // exponentially weighted
+	variance float64
+	lastTS   time.Time // newest reading timestamp evaluated
+	lastSeen time.Time // Detector clock when it was evaluated
+	interval float64   // usual seconds between readings; 0 unknown
+	// staleNotified is set once the current silence has raised (or, after
+	// a restart, had already raised) an offline alert; a reading clears it.
+	staleNotified bool
+
+	kinds [numKinds]kindState
+}
+
+// kindState tracks the live alert of one series and kind, as far as the
+// detector knows, and the changes to it not yet stored.
+type kindState struct {
+	live     bool
+	gen      uint64 // bumped on every open, to match the worker's answers
+	alertID  int64  // of the live alert once stored; 0 before
+	severity string // of the live alert
+	normal   int    // consecutive normal readings while live
+
+	ops       []op      // changes waiting for the worker, in order
+	queued    bool      // listed in Detector.dirty
+	lastFlush time.Time // when the worker last took ops
+}
+
+// op is one change for the worker: a (coalesced) breach to upsert, or a
+// resolve by the system.
+type op struct {
+	resolve bool
+	breach  model.AlertBreach // !resolve
+	at      time.Time         // resolve time
+	gen     uint64            // the kindState.gen it belongs to
+	// urgent changes (open, escalate, resolve) go to the worker at once
+	// and are measured: evaluated is when the deciding reading was
+	// evaluated, readingTS its timestamp.
+	urgent    bool
+	evaluated time.Time
+	readingTS time.Time
+}
+
+type opRef struct {
+	s    *series
+	kind int
+}
+
+// Detector is alert detection: an ingest.ReadingSink, the alert_ack and
+// alert_resolve handlers and the alerts REST service. Create it with New;
+// start it with Run.
+type Detector struct {
+	cfg    Config
+	store  Store
+	poster RoomPoster
+	log    *slog.Logger
+	m      *metrics
+
+	defaults *ruleSet // shared by every series without stored rules; never modified
+
+	rulesMu sync.Mutex // serialises rule replacement (store + cache) with the initial load
+
+	mu      sync.Mutex // guards everything below
+	loaded  bool
+	pending []model.Reading // readings received before loaded
+	series  map[seriesKey]*series
+	rules   map[string]map[string]*ruleSet // sensor → metric → stored rules
+	dirty   []opRef                        // keys with ops for the worker
+	wakeNow bool                           // dirty grew: wake the worker when the lock is released
+
+	wake chan struct{} // capacity 1: "dirty is not empty"
+}
+
+// New returns a Detector that stores alerts in st and posts them through
+// poster. reg receives its metrics.
+func New(cfg Config, st Store, poster RoomPoster, reg prometheus.Registerer, log *slog.Logger) *Detector {
+	cfg.defaults()
+	d := &Detector{
+		cfg: cfg, store: st, poster: poster, log: log, m: newMetrics(reg),
+		series: map[seriesKey]*series{},
+		rules:  map[string]map[string]*ruleSet{},
+		wake:   make(chan struct{}, 1),
+	}
+	def := defaultRules()
+	d.defaults = &def
+	return d
+}
+
+// PublishReadings evaluates a committed batch of readings. It is called
+// by the ingest goroutine and never blocks on I/O: evaluation is a few
+// map lookups and float operations per reading under d.mu; the rare
+// changes go to the worker goroutine of Run.
+func (d *Detector) PublishReadings(rs []model.Reading) {
+	now := d.cfg.Now()
+	d.mu.Lock()
+	if !d.loaded {
+		room := d.cfg.MaxPending - len(d.pending)
+		take := min(room, len(rs))
+		d.pending = append(d.pending, rs[:take]...)
+		d.mu.Unlock()
+		if take < len(rs) {
+			d.m.dropped.WithLabelValues(reasonNotReady).Add(float64(len(rs) - take))
+		}
+		return
+	}
+	for i := range rs {
+		d.evaluateLocked(&rs[i], now)
+	}
+	d.signalLocked()
+}
+
+// signalLocked releases d.mu and wakes the worker if something was
+// marked dirty. The send never blocks: a pending wake-up covers it.
+func (d *Detector) signalLocked() {
+	wake := d.wakeNow
+	d.wakeNow = false
+	d.mu.Unlock()
+	if wake {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// seriesLocked returns the state of key, created if new and there is
+// room.
+func (d *Detector) seriesLocked(key seriesKey) *series {
+	if s := d.series[key]; s != nil {
+		return s
+	}
+	if len(d.series) >= d.cfg.MaxSeries {
+		return nil
+	}
+	s := &series{key: key, rules: d.rulesForLocked(key)}
+	d.series[key] = s
+	d.m.series.Set(float64(len(d.series)))
+	return s
+}
+
+func (d *Detector) evaluateLocked(r *model.Reading, now time.Time) {
+	s := d.seriesLocked(seriesKey{r.SensorID, r.Metric})
+	if s == nil {
+		d.m.dropped.WithLabelValues(reasonTooManySeries).Inc()
+		return
+	}
+	// Redelivered readings (MQTT is at least once) and late ones must not
+	// count twice towards statistics and streaks.
+	if !s.lastTS.IsZero() && !r.TS.After(s.lastTS) {
+		d.m.ignored.WithLabelValues(reasonNotNewer).Inc()
+		return
+	}
+	if !s.lastTS.IsZero() {
+		dt := r.TS.Sub(s.lastTS).Seconds()
+		if s.interval == 0 {
+			s.interval = dt
+		} else {
+			// A long gap (a dropout) is clipped so that one outage does
+			// not stretch the stale limit; a lasting slowdown still
+			// raises the estimate by a fifth per reading.
+			s.interval += intervalAlpha * (min(dt, 3*s.interval) - s.interval)
+		}
+	}
+	s.lastTS = r.TS
+	s.lastSeen = now
+	s.staleNotified = false
+	v := r.Value
+	rules := s.rules
+
+	// Offline: any reading ends it.
+	if s.kinds[kOffline].live {
+		d.resolveLocked(s, kOffline, now, r.TS)
+	}
+
+	// Threshold.
+	if th := rules.threshold; th.enabled && (th.min != nil || th.max != nil) {
+		if limit, beyond, ok := th.breached(v); ok {
+			sev := model.SeverityWarning
+			if beyond > criticalMargin*th.span() {
+				sev = model.SeverityCritical
+			}
+			d.breachLocked(s, kThreshold, v, limit, sev, now, r.TS)
+		} else {
+			d.normalLocked(s, kThreshold, th.resolveAfter, now, r.TS)
+		}
+	} else {
+		d.normalLocked(s, kThreshold, th.resolveAfter, now, r.TS)
+	}
+
+	// Spike, against the statistics before this reading.
+	sp := rules.spike
+	if sp.enabled && s.n >= int64(sp.warmup) {
+		sd := math.Sqrt(s.variance)
+		// A constant signal has no spread; the floor keeps the score
+		// finite (any change of a constant signal is then a spike).
+		sd = math.Max(sd, 1e-9*math.Max(1, math.Abs(s.mean)))
+		score := math.Abs(v-s.mean) / sd
+		if score > sp.k {
+			sev := model.SeverityWarning
+			if score > 2*sp.k {
+				sev = model.SeverityCritical
+			}
+			d.breachLocked(s, kSpike, v, score, sev, now, r.TS)
+		} else {
+			d.normalLocked(s, kSpike, sp.resolveAfter, now, r.TS)
+		}
+	} else {
+		d.normalLocked(s, kSpike, sp.resolveAfter, now, r.TS)
+	}
+	s.fold(v)
+}
+
+// fold adds v to the exponentially weighted mean and variance (West's
+// incremental form). Spikes are folded in too, so that a lasting change
+// of level becomes the new normal instead of an endless spike; the price
+// is that a big spike widens the spread for a few dozen readings.
+func (s *series) fold(v float64) {
+	if s.n == 0 {
+		s.mean, s.variance = v, 0
+	} else {
+		diff := v - s.mean
+		incr := alpha * diff
+		s.mean += incr
+		s.variance = (1 - alpha) * (s.variance + diff*incr)
+	}
+	s.n++
+}
+
+// breachLocked records a breach of kind: it opens an alert if none is
+// live, else it updates the live one (coalesced with updates not yet
+// stored).
+func (d *Detector) breachLocked(s *series, kind int, value, limit float64, sev string, now, readingTS time.Time) {
+	ks := &s.kinds[kind]
+	ks.normal = 0
+	b := model.AlertBreach{
+		SensorID: s.key.sensor, Metric: s.key.metric, Kind: kindNames[kind], Severity: sev,
+		Value: value, LimitOrScore: limit, FirstAt: now, LastAt: now, Count: 1,
+	}
+	if !ks.live {
+		ks.live = true
+		ks.gen++
+		ks.alertID = 0
+		ks.severity = sev
+		d.appendOpLocked(s, kind, op{breach: b, gen: ks.gen, urgent: true, evaluated: now, readingTS: readingTS})
+		d.markDirtyLocked(s, kind)
+		return
+	}
+	escalate := sev == model.SeverityCritical && ks.severity != model.SeverityCritical
+	if escalate {
+		ks.severity = sev
+	}
+	if n := len(ks.ops); n > 0 && !ks.ops[n-1].resolve {
+		last := &ks.ops[n-1]
+		last.breach.Count++
+		last.breach.Value, last.breach.LimitOrScore, last.breach.LastAt = value, limit, now
+		if sev == model.SeverityCritical {
+			last.breach.Severity = sev
+		}
+		if escalate && !last.urgent {
+			last.urgent, last.evaluated, last.readingTS = true, now, readingTS
+		}
+		d.m.coalesced.Inc()
+	} else {
+		d.appendOpLocked(s, kind, op{breach: b, gen: ks.gen, urgent: escalate, evaluated: now, readingTS: readingTS})
+	}
+	if escalate || now.Sub(ks.lastFlush) >= d.cfg.UpdateInterval {
+		d.markDirtyLocked(s, kind)
+	}
+}
+
+// normalLocked counts a normal reading towards resolving a live alert of
+// kind after resolveAfter of them in a row.
+func (d *Detector) normalLocked(s *series, kind, resolveAfter int, now, readingTS time.Time) {
+	ks := &s.kinds[kind]
+	if !ks.live {
+		return
+	}
+	ks.normal++
+	if ks.normal >= resolveAfter {
+		d.resolveLocked(s, kind, now, readingTS)
+	}
+}
+
+func (d *Detector) resolveLocked(s *series, kind int, now, readingTS time.Time) {
+	ks := &s.kinds[kind]
+	ks.live = false
+	ks.normal = 0
+	ks.alertID = 0
+	d.appendOpLocked(s, kind, op{resolve: true, at: now, gen: ks.gen, urgent: true, evaluated: now, readingTS: readingTS})
+	d.markDirtyLocked(s, kind)
+}
+
+// appendOpLocked queues o. While the store fails, changes of one key pile
+// up; beyond maxOps the oldest resolve-then-reopen pair in the queue is
+// folded away (the alert is shown as having stayed live), so memory stays
+// bounded and the latest state is still what gets stored.
+func (d *Detector) appendOpLocked(s *series, kind int, o op) {
+	ks := &s.kinds[kind]
+	if len(ks.ops) >= maxOps {
+		for i := 0; i+2 < len(ks.ops); i++ {
+			a, r, b := &ks.ops[i], ks.ops[i+1], ks.ops[i+2]
+			if a.resolve || !r.resolve || b.resolve {
+				continue
+			}
+			a.breach.Count += b.breach.Count
+			a.breach.Value, a.breach.LimitOrScore, a.breach.LastAt = b.breach.Value, b.breach.LimitOrScore, b.breach.LastAt
+			if b.breach.Severity == model.SeverityCritical {
+				a.breach.Severity = b.breach.Severity
+			}
+			// The merged op carries the newer generation, so the worker
+			// can still tell the live alert's id.
+			a.gen = b.gen
+			ks.ops = append(ks.ops[:i+1], ks.ops[i+3:]...)
+			d.m.dropped.WithLabelValues(reasonBacklogFull).Inc()
+			break
+		}
+	}
+	ks.ops = append(ks.ops, o)
+}
+
+func (d *Detector) markDirtyLocked(s *series, kind int) {
+	ks := &s.kinds[kind]
+	if ks.queued {
+		return
+	}
+	ks.queued = true
+	d.dirty = append(d.dirty, opRef{s, kind})
+	d.wakeNow = true
+}
+
+// checkLocked raises offline alerts for series silent for longer than
+// their stale limit, and hands held-back updates that are due to the
+// worker. Called by Run's goroutine every CheckInterval.
+func (d *Detector) checkLocked(now time.Time) {
+	for _, s := range d.series {
+		st := s.rules.stale
+		if st.enabled && !s.staleNotified && !s.lastSeen.IsZero() {
+			limit := st.limit(s.interval)
+			if silent := now.Sub(s.lastSeen); silent > limit {
+				s.staleNotified = true
+				if !s.kinds[kOffline].live {
+					b := model.AlertBreach{
+						SensorID: s.key.sensor, Metric: s.key.metric, Kind: model.AlertOffline,
+						Severity: model.SeverityWarning, Value: roundSeconds(silent), LimitOrScore: roundSeconds(limit),
+						FirstAt: now, LastAt: now, Count: 1,
+					}
+					ks := &s.kinds[kOffline]
+					ks.live = true
+					ks.gen++
+					ks.alertID = 0
+					ks.severity = b.Severity
+					d.appendOpLocked(s, kOffline, op{breach: b, gen: ks.gen, urgent: true, evaluated: now})
+					d.markDirtyLocked(s, kOffline)
+				}
+			}
+		}
+		for k := range s.kinds {
+			ks := &s.kinds[k]
+			if len(ks.ops) > 0 && !ks.queued && now.Sub(ks.lastFlush) >= d.cfg.UpdateInterval {
+				d.markDirtyLocked(s, k)
+			}
+		}
+	}
+}
+
+func roundSeconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }

@@ -1,0 +1,73 @@
+package alerts
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Reasons of watchroom_alerts_dropped_total.
+const (
+	reasonTooManySeries = "too_many_series" // a new sensor metric beyond Config.MaxSeries: not evaluated
+	reasonNotReady      = "not_ready"       // readings beyond Config.MaxPending before the start-up state was loaded
+	reasonPostFailed    = "post_failed"     // stored but not posted to room alerts (clients see it over REST)
+	reasonShutdown      = "shutdown"        // changes not stored before the shutdown deadline
+	reasonBacklogFull   = "backlog_full"    // a resolve and re-open folded away while the store was failing
+)
+
+// Reasons of watchroom_alerts_readings_ignored_total.
+const reasonNotNewer = "not_newer" // not newer than the series' last evaluated reading (a redelivery)
+
+type metrics struct {
+	opened    *prometheus.CounterVec
+	resolved  *prometheus.CounterVec
+	updated   *prometheus.CounterVec
+	acked     *prometheus.CounterVec
+	coalesced prometheus.Counter
+	latency   *prometheus.HistogramVec
+	dropped   *prometheus.CounterVec
+	ignored   *prometheus.CounterVec
+	storeErrs prometheus.Counter
+	pending   prometheus.Gauge
+	series    prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_alerts_opened_total", Help: "Alerts opened, by kind and severity."}, []string{"kind", "severity"}),
+		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_alerts_resolved_total",
+			Help: "Alerts resolved, by kind, severity and by whom (system: by themselves; user: alert_resolve)."},
+			[]string{"kind", "severity", "by"}),
+		updated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_alerts_updated_total",
+			Help: "Breach updates of live alerts stored and posted (after coalescing), by kind."}, []string{"kind"}),
+		acked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_alerts_acknowledged_total", Help: "Alerts acknowledged, by kind."}, []string{"kind"}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_alerts_breaches_coalesced_total",
+			Help: "Breaches of a live alert folded into an update not yet stored (count stays exact)."}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "watchroom_alert_detection_seconds",
+			Help: "Time until an alert opened, escalated or resolved by a reading is posted, " +
+				"from the reading's evaluation (from=evaluated) or from its timestamp (from=reading).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1ms .. ~8s
+		}, []string{"from"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_alerts_dropped_total",
+			Help: "Readings not evaluated or alert changes not delivered, by reason."}, []string{"reason"}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_alerts_readings_ignored_total",
+			Help: "Readings deliberately not evaluated, by reason."}, []string{"reason"}),
+		storeErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_alerts_store_errors_total", Help: "Failed attempts to store an alert change (each is retried)."}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "watchroom_alerts_pending_changes", Help: "Alert changes decided but not yet stored and posted."}),
+		series: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "watchroom_alerts_series", Help: "Sensor metrics tracked by alert detection."}),
+	}
+	reg.MustRegister(m.opened, m.resolved, m.updated, m.acked, m.coalesced, m.latency, m.dropped, m.ignored,
+		m.storeErrs, m.pending, m.series)
+	for _, r := range []string{reasonTooManySeries, reasonNotReady, reasonPostFailed, reasonShutdown, reasonBacklogFull} {
+		m.dropped.WithLabelValues(r)
+	}
+	m.ignored.WithLabelValues(reasonNotNewer)
+	return m
+}

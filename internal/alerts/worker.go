@@ -1,0 +1,311 @@
+package alerts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// Retry bounds for the store, at start and for alert changes.
+const (
+	retryMin        = 100 * time.Millisecond
+	retryMax        = 5 * time.Second
+	shutdownTimeout = 5 * time.Second
+)
+
+// Run loads the state detection resumes from (rules, live alerts, recent
+// statistics of every series), then stores and posts alert changes as
+// PublishReadings decides them and checks for stale series every
+// CheckInterval, until ctx is done. Then it stores and posts what is
+// still pending, for up to 5 s. Run is called once.
+func (d *Detector) Run(ctx context.Context) error {
+	if err := d.load(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	t := time.NewTicker(d.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.shutdown(ctx)
+			return nil
+		case <-t.C:
+			d.mu.Lock()
+			d.checkLocked(d.cfg.Now())
+			d.signalLocked()
+		case <-d.wake:
+			d.flush(ctx)
+		}
+	}
+}
+
+// load reads the start-up state, retrying with backoff while the store
+// fails. Readings that arrive meanwhile wait in d.pending and are
+// evaluated right after.
+func (d *Detector) load(ctx context.Context) error {
+	backoff := retryMin
+	for attempt := 1; ; attempt++ {
+		err := d.loadOnce(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.log.Warn("alerts: loading the start-up state failed; retrying", "err", err, "attempt", attempt, "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, retryMax)
+	}
+}
+
+func (d *Detector) loadOnce(ctx context.Context) error {
+	// Held so that a rule PUT during the load is not overwritten by the
+	// older rules read here.
+	d.rulesMu.Lock()
+	defer d.rulesMu.Unlock()
+	rules, err := d.store.AlertRules(ctx, "")
+	if err != nil {
+		return err
+	}
+	live, err := d.store.LiveAlerts(ctx)
+	if err != nil {
+		return err
+	}
+	offline, err := d.store.LatestOfflineAlerts(ctx)
+	if err != nil {
+		return err
+	}
+	stats, err := d.store.SeriesStats(ctx, d.cfg.SeedWindow)
+	if err != nil {
+		return err
+	}
+	now := d.cfg.Now()
+
+	d.mu.Lock()
+	bySensor := map[string][]model.AlertRule{}
+	for _, r := range rules {
+		bySensor[r.SensorID] = append(bySensor[r.SensorID], r)
+	}
+	for sensor, rs := range bySensor {
+		d.installRulesLocked(sensor, rs)
+	}
+	for _, st := range stats {
+		s := d.seriesLocked(seriesKey{st.SensorID, st.Metric})
+		if s == nil {
+			continue
+		}
+		s.lastTS = st.LastSeen
+		// Silence is counted from now, not from the last stored reading:
+		// after downtime the broker's backlog may take a while to drain,
+		// and that is not an outage. A sensor that is really gone is
+		// reported one stale limit after the start.
+		s.lastSeen = now
+		s.n, s.mean, s.variance = st.N, st.Mean, st.StdDev*st.StdDev
+		if st.N > 1 {
+			s.interval = st.Span.Seconds() / float64(st.N-1)
+		}
+	}
+	for _, a := range live {
+		k := kindIndex(a.Kind)
+		s := d.seriesLocked(seriesKey{a.SensorID, a.Metric})
+		if k < 0 || s == nil {
+			continue
+		}
+		ks := &s.kinds[k]
+		ks.live = true
+		ks.gen++
+		ks.alertID = a.ID
+		ks.severity = a.Severity
+		if k == kOffline {
+			s.staleNotified = true
+		}
+	}
+	// An outage already reported (its offline alert opened after the last
+	// reading, even if someone resolved it since) is not reported again.
+	for _, a := range offline {
+		if s := d.series[seriesKey{a.SensorID, a.Metric}]; s != nil && !a.OpenedAt.Before(s.lastTS) {
+			s.staleNotified = true
+		}
+	}
+	d.loaded = true
+	pending := d.pending
+	d.pending = nil
+	for i := range pending {
+		d.evaluateLocked(&pending[i], now)
+	}
+	nSeries := len(d.series)
+	d.signalLocked()
+	d.log.Info("alerts: detection started", "rules", len(rules), "live_alerts", len(live), "series", nSeries,
+		"readings_held", len(pending))
+	return nil
+}
+
+func kindIndex(kind string) int {
+	for i, n := range kindNames {
+		if n == kind {
+			return i
+		}
+	}
+	return -1
+}
+
+// taken is the changes of one alert key taken by the worker.
+type taken struct {
+	ref opRef
+	ops []op
+}
+
+// flush stores and posts every change of the dirty keys, in order per
+// key. It returns false if ctx ended first; the changes not stored are
+// counted as dropped.
+func (d *Detector) flush(ctx context.Context) bool {
+	now := d.cfg.Now()
+	d.mu.Lock()
+	refs := d.dirty
+	d.dirty = nil
+	work := make([]taken, 0, len(refs))
+	for _, ref := range refs {
+		ks := &ref.s.kinds[ref.kind]
+		ks.queued = false
+		ks.lastFlush = now
+		if len(ks.ops) > 0 {
+			work = append(work, taken{ref, ks.ops})
+			ks.ops = nil
+		}
+	}
+	d.mu.Unlock()
+	left := 0
+	for _, w := range work {
+		left += len(w.ops)
+	}
+	d.m.pending.Set(float64(left))
+	for _, w := range work {
+		for _, o := range w.ops {
+			if !d.apply(ctx, w.ref, o) {
+				d.m.dropped.WithLabelValues(reasonShutdown).Add(float64(left))
+				d.m.pending.Set(0)
+				d.log.Error("alerts: alert changes not stored before shutdown", "changes", left)
+				return false
+			}
+			left--
+			d.m.pending.Set(float64(left))
+		}
+	}
+	return true
+}
+
+// apply stores one change, retrying with backoff while the store fails,
+// and posts the result. It returns false only when ctx ends first.
+func (d *Detector) apply(ctx context.Context, ref opRef, o op) bool {
+	backoff := retryMin
+	for attempt := 1; ; attempt++ {
+		err := d.applyOnce(ctx, ref, o)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		d.m.storeErrs.Inc()
+		d.log.Warn("alerts: storing an alert change failed; retrying", "err", err, "attempt", attempt,
+			"sensor_id", ref.s.key.sensor, "metric", ref.s.key.metric, "kind", kindNames[ref.kind], "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, retryMax)
+	}
+}
+
+func (d *Detector) applyOnce(ctx context.Context, ref opRef, o op) error {
+	key := ref.s.key
+	if o.resolve {
+		a, err := d.store.ResolveLiveAlert(ctx, key.sensor, key.metric, kindNames[ref.kind], o.at)
+		if errors.Is(err, d.cfg.NotFound) {
+			return nil // someone resolved it meanwhile; nothing changed
+		}
+		if err != nil {
+			return err
+		}
+		d.m.resolved.WithLabelValues(a.Kind, a.Severity, "system").Inc()
+		d.post(ctx, a, o)
+		return nil
+	}
+	a, inserted, err := d.store.UpsertAlert(ctx, o.breach)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if ks := &ref.s.kinds[ref.kind]; ks.live && ks.gen == o.gen {
+		ks.alertID = a.ID
+		ks.severity = a.Severity
+	}
+	d.mu.Unlock()
+	if inserted {
+		d.m.opened.WithLabelValues(a.Kind, a.Severity).Inc()
+	} else {
+		d.m.updated.WithLabelValues(a.Kind).Inc()
+	}
+	d.post(ctx, a, o)
+	return nil
+}
+
+// post sends a stored alert to room alerts. A failure is counted and
+// logged, not retried: the alert is stored, and clients reload live
+// alerts over REST when they (re)connect.
+func (d *Detector) post(ctx context.Context, a model.Alert, o op) {
+	if err := d.poster.PostReliable(ctx, model.RoomAlerts, "alert", a); err != nil {
+		d.m.dropped.WithLabelValues(reasonPostFailed).Inc()
+		d.log.Warn("alerts: posting an alert to room alerts failed; clients see it over REST", "alert_id", a.ID, "err", err)
+		return
+	}
+	if o.urgent {
+		now := d.cfg.Now()
+		d.m.latency.WithLabelValues("evaluated").Observe(math.Max(0, now.Sub(o.evaluated).Seconds()))
+		// Device clocks may be off: a reading timestamp in the future or
+		// far in the past says nothing about our latency.
+		if lag := now.Sub(o.readingTS); !o.readingTS.IsZero() && lag >= 0 && lag < time.Hour {
+			d.m.latency.WithLabelValues("reading").Observe(lag.Seconds())
+		}
+	}
+}
+
+// shutdown stores and posts every pending change, held-back updates
+// included, with a fresh context bounded to shutdownTimeout.
+func (d *Detector) shutdown(ctx context.Context) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	d.mu.Lock()
+	for _, s := range d.series {
+		for k := range s.kinds {
+			if len(s.kinds[k].ops) > 0 {
+				d.markDirtyLocked(s, k)
+			}
+		}
+	}
+	d.wakeNow = false
+	d.mu.Unlock()
+	d.flush(fctx)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// errorf wraps err with the operation, the package's error style.
+func errorf(op string, err error) error { return fmt.Errorf("alerts: %s: %w", op, err) }

@@ -1,0 +1,72 @@
+package model
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAlertJSON(t *testing.T) {
+	opened := time.Date(2026, 11, 21, 10, 0, 0, 120_000_000, time.FixedZone("CET", 3600))
+	bob := "bob"
+	for _, tc := range []struct {
+		name string
+		a    Alert
+		want string
+	}{
+		{"open", Alert{ID: 7, SensorID: "s-1", Metric: "temperature", Kind: AlertThreshold, Severity: SeverityWarning,
+			Value: 31.5, LimitOrScore: 30, State: AlertOpen, OpenedAt: opened, UpdatedAt: opened, Count: 1, Note: "hidden"},
+			`{"id":7,"sensor_id":"s-1","metric":"temperature","kind":"threshold","severity":"warning","value":31.5,` +
+				`"limit_or_score":30,"state":"open","opened_at":"2026-11-21T09:00:00.120Z","updated_at":"2026-11-21T09:00:00.120Z",` +
+				`"count":1,"acked_by":null,"resolved_by":null,"resolved_at":null}`},
+		{"resolved", Alert{ID: 8, Kind: AlertOffline, State: AlertResolved, OpenedAt: opened, UpdatedAt: opened.Add(time.Second),
+			Count: 1, AckedBy: &bob, ResolvedBy: &bob, ResolvedAt: &opened},
+			`"acked_by":"bob","resolved_by":"bob","resolved_at":"2026-11-21T09:00:00.120Z"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := json.Marshal(tc.a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasSuffix(string(b), tc.want) || strings.Contains(string(b), "hidden") {
+				t.Errorf("JSON = %s\nwant (suffix) %s", b, tc.want)
+			}
+			var back Alert
+			if err := json.Unmarshal(b, &back); err != nil || back.ID != tc.a.ID || !back.OpenedAt.Equal(tc.a.OpenedAt) {
+				t.Errorf("round trip = %+v, %v", back, err)
+			}
+		})
+	}
+}
+
+func TestValidateAlertRules(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	i := func(v int) *int { return &v }
+	for _, tc := range []struct {
+		name  string
+		rules []AlertRule
+		want  string // "" for valid
+	}{
+		{"empty", nil, ""},
+		{"threshold both", []AlertRule{{Metric: "t", Kind: RuleThreshold, Enabled: true, Min: f(-1), Max: f(1)}}, ""},
+		{"threshold disabled without limits", []AlertRule{{Metric: "t", Kind: RuleThreshold}}, ""},
+		{"spike defaults", []AlertRule{{Metric: "t", Kind: RuleSpike, Enabled: true}}, ""},
+		{"stale", []AlertRule{{Metric: "t", Kind: RuleStale, Enabled: true, AfterSeconds: f(90)}}, ""},
+		{"min = max", []AlertRule{{Metric: "t", Kind: RuleThreshold, Enabled: true, Min: f(1), Max: f(1)}}, "min (1) must be less than max (1)"},
+		{"k too big", []AlertRule{{Metric: "t", Kind: RuleSpike, K: f(1001)}}, "k must be"},
+		{"warmup", []AlertRule{{Metric: "t", Kind: RuleSpike, Warmup: i(29)}}, "warmup must be"},
+		{"stale too long", []AlertRule{{Metric: "t", Kind: RuleStale, AfterSeconds: f(8 * 24 * 3600)}}, "after_seconds must be"},
+		{"too many", make([]AlertRule, MaxRulesPerSensor+1), "at most 100 rules"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ValidateAlertRules(tc.rules)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("error %v, want none", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
