@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/watchroom
 NPM     ?= npm
 
-.PHONY: run test test-go test-frontend e2e bench build services frontend check-dist fuzz lint
+.PHONY: screenshots run test test-go test-frontend e2e bench build services frontend check-dist fuzz lint
 
 ## run: the demo: server, embedded broker, simulator and demo users
 run: services
@@ -32,6 +32,10 @@ test-frontend: frontend/node_modules
 ## e2e: browser tests in headless Chromium against the real server, PostgreSQL and Mosquitto
 e2e: frontend/node_modules
 	cd frontend && $(NPM) run e2e
+
+## screenshots: refresh docs/screenshots from a browser test run
+screenshots: frontend/node_modules
+	cd frontend && WATCHROOM_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(NPM) run e2e
 
 ## frontend: rebuild frontend/dist (committed, embedded by go:embed)
 frontend: frontend/node_modules
