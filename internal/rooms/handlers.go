@@ -83,6 +83,15 @@ func (r *Rooms) checkContent(content string) (string, error) {
 
 // membership looks up room and whether user is in it; an unknown room is
 // the client's not_found.
+// decodeRoom decodes the request's data into v (shape describes it in the
+// error) and checks the room name it names.
+func (r *Rooms) decodeRoom(req hub.Request, v any, room *string, shape string) error {
+	if err := r.decode(req, v, shape); err != nil {
+		return err
+	}
+	return r.checkRoomName(*room)
+}
+
 func (r *Rooms) membership(ctx context.Context, room, user string) (model.Room, bool, error) {
 	rm, member, err := r.st.Membership(ctx, room, user)
 	if r.isNotFound(err) {
@@ -96,10 +105,7 @@ func (r *Rooms) createRoom(ctx context.Context, req hub.Request) (hub.Reply, err
 		Room string `json:"room"`
 		Kind string `json:"kind"`
 	}
-	if err := r.decode(req, &d, `{"room":"name","kind":"chat"|"alerts"}`); err != nil {
-		return hub.Reply{}, err
-	}
-	if err := r.checkRoomName(d.Room); err != nil {
+	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name","kind":"chat"|"alerts"}`); err != nil {
 		return hub.Reply{}, err
 	}
 	if d.Kind == "" {
@@ -136,10 +142,7 @@ func (r *Rooms) broadcastRoomList(ctx context.Context) {
 
 func (r *Rooms) joinRoom(ctx context.Context, req hub.Request) (hub.Reply, error) {
 	var d roomOnly
-	if err := r.decode(req, &d, `{"room":"name"}`); err != nil {
-		return hub.Reply{}, err
-	}
-	if err := r.checkRoomName(d.Room); err != nil {
+	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name"}`); err != nil {
 		return hub.Reply{}, err
 	}
 	joined, err := r.st.JoinRoom(ctx, d.Room, req.User)
@@ -177,10 +180,7 @@ func (r *Rooms) joinRoom(ctx context.Context, req hub.Request) (hub.Reply, error
 
 func (r *Rooms) leaveRoom(ctx context.Context, req hub.Request) (hub.Reply, error) {
 	var d roomOnly
-	if err := r.decode(req, &d, `{"room":"name"}`); err != nil {
-		return hub.Reply{}, err
-	}
-	if err := r.checkRoomName(d.Room); err != nil {
+	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name"}`); err != nil {
 		return hub.Reply{}, err
 	}
 	rm, _, err := r.membership(ctx, d.Room, req.User)
@@ -218,10 +218,7 @@ func (r *Rooms) chatMessage(ctx context.Context, req hub.Request) (hub.Reply, er
 		Content string          `json:"content"`
 		AlertID json.RawMessage `json:"alert_id"`
 	}
-	if err := r.decode(req, &d, `{"room":"name","content":"text","alert_id":optional number}`); err != nil {
-		return hub.Reply{}, err
-	}
-	if err := r.checkRoomName(d.Room); err != nil {
+	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name","content":"text","alert_id":optional number}`); err != nil {
 		return hub.Reply{}, err
 	}
 	content, err := r.checkContent(d.Content)
@@ -298,10 +295,7 @@ func (r *Rooms) alertID(ctx context.Context, raw json.RawMessage) (*int64, error
 
 func (r *Rooms) typingRequest(ctx context.Context, req hub.Request) (hub.Reply, error) {
 	var d roomOnly
-	if err := r.decode(req, &d, `{"room":"name"}`); err != nil {
-		return hub.Reply{}, err
-	}
-	if err := r.checkRoomName(d.Room); err != nil {
+	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name"}`); err != nil {
 		return hub.Reply{}, err
 	}
 	rm, member, err := r.membership(ctx, d.Room, req.User)
@@ -356,10 +350,7 @@ func (r *Rooms) history(ctx context.Context, req hub.Request) (hub.Reply, error)
 		Before int64  `json:"before"`
 		Limit  *int   `json:"limit"`
 	}
-	if err := r.decode(req, &d, `{"room":"name","before":id,"limit":1..100}`); err != nil {
-		return hub.Reply{}, err
-	}
-	if err := r.checkRoomName(d.Room); err != nil {
+	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name","before":id,"limit":1..100}`); err != nil {
 		return hub.Reply{}, err
 	}
 	limit := DefaultHistoryLimit
@@ -421,10 +412,7 @@ func (r *Rooms) directMessage(ctx context.Context, req hub.Request) (hub.Reply, 
 
 func (r *Rooms) deleteRoom(ctx context.Context, req hub.Request) (hub.Reply, error) {
 	var d roomOnly
-	if err := r.decode(req, &d, `{"room":"name"}`); err != nil {
-		return hub.Reply{}, err
-	}
-	if err := r.checkRoomName(d.Room); err != nil {
+	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name"}`); err != nil {
 		return hub.Reply{}, err
 	}
 	rm, _, err := r.membership(ctx, d.Room, req.User)
