@@ -61,7 +61,7 @@ func Vars() []Var {
 		{"WATCHROOM_JWT_TTL", "jwt-ttl", "12h", "lifetime of a login token", dur(func(c *Config) *time.Duration { return &c.JWTTTL })},
 		{"WATCHROOM_ALLOWED_ORIGINS", "allowed-origins", "", "comma-separated origins allowed to open /ws (e.g. https://watch.example.com); empty: same host only", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
 		{"WATCHROOM_ADMIN_PASSWORD", "", "", "when set, user admin is created or updated with this password at start", str(func(c *Config) *string { return &c.AdminPassword })},
-		{"WATCHROOM_BATCH_SIZE", "batch-size", "1000", "readings per database batch (flush when reached)", intv(func(c *Config) *int { return &c.BatchSize })},
+		{"WATCHROOM_BATCH_SIZE", "batch-size", "5000", "readings per database batch (flush when reached)", intv(func(c *Config) *int { return &c.BatchSize })},
 		{"WATCHROOM_FLUSH_INTERVAL", "flush-interval", "10ms", "flush a batch this long after its first reading", dur(func(c *Config) *time.Duration { return &c.FlushInterval })},
 		{"WATCHROOM_INGEST_QUEUE", "ingest-queue", "10000", "MQTT messages buffered between the broker connection and the batch writer", intv(func(c *Config) *int { return &c.IngestQueue })},
 		{"WATCHROOM_WS_SEND_QUEUE", "ws-send-queue", "256", "sends queued per WebSocket connection (a batch of readings counts as one) before it is closed as a slow consumer (4008)", intv(func(c *Config) *int { return &c.WSSendQueue })},

@@ -19,9 +19,10 @@ import (
 
 // ReadingStore commits readings. InsertReadings must be idempotent on
 // (sensor, metric, ts): redelivered messages are inserted again and must
-// count as duplicates, not fail. It returns the number of new rows.
+// count as duplicates, not fail. It returns the readings that were new, in
+// input order; only those go on to the sinks.
 type ReadingStore interface {
-	InsertReadings(ctx context.Context, rs []model.Reading) (int64, error)
+	InsertReadings(ctx context.Context, rs []model.Reading) (fresh []model.Reading, err error)
 }
 
 // ReadingSink receives every committed batch, in commit order, from the
@@ -48,8 +49,8 @@ type Config struct {
 // Defaults.
 const (
 	DefaultTopic         = "sensors/#"
-	DefaultBatchSize     = 1000
-	DefaultFlushInterval = 20 * time.Millisecond
+	DefaultBatchSize     = 5000
+	DefaultFlushInterval = 10 * time.Millisecond
 	DefaultQueueSize     = 10000
 	DefaultRetryMin      = 100 * time.Millisecond
 	DefaultRetryMax      = 5 * time.Second

@@ -38,22 +38,22 @@ type memStore struct {
 
 func newMemStore() *memStore { return &memStore{rows: map[readingKey]float64{}} }
 
-func (s *memStore) InsertReadings(ctx context.Context, rs []model.Reading) (int64, error) {
+func (s *memStore) InsertReadings(ctx context.Context, rs []model.Reading) ([]model.Reading, error) {
 	if s.down.Load() {
-		return 0, errors.New("connection refused")
+		return nil, errors.New("connection refused")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n int64
+	var fresh []model.Reading
 	for _, r := range rs {
 		k := readingKey{r.SensorID, r.Metric, r.TS.UnixMicro()}
 		if _, dup := s.rows[k]; !dup {
 			s.rows[k] = r.Value
-			n++
+			fresh = append(fresh, r)
 		}
 	}
 	s.offered += len(rs)
-	return n, nil
+	return fresh, nil
 }
 
 func (s *memStore) counts() (rows, offered int) {

@@ -50,6 +50,7 @@ type pipeline struct {
 	// but still need their ack in order), and the readings they carried.
 	msgs     []message
 	readings []model.Reading
+	fresh    []model.Reading // the committed batch's new readings, between commit and hand-off
 }
 
 func newPipeline(cfg Config, st ReadingStore, sinks []ReadingSink, m *metrics, log *slog.Logger) *pipeline {
@@ -151,11 +152,10 @@ func (p *pipeline) flush(ctx context.Context) bool {
 	if len(p.readings) > 0 {
 		start := time.Now()
 		backoff := p.retryMin
-		var inserted int64
 		for attempt := 1; ; attempt++ {
-			n, err := p.store.InsertReadings(ctx, p.readings)
+			fresh, err := p.store.InsertReadings(ctx, p.readings)
 			if err == nil {
-				inserted = n
+				p.fresh = fresh
 				break
 			}
 			if ctx.Err() != nil {
@@ -176,8 +176,8 @@ func (p *pipeline) flush(ctx context.Context) bool {
 		}
 		p.m.flushSeconds.Observe(time.Since(start).Seconds())
 		p.m.batchSize.Observe(float64(len(p.readings)))
-		p.m.ingested.Add(float64(inserted))
-		if dup := int64(len(p.readings)) - inserted; dup > 0 {
+		p.m.ingested.Add(float64(len(p.fresh)))
+		if dup := len(p.readings) - len(p.fresh); dup > 0 {
 			p.m.duplicate.Add(float64(dup))
 		}
 	}
@@ -185,12 +185,16 @@ func (p *pipeline) flush(ctx context.Context) bool {
 		msg.Ack()
 	}
 	if len(p.readings) > 0 {
-		for _, s := range p.sinks {
-			s.PublishReadings(p.readings)
+		// Only new readings go on: a redelivered one was pushed already.
+		if len(p.fresh) > 0 {
+			for _, s := range p.sinks {
+				s.PublishReadings(p.fresh)
+			}
 		}
 		// Sinks may keep the slice (the hub queues it), so the next batch
 		// gets a new one.
 		p.readings = make([]model.Reading, 0, p.batchSize)
+		p.fresh = nil
 	}
 	clear(p.msgs) // drop the references so acked payloads can be collected
 	p.msgs = p.msgs[:0]

@@ -68,23 +68,23 @@ type pipeStore struct {
 	failures int
 	calls    int
 	batches  [][]model.Reading
-	inserted func(rs []model.Reading) int64 // rows reported new; default all
+	fresh    func(rs []model.Reading) []model.Reading // readings reported new; default all
 }
 
-func (s *pipeStore) InsertReadings(ctx context.Context, rs []model.Reading) (int64, error) {
+func (s *pipeStore) InsertReadings(ctx context.Context, rs []model.Reading) ([]model.Reading, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
 	if s.calls <= s.failures || s.failures < 0 {
 		s.ev.add("insert-failed")
-		return 0, errors.New("database is down")
+		return nil, errors.New("database is down")
 	}
 	s.batches = append(s.batches, slices.Clone(rs))
 	s.ev.add(fmt.Sprintf("insert:%d", len(rs)))
-	if s.inserted != nil {
-		return s.inserted(rs), nil
+	if s.fresh != nil {
+		return s.fresh(rs), nil
 	}
-	return int64(len(rs)), nil
+	return rs, nil
 }
 
 func (s *pipeStore) snapshot() (calls int, batches [][]model.Reading) {
@@ -336,12 +336,18 @@ func TestPipelineShutdownCommitsBatch(t *testing.T) {
 	}
 }
 
-func TestPipelineCountsDuplicates(t *testing.T) {
+func TestPipelineCountsDuplicatesAndPassesOnlyNewReadings(t *testing.T) {
 	t.Parallel()
-	store := &pipeStore{inserted: func(rs []model.Reading) int64 { return int64(len(rs)) - 1 }}
+	store := &pipeStore{fresh: func(rs []model.Reading) []model.Reading { return rs[1:] }}
 	h := startPipeline(t, Config{BatchSize: 4}, store, nil)
 	h.sendReadings(4)
 	waitFor(t, "commit", func() bool { return len(h.ev.acks()) == 4 })
+	h.sink.mu.Lock()
+	got := len(h.sink.got)
+	h.sink.mu.Unlock()
+	if got != 3 {
+		t.Errorf("sink got %d readings, want the 3 new ones (a duplicate was pushed before)", got)
+	}
 	if got := testutil.ToFloat64(h.m.ingested); got != 3 {
 		t.Errorf("ingested %v, want 3", got)
 	}

@@ -65,6 +65,7 @@ persistence_location %s/
 autosave_interval 1
 max_inflight_messages 1000
 max_queued_messages 100000
+set_tcp_nodelay true
 log_dest file %s/mosquitto.log
 `, user, port, dir, dir)
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {

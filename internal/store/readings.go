@@ -36,7 +36,8 @@ var readingsInColumns = []string{"sensor_id", "metric", "unit", "ts", "value"}
 const insertReadingsFromStaging = `INSERT INTO readings (sensor_id, metric, ts, value)
 SELECT sensor_id, metric, ts, value FROM pg_temp.readings_in
 ORDER BY sensor_id, metric, ts
-ON CONFLICT DO NOTHING`
+ON CONFLICT DO NOTHING
+RETURNING sensor_id, metric, ts`
 
 // upsertSensorsFromStaging folds the staged batch into sensors: per sensor
 // metric, the reading with the latest ts gives last_seen, last_value and
@@ -59,17 +60,19 @@ ON CONFLICT (sensor_id, metric) DO UPDATE SET
 WHERE excluded.last_seen > s.last_seen OR excluded.first_seen < s.first_seen`
 
 // InsertReadings stores a batch of readings and updates the sensors they
-// belong to, all in one transaction, and returns how many readings were new.
-// Readings already stored (same sensor, metric and ts) are skipped, as are
-// repeats within rs, so redelivering a batch is harmless.
+// belong to, all in one transaction, and returns the readings that were
+// new, in input order. Readings already stored (same sensor, metric and ts)
+// are skipped, as are repeats within rs, so redelivering a batch is harmless
+// and nothing downstream sees a reading twice.
 //
 // This is the ingest hot path: the batch is streamed with COPY into a
 // session temporary table and moved from there with INSERT ... SELECT ...
 // ON CONFLICT DO NOTHING, since COPY itself cannot skip conflicts.
-func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (inserted int64, err error) {
+func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (fresh []model.Reading, err error) {
 	if len(rs) == 0 {
-		return 0, nil
+		return nil, nil
 	}
+	var keys []readingKey
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		src := pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
 			r := &rs[i]
@@ -78,20 +81,51 @@ func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (inserte
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", "readings_in"}, readingsInColumns, src); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
-		tag, err := tx.Exec(ctx, insertReadingsFromStaging)
+		rows, err := tx.Query(ctx, insertReadingsFromStaging)
 		if err != nil {
 			return err
 		}
-		inserted = tag.RowsAffected()
+		keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (readingKey, error) {
+			var k readingKey
+			var ts time.Time
+			err := row.Scan(&k.sensor, &k.metric, &ts)
+			k.ts = ts.UnixMicro()
+			return k, err
+		})
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, upsertSensorsFromStaging); err != nil {
 			return fmt.Errorf("sensors: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store: insert readings: %w", err)
+		return nil, fmt.Errorf("store: insert readings: %w", err)
 	}
-	return inserted, nil
+	if len(keys) == len(rs) {
+		return rs, nil // all new: the common case
+	}
+	isNew := make(map[readingKey]bool, len(keys))
+	for _, k := range keys {
+		isNew[k] = true
+	}
+	fresh = make([]model.Reading, 0, len(keys))
+	for _, r := range rs {
+		k := readingKey{r.SensorID, r.Metric, r.TS.UnixMicro()}
+		if isNew[k] {
+			fresh = append(fresh, r)
+			delete(isNew, k) // a repeat within rs is not new twice
+		}
+	}
+	return fresh, nil
+}
+
+// readingKey is the readings primary key; timestamps are stored with
+// microsecond precision.
+type readingKey struct {
+	sensor, metric string
+	ts             int64
 }
 
 // selectReadings takes the sensor's metrics from sensors (which holds every

@@ -127,12 +127,22 @@ func TestInsertReadings(t *testing.T) {
 				for j := range batch {
 					batch[j].SensorID = sensor
 				}
-				n, err := s.InsertReadings(ctx, batch)
+				fresh, err := s.InsertReadings(ctx, batch)
 				if err != nil {
 					t.Fatalf("batch %d: InsertReadings: %v", b, err)
 				}
-				if n != tt.wantInserted[b] {
+				if n := int64(len(fresh)); n != tt.wantInserted[b] {
 					t.Errorf("batch %d: inserted = %d, want %d", b, n, tt.wantInserted[b])
+				}
+				// The new readings are the first occurrence of each new
+				// key, in input order.
+				seen := map[string]bool{}
+				for _, r := range fresh {
+					k := r.Metric + "@" + r.TS.String()
+					if seen[k] {
+						t.Errorf("batch %d: reading %s returned twice", b, k)
+					}
+					seen[k] = true
 				}
 			}
 			if got := countReadings(t, ctx, s, sensor); got != tt.wantRows {
@@ -178,8 +188,8 @@ func TestInsertReadingsConcurrentOverlappingBatches(t *testing.T) {
 			batch = rev
 		}
 		go func() {
-			n, err := s.InsertReadings(ctx, batch)
-			counts <- n
+			fresh, err := s.InsertReadings(ctx, batch)
+			counts <- int64(len(fresh))
 			errs <- err
 		}()
 	}
