@@ -16,6 +16,8 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/watchroom/watchroom/internal/auth"
+	"github.com/watchroom/watchroom/internal/model"
 	"github.com/watchroom/watchroom/internal/mqtttest"
 	"github.com/watchroom/watchroom/internal/sim"
 )
@@ -113,7 +115,16 @@ func TestReadingFlowsFromMQTTToWebSocketAndDatabase(t *testing.T) {
 }
 
 func TestAuthFailuresCloseWith4001(t *testing.T) {
-	e := setup(t, "WATCHROOM_WS_AUTH_TIMEOUT=500ms")
+	const secret = "test-secret-0123456789abcdef0123456789"
+	e := setup(t, "WATCHROOM_WS_AUTH_TIMEOUT=500ms", "WATCHROOM_JWT_SECRET="+secret)
+	past, err := auth.NewTokens([]byte(secret), time.Hour, func() time.Time { return time.Now().Add(-2 * time.Hour) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _, err := past.Issue("alice", model.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name  string
 		query string
@@ -122,6 +133,7 @@ func TestAuthFailuresCloseWith4001(t *testing.T) {
 		{"no auth in time", "", nil},
 		{"not an auth message", "", map[string]any{"type": "ping", "id": 1}},
 		{"bad signature", "", map[string]any{"type": "auth", "data": map[string]string{"token": e.token[:len(e.token)-4] + "AAAA"}}},
+		{"expired", "", map[string]any{"type": "auth", "data": map[string]string{"token": expired}}},
 		{"alg none", "", map[string]any{"type": "auth", "data": map[string]string{"token": "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsInJvbGUiOiJhZG1pbiIsImlzcyI6IndhdGNocm9vbSIsImV4cCI6NDEwMjQ0NDgwMH0."}}},
 		{"token in query", "?token=" + e.token, map[string]any{"type": "auth", "data": map[string]string{"token": e.token}}},
 	}
