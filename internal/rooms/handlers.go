@@ -92,6 +92,24 @@ func (r *Rooms) decodeRoom(req hub.Request, v any, room *string, shape string) e
 	return r.checkRoomName(*room)
 }
 
+// changeableRoom decodes a {"room":...} request for a room that may be
+// left or deleted: it must exist and not be one of the fixed rooms
+// (refusal, with the room's name, says why not).
+func (r *Rooms) changeableRoom(ctx context.Context, req hub.Request, refusal string) (model.Room, error) {
+	var d roomOnly
+	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name"}`); err != nil {
+		return model.Room{}, err
+	}
+	rm, _, err := r.membership(ctx, d.Room, req.User)
+	if err != nil {
+		return model.Room{}, err
+	}
+	if rm.Fixed {
+		return model.Room{}, r.reject(reasonFixedRoom, hub.CodeBadRequest, refusal, d.Room)
+	}
+	return rm, nil
+}
+
 func (r *Rooms) membership(ctx context.Context, room, user string) (model.Room, bool, error) {
 	rm, member, err := r.st.Membership(ctx, room, user)
 	if r.isNotFound(err) {
@@ -179,18 +197,11 @@ func (r *Rooms) joinRoom(ctx context.Context, req hub.Request) (hub.Reply, error
 }
 
 func (r *Rooms) leaveRoom(ctx context.Context, req hub.Request) (hub.Reply, error) {
-	var d roomOnly
-	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name"}`); err != nil {
-		return hub.Reply{}, err
-	}
-	rm, _, err := r.membership(ctx, d.Room, req.User)
+	rm, err := r.changeableRoom(ctx, req, "everyone is a member of %q; it cannot be left")
 	if err != nil {
 		return hub.Reply{}, err
 	}
-	if rm.Fixed {
-		return hub.Reply{}, r.reject(reasonFixedRoom, hub.CodeBadRequest, "everyone is a member of %q; it cannot be left", d.Room)
-	}
-	left, err := r.st.LeaveRoom(ctx, d.Room, req.User)
+	left, err := r.st.LeaveRoom(ctx, rm.Name, req.User)
 	if err != nil {
 		return hub.Reply{}, err
 	}
@@ -199,9 +210,9 @@ func (r *Rooms) leaveRoom(ctx context.Context, req hub.Request) (hub.Reply, erro
 		if err != nil {
 			return hub.Reply{}, err
 		}
-		r.send(without(others, req.User), "user_left", roomUser{Room: d.Room, User: req.User, Reason: reasonLeft})
+		r.send(without(others, req.User), "user_left", roomUser{Room: rm.Name, User: req.User, Reason: reasonLeft})
 	}
-	return hub.Reply{Type: "left", Data: roomOnly{Room: d.Room}}, nil
+	return hub.Reply{Type: "left", Data: roomOnly{Room: rm.Name}}, nil
 }
 
 func (r *Rooms) listRooms(ctx context.Context, req hub.Request) (hub.Reply, error) {
@@ -411,20 +422,13 @@ func (r *Rooms) directMessage(ctx context.Context, req hub.Request) (hub.Reply, 
 }
 
 func (r *Rooms) deleteRoom(ctx context.Context, req hub.Request) (hub.Reply, error) {
-	var d roomOnly
-	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name"}`); err != nil {
-		return hub.Reply{}, err
-	}
-	rm, _, err := r.membership(ctx, d.Room, req.User)
+	rm, err := r.changeableRoom(ctx, req, "room %q always exists; it cannot be deleted")
 	if err != nil {
 		return hub.Reply{}, err
 	}
-	if rm.Fixed {
-		return hub.Reply{}, r.reject(reasonFixedRoom, hub.CodeBadRequest, "room %q always exists; it cannot be deleted", d.Room)
-	}
-	members, err := r.st.DeleteRoom(ctx, d.Room)
+	members, err := r.st.DeleteRoom(ctx, rm.Name)
 	if r.isNotFound(err) { // deleted meanwhile by someone else
-		return hub.Reply{}, r.reject(reasonUnknownRoom, hub.CodeNotFound, "no room %q", d.Room)
+		return hub.Reply{}, r.reject(reasonUnknownRoom, hub.CodeNotFound, "no room %q", rm.Name)
 	}
 	if err != nil {
 		return hub.Reply{}, err
@@ -437,9 +441,9 @@ func (r *Rooms) deleteRoom(ctx context.Context, req hub.Request) (hub.Reply, err
 			to = append(to, u)
 		}
 	}
-	r.send(to, "room_deleted", map[string]string{"room": d.Room, "by": req.User})
+	r.send(to, "room_deleted", map[string]string{"room": rm.Name, "by": req.User})
 	r.broadcastRoomList(ctx)
-	return hub.Reply{Type: "deleted", Data: roomOnly{Room: d.Room}}, nil
+	return hub.Reply{Type: "deleted", Data: roomOnly{Room: rm.Name}}, nil
 }
 
 // send fans a message out to users' live connections; a failure (only an
