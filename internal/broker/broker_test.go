@@ -88,6 +88,7 @@ func (c *collector) waitDistinct(t *testing.T, want int, timeout time.Duration) 
 // acks that (re)subscribes to filter at QoS 1 in OnConnect.
 func persistentSubscriber(t *testing.T, url, id, filter string, c *collector) paho.Client {
 	t.Helper()
+	subscribed := make(chan struct{}, 1)
 	opts := paho.NewClientOptions().AddBroker(url).SetClientID(id).
 		SetCleanSession(false).SetAutoAckDisabled(true).SetAutoReconnect(false).
 		SetKeepAlive(30 * time.Second).
@@ -99,10 +100,18 @@ func persistentSubscriber(t *testing.T, url, id, filter string, c *collector) pa
 			if tok := cl.Subscribe(filter, 1, c.handle); tok.WaitTimeout(5*time.Second) && tok.Error() != nil {
 				t.Errorf("subscribe %s: %v", filter, tok.Error())
 			}
+			subscribed <- struct{}{}
 		})
 	cl := paho.NewClient(opts)
 	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect %s: %v", id, tok.Error())
+	}
+	// OnConnect runs on its own goroutine: wait for the subscription, so
+	// that what the test publishes next is routed to this client.
+	select {
+	case <-subscribed:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s not subscribed within 5s", id)
 	}
 	return cl
 }
@@ -141,7 +150,8 @@ func publishAll(t *testing.T, cl paho.Client, topic, prefix string, n int, pad [
 }
 
 func TestPersistentSessionReceivesMessagesQueuedWhileAway(t *testing.T) {
-	b := startBroker(t, Config{})
+	reg := prometheus.NewRegistry()
+	b := startBroker(t, Config{Registerer: reg})
 	const id, n = "ingest-persistent", 200
 
 	first := newCollector()
@@ -152,6 +162,17 @@ func TestPersistentSessionReceivesMessagesQueuedWhileAway(t *testing.T) {
 	sub.Disconnect(250)
 
 	publishAll(t, pub, "sensors/s-1/temperature", "away-", n, nil)
+	// mochi acks a PUBLISH before it has queued it for subscribers; a
+	// session taken over during that moment can miss it (see doc.go). Wait
+	// until all n are queued for the offline session, as they are when a
+	// client is away for longer than an instant.
+	deadline := time.Now().Add(5 * time.Second)
+	for inflight(t, reg) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("broker queued %v of %d messages for the offline session", inflight(t, reg), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	// A new client object with the same id, as after a process restart.
 	again := newCollector()
@@ -321,4 +342,20 @@ func TestMetricsRegistered(t *testing.T) {
 		}
 	}
 	t.Fatalf("watchroom_broker_clients_connected not gathered")
+}
+
+// inflight reads watchroom_broker_inflight_messages.
+func inflight(t *testing.T, g prometheus.Gatherer) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "watchroom_broker_inflight_messages" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("watchroom_broker_inflight_messages not registered")
+	return 0
 }
