@@ -269,7 +269,10 @@ func TestUnackedCommandResponseIsRedeliveredOnReconnect(t *testing.T) {
 }
 
 func TestSlowConsumerIsClosedWhileFastClientKeepsReceiving(t *testing.T) {
-	e := setup(t, "WATCHROOM_WS_SEND_QUEUE=16")
+	// Small batches make many queue items: a batch of readings is one item,
+	// and with the default 5000 a fast machine sends too few batches to
+	// fill 16 items once the kernel's buffers are full.
+	e := setup(t, "WATCHROOM_WS_SEND_QUEUE=16", "WATCHROOM_BATCH_SIZE=100")
 	fast := connect(t, e.srv.addr, e.token)
 	slow := connectSlow(t, e.srv.addr, e.token)
 
