@@ -55,6 +55,9 @@ type Alert struct {
 	AckedBy      *string    `json:"acked_by"`
 	ResolvedBy   *string    `json:"resolved_by"`
 	ResolvedAt   *time.Time `json:"resolved_at"`
+	// EventID increases with every change of any alert; it is the cursor
+	// a client resumes alerts from after a reconnect.
+	EventID int64 `json:"event_id"`
 	// Note is what the resolver wrote. It is not part of the alert's JSON,
 	// which the protocol fixes; GET /api/alerts/{id} shows it beside it.
 	Note string `json:"-"`
@@ -86,8 +89,9 @@ func (a Alert) MarshalJSON() ([]byte, error) {
 		AckedBy      *string `json:"acked_by"`
 		ResolvedBy   *string `json:"resolved_by"`
 		ResolvedAt   *string `json:"resolved_at"`
+		EventID      int64   `json:"event_id"`
 	}{a.ID, a.SensorID, a.Metric, a.Kind, a.Severity, a.Value, a.LimitOrScore, a.State,
-		a.OpenedAt.UTC().Format(jsonTime), a.UpdatedAt.UTC().Format(jsonTime), a.Count, a.AckedBy, a.ResolvedBy, resolvedAt})
+		a.OpenedAt.UTC().Format(jsonTime), a.UpdatedAt.UTC().Format(jsonTime), a.Count, a.AckedBy, a.ResolvedBy, resolvedAt, a.EventID})
 }
 
 // Live reports whether the alert is open or acknowledged.

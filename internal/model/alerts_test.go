@@ -16,13 +16,13 @@ func TestAlertJSON(t *testing.T) {
 		want string
 	}{
 		{"open", Alert{ID: 7, SensorID: "s-1", Metric: "temperature", Kind: AlertThreshold, Severity: SeverityWarning,
-			Value: 31.5, LimitOrScore: 30, State: AlertOpen, OpenedAt: opened, UpdatedAt: opened, Count: 1, Note: "hidden"},
+			Value: 31.5, LimitOrScore: 30, State: AlertOpen, OpenedAt: opened, UpdatedAt: opened, Count: 1, EventID: 41, Note: "hidden"},
 			`{"id":7,"sensor_id":"s-1","metric":"temperature","kind":"threshold","severity":"warning","value":31.5,` +
 				`"limit_or_score":30,"state":"open","opened_at":"2026-11-21T09:00:00.120Z","updated_at":"2026-11-21T09:00:00.120Z",` +
-				`"count":1,"acked_by":null,"resolved_by":null,"resolved_at":null}`},
+				`"count":1,"acked_by":null,"resolved_by":null,"resolved_at":null,"event_id":41}`},
 		{"resolved", Alert{ID: 8, Kind: AlertOffline, State: AlertResolved, OpenedAt: opened, UpdatedAt: opened.Add(time.Second),
 			Count: 1, AckedBy: &bob, ResolvedBy: &bob, ResolvedAt: &opened},
-			`"acked_by":"bob","resolved_by":"bob","resolved_at":"2026-11-21T09:00:00.120Z"}`},
+			`"acked_by":"bob","resolved_by":"bob","resolved_at":"2026-11-21T09:00:00.120Z","event_id":0}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := json.Marshal(tc.a)
@@ -33,7 +33,7 @@ func TestAlertJSON(t *testing.T) {
 				t.Errorf("JSON = %s\nwant (suffix) %s", b, tc.want)
 			}
 			var back Alert
-			if err := json.Unmarshal(b, &back); err != nil || back.ID != tc.a.ID || !back.OpenedAt.Equal(tc.a.OpenedAt) {
+			if err := json.Unmarshal(b, &back); err != nil || back.ID != tc.a.ID || back.EventID != tc.a.EventID || !back.OpenedAt.Equal(tc.a.OpenedAt) {
 				t.Errorf("round trip = %+v, %v", back, err)
 			}
 		})

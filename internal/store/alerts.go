@@ -14,7 +14,7 @@ import (
 )
 
 const alertColumns = `id, sensor_id, metric, kind, severity, value, limit_or_score, state,
-	opened_at, updated_at, count, acked_by, resolved_by, resolved_at, resolve_note`
+	opened_at, updated_at, count, acked_by, resolved_by, resolved_at, resolve_note, event_id`
 
 // liveAlertStates is the predicate of the partial unique index alerts_live_key;
 // ON CONFLICT must repeat it word for word to use that index.
@@ -218,7 +218,7 @@ ORDER BY s.sensor_id, s.metric`, window)
 func scanAlert(row pgx.Row, extra *bool) (model.Alert, error) {
 	var a model.Alert
 	dest := []any{&a.ID, &a.SensorID, &a.Metric, &a.Kind, &a.Severity, &a.Value, &a.LimitOrScore, &a.State,
-		&a.OpenedAt, &a.UpdatedAt, &a.Count, &a.AckedBy, &a.ResolvedBy, &a.ResolvedAt, &a.Note}
+		&a.OpenedAt, &a.UpdatedAt, &a.Count, &a.AckedBy, &a.ResolvedBy, &a.ResolvedAt, &a.Note, &a.EventID}
 	if extra != nil {
 		dest = append(dest, extra)
 	}

@@ -113,13 +113,18 @@ func (s *Store) DirectMessages(ctx context.Context, a, b string, before int64, l
 	if err != nil {
 		return nil, fmt.Errorf("store: direct messages: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (model.DirectMessage, error) {
-		var m model.DirectMessage
-		err := row.Scan(&m.ID, &m.From, &m.To, &m.Content, &m.TS)
-		return m, err
-	})
+	out, err := collectDirect(rows)
 	if err != nil {
 		return nil, fmt.Errorf("store: direct messages: %w", err)
 	}
 	return out, nil
+}
+
+// collectDirect scans rows of (id, sender, recipient, content, ts).
+func collectDirect(rows pgx.Rows) ([]model.DirectMessage, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (model.DirectMessage, error) {
+		var m model.DirectMessage
+		err := row.Scan(&m.ID, &m.From, &m.To, &m.Content, &m.TS)
+		return m, err
+	})
 }

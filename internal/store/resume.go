@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// What a client missed while it was away: the queries behind /ws resume
+// (docs/protocol.md, "Resuming after a reconnect"). Each returns at most
+// limit rows, oldest first; callers ask for one more than they may replay
+// to tell "exactly the limit" from "too many".
+
+// readingsSince walks the readings key once per series that has a reading
+// at or after $1 (sensors.last_seen is the series' newest ts, kept in the
+// same transaction as the readings), like selectReadings. $3 lists the
+// only sensors wanted (NULL: every sensor), $4 sensors not wanted.
+const readingsSince = `SELECT r.sensor_id, r.metric, m.unit, r.ts, r.value
+FROM sensors m
+CROSS JOIN LATERAL (
+	SELECT sensor_id, metric, ts, value FROM readings
+	WHERE sensor_id = m.sensor_id AND metric = m.metric AND ts >= $1
+	ORDER BY ts
+	LIMIT $2
+) r
+WHERE m.last_seen >= $1
+  AND ($3::text[] IS NULL OR m.sensor_id = ANY($3::text[]))
+  AND NOT (m.sensor_id = ANY($4::text[]))
+ORDER BY r.ts, r.sensor_id, r.metric
+LIMIT $2`
+
+// ReadingsSince returns up to limit readings with ts >= since, ordered by
+// ts (then sensor and metric), of the sensors in only (nil: every sensor)
+// that are not in except.
+func (s *Store) ReadingsSince(ctx context.Context, since time.Time, only, except []string, limit int) ([]model.Reading, error) {
+	if limit <= 0 {
+		return nil, errors.New("store: readings since: limit must be positive")
+	}
+	if except == nil {
+		except = []string{}
+	}
+	rows, err := s.pool.Query(ctx, readingsSince, since, limit, only, except)
+	if err != nil {
+		return nil, fmt.Errorf("store: readings since: %w", err)
+	}
+	out := make([]model.Reading, 0, min(limit, 1024))
+	var r model.Reading
+	_, err = pgx.ForEachRow(rows, []any{&r.SensorID, &r.Metric, &r.Unit, &r.TS, &r.Value}, func() error {
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: readings since: %w", err)
+	}
+	return out, nil
+}
+
+// ChatMessagesAfter returns up to limit messages of room with ids above
+// after, oldest first. A room's ids commit in increasing order (see
+// InsertChatMessage), so nothing below the last id a client saw can appear
+// later.
+func (s *Store) ChatMessagesAfter(ctx context.Context, room string, after int64, limit int) ([]model.ChatMessage, error) {
+	if limit <= 0 {
+		return nil, errors.New("store: chat messages after: limit must be positive")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+chatColumns+` FROM chat_messages
+WHERE room = $1 AND id > $2 ORDER BY id LIMIT $3`, room, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: chat messages after: %w", err)
+	}
+	out, err := collectChat(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: chat messages after: %w", err)
+	}
+	return out, nil
+}
+
+// AlertsAfter returns up to limit alerts whose event_id is above after, in
+// their current state, ordered by event_id. Event ids commit in increasing
+// order (migration 00004).
+func (s *Store) AlertsAfter(ctx context.Context, after int64, limit int) ([]model.Alert, error) {
+	if limit <= 0 {
+		return nil, errors.New("store: alerts after: limit must be positive")
+	}
+	return s.queryAlerts(ctx, "alerts after", `SELECT `+alertColumns+` FROM alerts
+WHERE event_id > $1 ORDER BY event_id LIMIT $2`, after, limit)
+}
+
+// DirectMessagesAfter returns up to limit direct messages that user sent
+// or received with ids above after, oldest first. Ids commit in increasing
+// order (migration 00004).
+func (s *Store) DirectMessagesAfter(ctx context.Context, user string, after int64, limit int) ([]model.DirectMessage, error) {
+	if limit <= 0 {
+		return nil, errors.New("store: direct messages after: limit must be positive")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, sender, recipient, content, ts FROM (
+	(SELECT * FROM direct_messages WHERE sender = $1 AND id > $2 ORDER BY id LIMIT $3)
+	UNION
+	(SELECT * FROM direct_messages WHERE recipient = $1 AND id > $2 ORDER BY id LIMIT $3)
+) m ORDER BY id LIMIT $3`, user, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: direct messages after: %w", err)
+	}
+	out, err := collectDirect(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: direct messages after: %w", err)
+	}
+	return out, nil
+}
