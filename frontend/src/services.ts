@@ -1,5 +1,10 @@
 // All wiring in one visible place: one WebSocket client, one REST client,
 // the stores, and what happens on login, reconnect and logout.
+//
+// On a reconnect the ws client resumes with the stores' cursors (what the
+// page holds); the server replays what was missed as ordinary messages and
+// the stores de-duplicate them. Views reload over REST only when the resume
+// fails.
 
 import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
@@ -11,8 +16,9 @@ import { errorText, parseTs } from './common/format';
 import { FrameBatcher, Observable } from './common/frame';
 import { Clock } from './common/hooks';
 import { WsClient, wsURL } from './common/ws';
+import { fetchSpan } from './sensors/series';
 import { SPARK_WINDOW_MS, SensorStore, sensorKey } from './sensors/store';
-import type { Alert, MeResponse, Reading, Role, Sensor } from './types';
+import type { Alert, GapData, MeResponse, Reading, ResumeData, Role, Sensor } from './types';
 
 /** Sparklines of this many tiles are backfilled over REST on load and reconnect. */
 const BACKFILL_TILES = 48;
@@ -23,8 +29,12 @@ export class Services {
   readonly clock = new Clock(this.batcher);
   readonly session = new Session();
   readonly api = new Api(this.session);
-  readonly ws = new WsClient({ url: wsURL(), getToken: () => this.session.token });
-  readonly sensors = new SensorStore(this.batcher);
+  readonly ws = new WsClient({
+    url: wsURL(),
+    getToken: () => this.session.token,
+    getResume: () => this.resumeCursors(),
+  });
+  readonly sensors = new SensorStore(this.batcher, (id, metric, from, to) => fetchSpan(this.api, id, metric, from, to));
   readonly alerts = new AlertStore(this.batcher);
   readonly commands = new CommandStore(this.batcher, this.ws, this.api);
   readonly chat = new ChatStore(this.batcher, this.ws, this.api);
@@ -38,10 +48,13 @@ export class Services {
   prefs = loadPrefs();
   audio?: AudioContext;
   private started = false;
+  /** The streams the last resume could not name a cursor for: reloaded over REST once it is answered. */
+  private uncovered: ('readings' | 'alerts')[] = [];
   private readonly cleanups: (() => void)[] = [];
 
   constructor() {
     this.ws.on<Reading>('reading', (m) => m.data && this.sensors.applyReading(m.data));
+    this.ws.on<GapData>('gap', (m) => m.data && this.sensors.applyGap(m.data));
     this.ws.on<Alert>('alert', (m) => m.data && this.alerts.apply(m.data));
     this.ws.on<{ user: string; role: Role }>('auth_ok', (m) => {
       // A resumed session whose /api/me failed (server restarting) learns
@@ -51,7 +64,13 @@ export class Services {
         this.authChanged.changed();
       }
     });
-    this.ws.reconnected.on(() => void this.reloadAll());
+    this.ws.reloadNeeded.on(() => void this.reloadAll());
+    this.ws.resumed.on(() => {
+      const uncovered = this.uncovered;
+      this.uncovered = [];
+      if (uncovered.includes('readings')) void this.loadSensors();
+      if (uncovered.includes('alerts')) void this.loadAlerts();
+    });
     this.ws.authError.on(() => this.expire('Your session has ended. Please log in again.'));
     this.api.unauthorized.on(() => this.expire('Your session has ended. Please log in again.'));
     this.alerts.newCritical.on((a) => this.announce(a));
@@ -135,7 +154,19 @@ export class Services {
     for (const fn of this.cleanups.splice(0)) fn();
   }
 
-  /** Loads everything that the live stream does not replay: on start and after every reconnect. */
+  /**
+   * What the page holds, per stream, for the resume after a reconnect. A
+   * stream with no cursor yet (no reading or no alert with an event_id
+   * ever seen) is left out and reloaded over REST once the resume is
+   * answered.
+   */
+  resumeCursors(): ResumeData {
+    const { data, uncovered } = collectResume(this.sensors, this.alerts, this.chat);
+    this.uncovered = uncovered;
+    return data;
+  }
+
+  /** Loads everything over REST: on start and after a reconnect that could not resume. */
   async reloadAll(): Promise<void> {
     await Promise.all([this.loadSensors(), this.loadAlerts(), this.chat.reload()]);
   }
@@ -222,6 +253,28 @@ export class Services {
       }
     }
   }
+}
+
+/** The resume request of what the stores hold, and the streams they have no cursor for. */
+export function collectResume(
+  sensors: Pick<SensorStore, 'since'>,
+  alerts: Pick<AlertStore, 'eventCursor'>,
+  chat: Pick<ChatStore, 'roomCursors' | 'directCursor'>,
+): { data: ResumeData; uncovered: ('readings' | 'alerts')[] } {
+  const data: ResumeData = {};
+  const uncovered: ('readings' | 'alerts')[] = [];
+  // No sensors list: the connection's subscription applies.
+  const since = sensors.since;
+  if (since) data.readings = { since };
+  else uncovered.push('readings');
+  const rooms = chat.roomCursors();
+  if (Object.keys(rooms).length) data.rooms = rooms;
+  if (alerts.eventCursor !== undefined) data.alerts = alerts.eventCursor;
+  else uncovered.push('alerts');
+  // Direct messages not acked yet come again after auth_ok anyway; with
+  // none seen there is nothing to count from.
+  if (chat.directCursor !== undefined) data.direct = chat.directCursor;
+  return { data, uncovered };
 }
 
 export interface Prefs {

@@ -180,6 +180,53 @@ export interface Alert {
   acked_by?: string | null;
   resolved_by?: string | null;
   resolved_at?: string | null;
+  /** Increases with every change of any alert: the resume cursor of the alerts stream. */
+  event_id?: number;
+}
+
+// ---- Resuming after a reconnect ------------------------------------------
+
+/** What the client has seen last, per stream; an omitted stream is not replayed. */
+export interface ResumeData {
+  /** Readings with ts >= since; sensors omitted: the connection's subscription. */
+  readings?: { since: string; sensors?: string[] };
+  /** Per room, the id of the last chat message held. */
+  rooms?: Record<string, number>;
+  /** The highest alert event_id seen. */
+  alerts?: number;
+  /** The highest direct message data.id seen. */
+  direct?: number;
+}
+
+/** How many messages of each stream were replayed. */
+export interface ResumedData {
+  readings?: number;
+  rooms?: Record<string, number>;
+  alerts?: number;
+  direct?: number;
+}
+
+export interface ResumeFailedData {
+  reason: 'too_old' | 'too_many' | string;
+  stream?: string;
+  max_age_seconds?: number;
+  max?: number;
+}
+
+// ---- Thinning ---------------------------------------------------------------
+
+export interface GapSeries {
+  sensor_id: string;
+  metric: string;
+  /** Bounds of the timestamps of the readings not sent. */
+  from: string;
+  to: string;
+  thinned: number;
+}
+
+export interface GapData {
+  thinned: number;
+  series: GapSeries[];
 }
 
 // ---- REST -----------------------------------------------------------------

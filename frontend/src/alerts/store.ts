@@ -20,6 +20,12 @@ export class AlertStore {
   unseenCritical = 0;
   availability: Availability = 'unknown';
   loadError = '';
+  /**
+   * The highest event_id of any alert applied (live, replayed or over
+   * REST): the resume cursor of the alerts stream. Undefined until an
+   * alert carrying one arrives.
+   */
+  eventCursor: number | undefined;
 
   constructor(batcher: FrameBatcher) {
     this.changed = new Observable(batcher);
@@ -33,10 +39,15 @@ export class AlertStore {
   apply(a: Alert, announce = true): void {
     if (!a || a.id === undefined || a.id === null || typeof a.sensor_id !== 'string') return;
     const id = String(a.id);
+    if (Number.isInteger(a.event_id) && (this.eventCursor === undefined || a.event_id! > this.eventCursor)) {
+      this.eventCursor = a.event_id;
+    }
     const prev = this.byId.get(id);
     // Messages can arrive out of order across a reconnect (REST reload vs
-    // redelivery): never go back to an older version.
+    // redelivery vs replay): never go back to an older version. The same
+    // version again (a replayed alert already held) changes nothing.
     if (prev && parseTs(prev.updated_at) > parseTs(a.updated_at)) return;
+    if (prev && sameVersion(prev, a)) return;
     this.byId.set(id, a);
     this.invalidate();
     if (announce && !prev && a.severity === 'critical' && a.state === 'open') {
@@ -89,4 +100,16 @@ export class AlertStore {
     this.severityCache = null;
     this.changed.changed();
   }
+}
+
+function sameVersion(a: Alert, b: Alert): boolean {
+  return (
+    a.updated_at === b.updated_at &&
+    a.state === b.state &&
+    a.severity === b.severity &&
+    a.count === b.count &&
+    a.value === b.value &&
+    (a.acked_by ?? null) === (b.acked_by ?? null) &&
+    (a.resolved_by ?? null) === (b.resolved_by ?? null)
+  );
 }

@@ -74,6 +74,8 @@ export class ChatStore {
   /** A one-line note for the message box area (errors, /help, /rooms output). */
   notice: { text: string[]; error: boolean } | null = null;
   me = '';
+  /** The highest direct message id seen: the resume cursor of the direct stream. */
+  directCursor: number | undefined;
   private lastTypingSent = new Map<string, number>();
   private readonly ws: WsClient;
   private readonly api: Api;
@@ -220,6 +222,23 @@ export class ChatStore {
     }
   }
 
+  /**
+   * The resume cursors of the rooms: per room this page shows messages of
+   * and receives live messages for (a member), the id of the last message
+   * held; 0 for a loaded room that is empty. Rooms never loaded are left
+   * out: they load over REST when opened.
+   */
+  roomCursors(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const v of this.rooms.values()) {
+      if (!this.isMember(v.name)) continue;
+      const last = v.messages[v.messages.length - 1];
+      if (last) out[v.name] = last.id;
+      else if (v.loaded) out[v.name] = 0;
+    }
+    return out;
+  }
+
   // ---- view selection ----------------------------------------------------
 
   select(view: ViewKey, alertFilter: string | null = null): void {
@@ -339,6 +358,9 @@ export class ChatStore {
       dm = { user: other, messages: [], unread: 0 };
       this.dms.set(other, dm);
     }
+    if (typeof d.id === 'number' && (this.directCursor === undefined || d.id > this.directCursor)) this.directCursor = d.id;
+    // A replayed message, or a redelivery of one not acked in time, is
+    // already here: keep it once.
     if (d.id !== undefined && dm.messages.some((m) => m.id === d.id)) return;
     dm.messages = [...dm.messages, d].sort((a, b) => (parseTs(a.ts) || 0) - (parseTs(b.ts) || 0));
     if (this.current !== dmKey(other) && from !== this.me) dm.unread++;

@@ -69,8 +69,10 @@ export class CommandStore {
     this.ws = ws;
     this.api = api;
     ws.on<CommandResponseData>('command_response', (m) => this.onResponse(m));
-    // Outcomes may have been stored while we were away.
-    ws.reconnected.on(() => {
+    // Outcomes may have been stored while we were away and not replayed
+    // (a resume replays readings, chat, alerts and direct messages only;
+    // this user's own outcomes come again as acked deliveries).
+    ws.reloadNeeded.on(() => {
       for (const id of this.history.keys()) void this.loadHistory(id);
     });
     ws.outboxChanged.on((outbox) => {

@@ -8,7 +8,7 @@ import {
   backoffDelay,
   wsURL,
 } from './ws';
-import type { Envelope } from '../types';
+import type { Envelope, ResumeData, ResumedData } from '../types';
 
 /** A hand-written fake of the browser WebSocket, driven by the test as "the server". */
 class FakeSocket implements WebSocketLike {
@@ -272,10 +272,10 @@ describe('WsClient', () => {
     expect(h.client.status.state).toBe('connected');
   });
 
-  it('fires reconnected after every auth_ok but the first', () => {
+  it('asks for a reload after every auth_ok but the first when it has no cursors to resume from', () => {
     const h = harness();
     let n = 0;
-    h.client.reconnected.on(() => n++);
+    h.client.reloadNeeded.on(() => n++);
     h.client.start();
     h.connect();
     expect(n).toBe(0);
@@ -415,6 +415,177 @@ describe('WsClient', () => {
     expect(h.sockets).toHaveLength(1);
     h.client.reconnectNow();
     expect(h.sockets).toHaveLength(2);
+  });
+});
+
+describe('WsClient resume', () => {
+  const cursors: ResumeData = {
+    readings: { since: '2026-11-21T10:00:00.123Z' },
+    rooms: { general: 41 },
+    alerts: 318,
+    direct: 55,
+  };
+
+  /** A client whose cursors are read from `current`; records reloads and resumes. */
+  function resumeHarness() {
+    const state = { current: cursors as ResumeData, reads: 0 };
+    const h = harness({
+      getResume: () => {
+        state.reads++;
+        return state.current;
+      },
+    });
+    const reloads: string[] = [];
+    const resumed: ResumedData[] = [];
+    h.client.reloadNeeded.on((r) => reloads.push(r));
+    h.client.resumed.on((d) => resumed.push(d));
+    const reconnect = () => {
+      h.last().drop(1006);
+      vi.advanceTimersByTime(h.client.status.retryAt! - Date.now());
+      return h.connect();
+    };
+    return { ...h, state, reloads, resumed, reconnect };
+  }
+
+  const resumes = (s: FakeSocket) => s.json().filter((m) => m.type === 'resume');
+
+  it('does not resume on the first connect of the page', () => {
+    const h = resumeHarness();
+    h.client.start();
+    const s = h.connect();
+    expect(resumes(s)).toHaveLength(0);
+    expect(h.state.reads).toBe(0);
+    expect(h.reloads).toEqual([]);
+  });
+
+  it('sends resume with the cursors right after auth_ok on every reconnect, before queued messages', () => {
+    const h = resumeHarness();
+    h.client.start();
+    h.connect();
+    h.last().drop();
+    h.client.send({ type: 'chat_message', id: 'q1', data: { room: 'general', content: 'typed offline' } }, { queue: true });
+    vi.advanceTimersByTime(h.client.status.retryAt! - Date.now());
+    const s = h.connect();
+    const sent = s.json();
+    expect(sent.map((m) => m.type)).toEqual(['auth', 'resume', 'chat_message']);
+    expect(sent[1].data).toEqual(cursors);
+    expect(typeof sent[1].id).toBe('string');
+  });
+
+  it('reads the cursors before the frames that follow auth_ok', () => {
+    const h = resumeHarness();
+    h.client.start();
+    h.connect();
+    h.last().drop();
+    vi.advanceTimersByTime(h.client.status.retryAt! - Date.now());
+    const s = h.last();
+    s.open();
+    // auth_ok and a live reading in one frame: the cursor must not see it.
+    h.client.on('reading', () => {
+      h.state.current = { readings: { since: '2026-11-21T11:00:00.000Z' } };
+    });
+    s.receive({
+      type: 'batch',
+      data: [
+        { type: 'auth_ok', data: { user: 'alice', role: 'operator' } },
+        { type: 'reading', data: { sensor_id: 's-1', metric: 't', value: 1, ts: '2026-11-21T11:00:00.000Z' } },
+      ],
+    });
+    expect(resumes(s)[0].data).toEqual(cursors);
+  });
+
+  it('does not reload on resumed; replayed messages are routed as usual', () => {
+    const h = resumeHarness();
+    const readings: unknown[] = [];
+    h.client.on('reading', (m) => readings.push(m.data));
+    h.client.start();
+    h.connect();
+    const s = h.reconnect();
+    const id = resumes(s)[0].id;
+    s.receive({ type: 'reading', data: { sensor_id: 's-1', metric: 't', value: 2, ts: '2026-11-21T10:00:01.000Z' } });
+    s.receive({ type: 'resumed', ref: id, data: { readings: 1, rooms: { general: 0 }, alerts: 0, direct: 0 } });
+    expect(readings).toHaveLength(1);
+    expect(h.resumed).toEqual([{ readings: 1, rooms: { general: 0 }, alerts: 0, direct: 0 }]);
+    expect(h.reloads).toEqual([]);
+    // Replayed messages carry no top-level id: nothing was acked.
+    expect(s.json().filter((m) => m.type === 'ack')).toHaveLength(0);
+  });
+
+  it.each([
+    ['resume_failed', { type: 'resume_failed', data: { reason: 'too_old', stream: 'readings', max_age_seconds: 3600 } }, 'resume_failed'],
+    ['resume_failed too_many', { type: 'resume_failed', data: { reason: 'too_many', stream: 'rooms', max: 10000 } }, 'resume_failed'],
+    ['unknown_type from an older server', { type: 'error', data: { code: 'unknown_type', message: 'unknown type "resume"' } }, 'resume_error'],
+    ['bad_request', { type: 'error', data: { code: 'bad_request', message: 'bad' } }, 'resume_error'],
+  ])('reloads once on %s', (_name, answer, reason) => {
+    const h = resumeHarness();
+    h.client.start();
+    h.connect();
+    const s = h.reconnect();
+    s.receive({ ...answer, ref: resumes(s)[0].id });
+    expect(h.reloads).toEqual([reason]);
+    expect(h.resumed).toEqual([]);
+    // A second answer with the same ref (or another error) changes nothing.
+    s.receive({ ...answer, ref: resumes(s)[0].id });
+    expect(h.reloads).toEqual([reason]);
+  });
+
+  it('ignores errors that answer other requests', () => {
+    const h = resumeHarness();
+    h.client.start();
+    h.connect();
+    const s = h.reconnect();
+    s.receive({ type: 'error', ref: 'other', data: { code: 'forbidden', message: 'no' } });
+    s.receive({ type: 'error', data: { code: 'rate_limited', message: 'slow down' } });
+    expect(h.reloads).toEqual([]);
+  });
+
+  it('reloads when the resume gets no answer in time', () => {
+    const h = resumeHarness();
+    h.client.start();
+    h.connect();
+    h.reconnect();
+    vi.advanceTimersByTime(29_000);
+    expect(h.reloads).toEqual([]);
+    vi.advanceTimersByTime(1_000);
+    expect(h.reloads).toEqual(['resume_timeout']);
+  });
+
+  it('sends the unanswered cursors again when the connection drops during a resume', () => {
+    const h = resumeHarness();
+    h.client.start();
+    h.connect();
+    let s = h.reconnect();
+    const firstId = resumes(s)[0].id;
+    // Part of the replay and some live messages moved the cursors on...
+    h.state.current = { readings: { since: '2026-11-21T10:05:00.000Z' }, rooms: { general: 50, ops: 3 }, alerts: 400, direct: 60 };
+    // ...but the connection died before resumed.
+    s = h.reconnect();
+    const again = resumes(s)[0];
+    expect(again.data).toEqual({ ...cursors, rooms: { general: 41, ops: 3 } });
+    expect(h.reloads).toEqual([]);
+    // An answer to the first resume, had it come late, is not this one's.
+    s.receive({ type: 'resume_failed', ref: firstId, data: { reason: 'too_old' } });
+    expect(h.reloads).toEqual([]);
+    s.receive({ type: 'resumed', ref: again.id, data: {} });
+    expect(h.resumed).toHaveLength(1);
+    // Answered: the next reconnect reads fresh cursors.
+    s = h.reconnect();
+    expect(resumes(s)[0].data).toEqual(h.state.current);
+    // No timeout fires for a resume whose connection is gone.
+    s.drop();
+    vi.advanceTimersByTime(60_000);
+    expect(h.reloads).toEqual([]);
+  });
+
+  it('starts over after stop(): the next login loads over REST and does not resume', () => {
+    const h = resumeHarness();
+    h.client.start();
+    h.connect();
+    h.client.stop();
+    h.client.start();
+    const s = h.connect();
+    expect(resumes(s)).toHaveLength(0);
+    expect(h.reloads).toEqual([]);
   });
 });
 

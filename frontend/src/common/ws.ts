@@ -1,15 +1,16 @@
 // The one WebSocket client of the dashboard. It owns the connection to /ws:
-// first-message auth, reconnection with backoff, the queue of messages typed
-// while offline, batch unwrapping, acks and de-duplication of acked
-// deliveries, keepalive, and routing of messages by type to subscribers.
-// Views never touch a WebSocket; they subscribe here and send through here.
+// first-message auth, reconnection with backoff, resuming after a reconnect,
+// the queue of messages typed while offline, batch unwrapping, acks and
+// de-duplication of acked deliveries, keepalive, and routing of messages by
+// type to subscribers. Views never touch a WebSocket; they subscribe here
+// and send through here.
 //
 // Everything runs on the page's one thread; handlers are called
 // synchronously while a frame is being processed, so they should only update
 // stores (which render once per animation frame), never render themselves.
 
 import { Emitter } from './emitter';
-import type { AuthOkData, Envelope, ErrorData, MsgId, Role } from '../types';
+import type { AuthOkData, Envelope, ErrorData, MsgId, ResumeData, ResumedData, Role } from '../types';
 
 /** The subset of the browser WebSocket the client uses (fakes implement it in tests). */
 export interface WebSocketLike {
@@ -80,7 +81,18 @@ export interface WsClientOptions {
   dedupeWindow?: number;
   /** Requests without a reply after this long reject with code 'timeout'. */
   requestTimeoutMs?: number;
+  /**
+   * The cursors of what the page holds, read once per reconnect right after
+   * auth_ok, before any later frame is handled. Without it (or when it
+   * returns null) a reconnect always asks the views to reload.
+   */
+  getResume?: () => ResumeData | null;
+  /** A resume without an answer after this long counts as failed (the views reload). */
+  resumeTimeoutMs?: number;
 }
+
+/** Why the views must reload over REST after a reconnect. */
+export type ReloadReason = 'resume_failed' | 'resume_error' | 'resume_timeout' | 'no_resume';
 
 export interface SendOptions {
   /** Keep the message while disconnected and send it after the next auth_ok. */
@@ -100,7 +112,10 @@ const OPEN = 1;
 type Handler = (msg: Envelope) => void;
 
 export class WsClient {
-  private readonly opts: Required<Omit<WsClientOptions, 'createSocket'>> & { createSocket: WebSocketFactory };
+  private readonly opts: Required<Omit<WsClientOptions, 'createSocket' | 'getResume'>> & {
+    createSocket: WebSocketFactory;
+    getResume?: () => ResumeData | null;
+  };
   private ws: WebSocketLike | null = null;
   private authed = false;
   private started = false;
@@ -122,10 +137,27 @@ export class WsClient {
   private readonly seenOrder: string[] = [];
   private outboxList: Envelope[] = [];
   private statusValue: ConnStatus = { state: 'idle', attempt: 0 };
+  /** The id of the resume waiting for its answer on this connection. */
+  private resumeRef: string | null = null;
+  private resumeTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The cursors of a resume that got no answer before its connection
+   * closed. The next resume sends them again (per stream), not the fresh
+   * ones: live messages that came between auth_ok and the server's holding
+   * point, or a part of the replay, moved the cursors past what was missed.
+   */
+  private resumeCarry: ResumeData | null = null;
 
   readonly statusChanged = new Emitter<ConnStatus>();
-  /** Fired after every auth_ok except the first: views reload what they missed. */
-  readonly reconnected = new Emitter<void>();
+  /**
+   * Fired when a reconnect could not resume (resume_failed, an error reply
+   * such as unknown_type from an older server, no answer, no cursors):
+   * views reload over REST what they missed. Not fired on the first
+   * connect of a page, whose views load by themselves.
+   */
+  readonly reloadNeeded = new Emitter<ReloadReason>();
+  /** Fired when the server has replayed what was missed (the `resumed` answer): nothing to reload. */
+  readonly resumed = new Emitter<ResumedData>();
   /** Fired on auth_error or close 4001: the token is no good, log in again. */
   readonly authError = new Emitter<string>();
   /** Fired when the outgoing queue changes (a message queued or flushed). */
@@ -137,6 +169,7 @@ export class WsClient {
       random: Math.random,
       now: () => Date.now(),
       authTimeoutMs: 10_000,
+      resumeTimeoutMs: 30_000,
       heartbeatMs: 25_000,
       heartbeatTimeoutMs: 10_000,
       dedupeWindow: 2000,
@@ -184,6 +217,10 @@ export class WsClient {
       p.reject(new WsRequestError('stopped', 'disconnected'));
     }
     this.pending.clear();
+    // The next start (a new login) loads its views over REST again: it
+    // has nothing to resume from.
+    this.everAuthed = false;
+    this.resumeCarry = null;
     this.setStatus({ state: 'stopped', attempt: 0 });
   }
 
@@ -385,7 +422,11 @@ export class WsClient {
   private clearConnTimers(): void {
     if (this.authTimer !== undefined) clearTimeout(this.authTimer);
     if (this.heartbeatTimer !== undefined) clearTimeout(this.heartbeatTimer);
-    this.authTimer = this.heartbeatTimer = undefined;
+    if (this.resumeTimer !== undefined) clearTimeout(this.resumeTimer);
+    this.authTimer = this.heartbeatTimer = this.resumeTimer = undefined;
+    // An unanswered resume dies with its connection; resumeCarry keeps
+    // its cursors for the next one.
+    this.resumeRef = null;
   }
 
   private clearTimers(): void {
@@ -480,6 +521,9 @@ export class WsClient {
       if (this.seen.has(key)) return;
       this.remember(key);
     }
+    if (this.resumeRef !== null && m.ref !== undefined && m.ref !== null && String(m.ref) === this.resumeRef) {
+      this.onResumeAnswer(m);
+    }
     if (m.ref !== undefined && m.ref !== null) {
       const key = String(m.ref);
       const p = this.pending.get(key);
@@ -507,9 +551,50 @@ export class WsClient {
     this.everAuthed = true;
     this.setStatus({ state: 'connected', attempt: 0, user: m.data?.user, role: m.data?.role });
     if (this.ws) this.startHeartbeat(this.ws);
+    // The cursors are read here, before any frame after auth_ok is
+    // handled: a live message arriving before the server starts holding
+    // must not move them past what was missed.
+    if (again) this.sendResume();
     this.flushOutbox();
     this.dispatch('auth_ok', m);
-    if (again) this.reconnected.emit();
+  }
+
+  // ---- resume ------------------------------------------------------------
+
+  /**
+   * Asks the server to replay what this page missed while away. The
+   * replayed messages are ordinary messages and are routed as such; the
+   * stores de-duplicate them against what they hold.
+   */
+  private sendResume(): void {
+    const fresh = this.opts.getResume?.() ?? null;
+    if (!fresh) {
+      this.reloadNeeded.emit('no_resume');
+      return;
+    }
+    const data: ResumeData = this.resumeCarry ? { ...fresh, ...this.resumeCarry } : fresh;
+    if (this.resumeCarry?.rooms && fresh.rooms) data.rooms = { ...fresh.rooms, ...this.resumeCarry.rooms };
+    this.resumeCarry = data;
+    const id = this.nextId();
+    this.resumeRef = id;
+    this.rawSend({ type: 'resume', id, data });
+    const ws = this.ws;
+    this.resumeTimer = setTimeout(() => {
+      if (this.ws !== ws || this.resumeRef !== id) return;
+      this.resumeRef = null;
+      this.resumeCarry = null;
+      this.reloadNeeded.emit('resume_timeout');
+    }, this.opts.resumeTimeoutMs);
+  }
+
+  private onResumeAnswer(m: Envelope): void {
+    if (m.type !== 'resumed' && m.type !== 'resume_failed' && m.type !== 'error') return;
+    this.resumeRef = null;
+    this.resumeCarry = null;
+    if (this.resumeTimer !== undefined) clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
+    if (m.type === 'resumed') this.resumed.emit((m.data ?? {}) as ResumedData);
+    else this.reloadNeeded.emit(m.type === 'resume_failed' ? 'resume_failed' : 'resume_error');
   }
 
   private flushOutbox(): void {

@@ -5,7 +5,7 @@ import { useKeyed, useObservable } from '../common/hooks';
 import { CommandsPanel } from '../commands/CommandsPanel';
 import { useServices } from '../services';
 import { roleAtLeast } from '../types';
-import { RANGES, type RangeDef, type RangeKey, type Series, appendPoint, fetchSeries } from './series';
+import { RANGES, type RangeDef, type RangeKey, type Series, appendPoint, fetchSeries, mergePoints } from './series';
 import { sensorKey, staleAfterMs } from './store';
 
 interface Props {
@@ -21,7 +21,9 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
   useObservable(svc.clock);
   useObservable(svc.alerts.changed);
   const [range, setRange] = useState<RangeKey>('15m');
-  const [status, setStatus] = useState<{ loading: boolean; error: string; points: number }>({
+  // first and last: the times of the first and last points drawn (seconds),
+  // shown as data attributes so tests can compare the chart with storage.
+  const [status, setStatus] = useState<{ loading: boolean; error: string; points: number; first?: number; last?: number }>({
     loading: true,
     error: '',
     points: 0,
@@ -53,6 +55,8 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
     let series: Series | null = null;
     let loadSeq = 0;
     const live: { t: number; v: number }[] = [];
+    // Refetched thinned spans that came while the range was loading.
+    const refetched: { t: number; v: number }[] = [];
     let redrawScheduled = false;
 
     const redraw = () => {
@@ -60,7 +64,9 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
       if (!plot || !series || disposed) return;
       plot.setData([series.t, ...series.cols] as uPlot.AlignedData, true);
       const points = series.t.length;
-      setStatus((st) => (st.points === points ? st : { ...st, points }));
+      const first = series.t[0];
+      const last = series.t[points - 1];
+      setStatus((st) => (st.points === points && st.first === first && st.last === last ? st : { ...st, points, first, last }));
     };
     const scheduleRedraw = () => {
       if (redrawScheduled) return;
@@ -76,6 +82,19 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
       appendPoint(series, t, v, def.ms);
       scheduleRedraw();
     };
+    // A thinned span refetched by the store: merged into the points,
+    // or the whole range reloaded when it is drawn in buckets.
+    const offHistory = svc.sensors.onHistory(key, (points) => {
+      if (!series) {
+        refetched.push(...points);
+        return;
+      }
+      if (mergePoints(series, points)) scheduleRedraw();
+      else {
+        series = null;
+        void load();
+      }
+    });
     const offLive = svc.sensors.onLive(key, (_r, t) => append(t, _r.value));
 
     const load = async () => {
@@ -86,20 +105,24 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
         if (disposed || seq !== loadSeq) return;
         // Readings that arrived while the request was in flight.
         for (const p of live.splice(0)) appendPoint(loaded, p.t, p.v, def.ms);
+        // The request may have run before those readings were stored; the
+        // bucketed range asked after them anyway.
+        mergePoints(loaded, refetched.splice(0));
         series = loaded;
         const uPlotMod = await import('uplot');
         if (disposed || seq !== loadSeq) return;
         plot?.destroy();
         plot = new uPlotMod.default(chartOptions(el, def, s?.unit ?? ''), [series.t, ...series.cols] as uPlot.AlignedData, el);
-        setStatus({ loading: false, error: '', points: series.t.length });
+        setStatus({ loading: false, error: '', points: series.t.length, first: series.t[0], last: series.t[series.t.length - 1] });
       } catch (err) {
         if (disposed || seq !== loadSeq) return;
         setStatus({ loading: false, error: `Could not load history: ${errorText(err)}`, points: 0 });
       }
     };
     void load();
-    // A reconnect means readings were missed: reload the range.
-    const offReconnect = svc.ws.reconnected.on(() => {
+    // A reconnect that could not resume missed readings: reload the range.
+    // A resumed one replays them as ordinary readings (appended above).
+    const offReconnect = svc.ws.reloadNeeded.on(() => {
       series = null;
       void load();
     });
@@ -115,6 +138,7 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
     return () => {
       disposed = true;
       offLive();
+      offHistory();
       offReconnect();
       ro?.disconnect();
       plot?.destroy();
@@ -168,7 +192,15 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
           {status.error}
         </p>
       )}
-      <div class="chart" ref={chartEl} role="img" aria-label={`Chart of ${sensorId} ${metric} over ${def.label}`} />
+      <div
+        class="chart"
+        ref={chartEl}
+        role="img"
+        aria-label={`Chart of ${sensorId} ${metric} over ${def.label}`}
+        data-points={status.loading ? undefined : status.points}
+        data-first={status.first === undefined ? undefined : new Date(status.first * 1000).toISOString()}
+        data-last={status.last === undefined ? undefined : new Date(status.last * 1000).toISOString()}
+      />
       {canCommand && <CommandsPanel sensorId={sensorId} />}
     </div>
   );

@@ -100,8 +100,10 @@ export function appendPoint(s: Series, tMs: number, v: number, rangeMs: number):
     s.counts.push(1);
   } else {
     if (n > 0 && t <= s.t[n - 1]) {
-      if (t === s.t[n - 1]) s.cols[0][n - 1] = v;
-      return; // out of order: the next reload has it
+      // Out of order or seen before: a point is identified by its time,
+      // so it replaces the one held at that time or goes in its place.
+      insertRaw(s, t, v);
+      return;
     }
     s.t.push(t);
     s.cols[0].push(v);
@@ -115,4 +117,81 @@ export function appendPoint(s: Series, tMs: number, v: number, rangeMs: number):
     for (const c of s.cols) c.splice(0, drop);
     if (s.counts.length) s.counts.splice(0, drop);
   }
+}
+
+/** Index of the first time >= t in the sorted times. */
+function lowerBound(ts: readonly number[], t: number): number {
+  let lo = 0;
+  let hi = ts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ts[mid] < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Puts a raw point (t in seconds) in time order, replacing one at the same time. */
+function insertRaw(s: Series, t: number, v: number): void {
+  const i = lowerBound(s.t, t);
+  if (s.t[i] === t) {
+    s.cols[0][i] = v;
+    return;
+  }
+  s.t.splice(i, 0, t);
+  s.cols[0].splice(i, 0, v);
+}
+
+/**
+ * Merges stored readings (epoch ms, e.g. a refetched thinned span) into a
+ * raw series without duplicates: a point at a time already held replaces
+ * it. Returns false for a bucketed series, which needs a reload instead
+ * (a bucket cannot tell a reading it already counts from a new one).
+ */
+export function mergePoints(s: Series, points: readonly { t: number; v: number }[]): boolean {
+  if (s.bucketMs) return false;
+  for (const p of points) {
+    const t = p.t / 1000;
+    const n = s.t.length;
+    if (n === 0 || t > s.t[n - 1]) {
+      s.t.push(t);
+      s.cols[0].push(p.v);
+    } else {
+      insertRaw(s, t, p.v);
+    }
+  }
+  return true;
+}
+
+/**
+ * Loads every stored reading of one series with from <= ts <= to (epoch
+ * ms), oldest first, paging backwards when the span holds more than one
+ * page.
+ */
+export async function fetchSpan(
+  api: Api,
+  sensorId: string,
+  metric: string,
+  from: number,
+  to: number,
+): Promise<{ t: number; v: number }[]> {
+  const path = `/api/sensors/${encodeURIComponent(sensorId)}/readings`;
+  const out: { t: number; v: number }[] = [];
+  let upper = to;
+  for (let page = 0; page < 100; page++) {
+    // The server wants from < to: a span of one instant is widened by 1 ms.
+    const params = { metric, from: new Date(from).toISOString(), to: new Date(Math.max(upper, from + 1)).toISOString(), limit: RAW_LIMIT };
+    const res = await api.get<{ readings?: Reading[] }>(path, params);
+    const rows = (res.readings ?? [])
+      .map((r) => ({ t: parseTs(r.ts), v: r.value }))
+      .filter((x) => Number.isFinite(x.t) && x.t >= from && x.t <= to);
+    out.push(...rows);
+    if ((res.readings ?? []).length < RAW_LIMIT || rows.length === 0) break;
+    const oldest = Math.min(...rows.map((x) => x.t));
+    if (oldest <= from) break;
+    upper = oldest - 1;
+  }
+  const byT = new Map<number, number>();
+  for (const p of out) byT.set(p.t, p.v);
+  return [...byT.entries()].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ t, v }));
 }

@@ -1,10 +1,13 @@
 // The live state of every sensor metric: latest value, a short history for
 // the sparkline, and how often it usually reports (to tell when it is
 // stale). Readings update it immediately; tiles hear about it once per frame.
+// It also keeps the resume cursor of the readings stream (the newest
+// reading ts seen) and the spans the server thinned (`gap`), which it
+// refetches over REST for the series on screen.
 
 import { FrameBatcher, KeyedObservable, Observable } from '../common/frame';
 import { naturalCompare, parseTs } from '../common/format';
-import type { Reading, Sensor } from '../types';
+import type { GapData, Reading, Sensor } from '../types';
 
 /** Sparklines show this much history. */
 export const SPARK_WINDOW_MS = 5 * 60_000;
@@ -47,6 +50,20 @@ export class Ring {
       this.values[this.start] = v;
       this.start = (this.start + 1) % cap;
     }
+  }
+
+  /** The index of the point at time t, or -1 (binary search: times are sorted). */
+  indexOf(t: number): number {
+    let lo = 0;
+    let hi = this.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const mt = this.timeAt(mid);
+      if (mt === t) return mid;
+      if (mt < t) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
   }
 
   at(i: number): { t: number; v: number } {
@@ -93,6 +110,24 @@ export function staleAfterMs(s: SensorState): number {
 }
 
 type LiveListener = (r: Reading, t: number) => void;
+type HistoryListener = (points: readonly Point[]) => void;
+
+export interface Point {
+  t: number;
+  v: number;
+}
+
+/** A thinned span of one series, epoch ms, both ends included. */
+export interface Span {
+  from: number;
+  to: number;
+}
+
+/** Fetches the stored readings of one series with from <= ts <= to, oldest first. */
+export type SpanFetcher = (sensorId: string, metric: string, from: number, to: number) => Promise<Point[]>;
+
+/** Spans kept per series before the oldest ones are merged together. */
+const MAX_SPANS = 16;
 
 export class SensorStore {
   private readonly byKey = new Map<string, SensorState>();
@@ -104,10 +139,29 @@ export class SensorStore {
   /** The grid listens to the set of keys (a new sensor appeared). */
   readonly keysChanged: Observable;
   private readonly live = new Map<string, Set<LiveListener>>();
+  private readonly history = new Map<string, Set<HistoryListener>>();
+  private readonly gaps = new Map<string, Span[]>();
+  private readonly filling = new Set<string>();
+  private readonly fetchSpan: SpanFetcher | undefined;
+  /**
+   * The newest reading ts seen, epoch ms (0: none yet), live, replayed or
+   * over REST: the resume cursor of the readings stream.
+   */
+  latestTs = 0;
 
-  constructor(batcher: FrameBatcher) {
+  constructor(batcher: FrameBatcher, fetchSpan?: SpanFetcher) {
     this.perKey = new KeyedObservable(batcher);
     this.keysChanged = new Observable(batcher);
+    this.fetchSpan = fetchSpan;
+  }
+
+  /** The resume cursor: `since` of the readings stream, or undefined before any reading. */
+  get since(): string | undefined {
+    return this.latestTs > 0 ? new Date(this.latestTs).toISOString() : undefined;
+  }
+
+  private seen(t: number): void {
+    if (t > this.latestTs) this.latestTs = t;
   }
 
   /** All keys in natural order of sensor id then metric; sorted lazily, once per change. */
@@ -167,6 +221,10 @@ export class SensorStore {
     const t = parseTs(r.ts);
     if (!Number.isFinite(t)) return;
     const s = this.ensure(r.sensor_id, r.metric, r.unit);
+    this.seen(t);
+    // A reading is identified by sensor, metric and ts: one already held
+    // (replayed after a resume, or in a REST page) is not applied again.
+    if (t <= s.ts && s.spark.indexOf(t) >= 0 && (t < s.ts || s.value === r.value)) return;
     if (t >= s.ts) {
       if (s.ts > 0) {
         const dt = t - s.ts;
@@ -175,7 +233,8 @@ export class SensorStore {
       s.value = r.value;
       s.ts = t;
     }
-    s.spark.push(t, r.value);
+    if (t >= s.ts || s.spark.length === 0) s.spark.push(t, r.value);
+    else if (s.spark.length < s.spark.capacity || t > s.spark.timeAt(0)) this.mergeSpark(s, [{ t, v: r.value }]);
     s.version++;
     this.perKey.changed(s.key);
     const ls = this.live.get(s.key);
@@ -188,6 +247,7 @@ export class SensorStore {
       if (typeof x?.sensor_id !== 'string' || typeof x.metric !== 'string') continue;
       const s = this.ensure(x.sensor_id, x.metric, x.unit);
       const t = parseTs(x.last_seen);
+      if (Number.isFinite(t)) this.seen(t);
       if (Number.isFinite(t) && t > s.ts) {
         s.value = x.last_value;
         s.ts = t;
@@ -202,12 +262,8 @@ export class SensorStore {
   backfill(key: string, points: { t: number; v: number }[]): void {
     const s = this.byKey.get(key);
     if (!s || points.length === 0) return;
-    const merged = new Map<number, number>();
-    for (let i = 0; i < s.spark.length; i++) merged.set(s.spark.timeAt(i), s.spark.valueAt(i));
-    for (const p of points) merged.set(p.t, p.v);
-    const sorted = [...merged.entries()].sort((a, b) => a[0] - b[0]);
-    s.spark.clear();
-    for (const [t, v] of sorted.slice(-s.spark.capacity)) s.spark.push(t, v);
+    const sorted = this.mergeSpark(s, points);
+    for (const p of points) this.seen(p.t);
     if (points.length >= 2 && !s.intervalMs) {
       s.intervalMs = (points[points.length - 1].t - points[0].t) / (points.length - 1);
     }
@@ -220,20 +276,117 @@ export class SensorStore {
     this.perKey.changed(key);
   }
 
+  /** Merges points into the sparkline by time (a point at a time already held replaces it). */
+  private mergeSpark(s: SensorState, points: readonly Point[]): [number, number][] {
+    const merged = new Map<number, number>();
+    for (let i = 0; i < s.spark.length; i++) merged.set(s.spark.timeAt(i), s.spark.valueAt(i));
+    for (const p of points) merged.set(p.t, p.v);
+    const sorted = [...merged.entries()].sort((a, b) => a[0] - b[0]);
+    s.spark.clear();
+    for (const [t, v] of sorted.slice(-s.spark.capacity)) s.spark.push(t, v);
+    return sorted;
+  }
+
   /**
    * Calls fn synchronously for every reading of key (the detail chart
-   * appends points itself and renders once per frame).
+   * appends points itself and renders once per frame). A series with a
+   * listener is on screen: its thinned spans are refetched.
    */
   onLive(key: string, fn: LiveListener): () => void {
-    let set = this.live.get(key);
-    if (!set) {
-      set = new Set();
-      this.live.set(key, set);
-    }
-    set.add(fn);
-    return () => {
-      set.delete(fn);
-      if (set.size === 0) this.live.delete(key);
-    };
+    const off = listen(this.live, key, fn);
+    if (this.gaps.has(key)) void this.fillGaps(key);
+    return off;
   }
+
+  /** Calls fn with the points of every refetched span of key (oldest first, merged into the sparkline already). */
+  onHistory(key: string, fn: HistoryListener): () => void {
+    return listen(this.history, key, fn);
+  }
+
+  // ---- thinning ----------------------------------------------------------
+
+  /**
+   * Records the spans a `gap` says were thinned, and refetches those of the
+   * series on screen. The latest reading of each series follows the gap as
+   * an ordinary reading and updates its tile.
+   */
+  applyGap(g: GapData): void {
+    if (!g || !Array.isArray(g.series)) return;
+    for (const x of g.series) {
+      if (typeof x?.sensor_id !== 'string' || typeof x.metric !== 'string') continue;
+      const from = parseTs(x.from);
+      const to = parseTs(x.to);
+      if (!Number.isFinite(from) || !Number.isFinite(to) || to < from) continue;
+      const key = sensorKey(x.sensor_id, x.metric);
+      this.ensure(x.sensor_id, x.metric, undefined);
+      this.gaps.set(key, addSpan(this.gaps.get(key) ?? [], { from, to }));
+      if (this.live.has(key)) void this.fillGaps(key);
+    }
+  }
+
+  /** The thinned spans of key not refetched yet, oldest first. */
+  gapsOf(key: string): readonly Span[] {
+    return this.gaps.get(key) ?? [];
+  }
+
+  /**
+   * Refetches the thinned spans of key one after the other and merges the
+   * points. One run per key at a time; a span that fails to load stays
+   * recorded for the next time the series is on screen.
+   */
+  async fillGaps(key: string): Promise<void> {
+    const s = this.byKey.get(key);
+    if (!s || !this.fetchSpan || this.filling.has(key)) return;
+    this.filling.add(key);
+    try {
+      for (;;) {
+        const spans = this.gaps.get(key);
+        const span = spans?.[0];
+        if (!span) break;
+        const points = await this.fetchSpan(s.sensorId, s.metric, span.from, span.to);
+        const rest = (this.gaps.get(key) ?? []).filter((x) => x !== span);
+        if (rest.length) this.gaps.set(key, rest);
+        else this.gaps.delete(key);
+        if (points.length === 0) continue;
+        this.backfill(key, points);
+        const ls = this.history.get(key);
+        if (ls) for (const fn of [...ls]) fn(points);
+      }
+    } catch {
+      // Kept for the next time: the view shows what it has.
+    } finally {
+      this.filling.delete(key);
+    }
+  }
+}
+
+/** Adds fn to the listeners of key; the returned function removes it (and the key once empty). */
+function listen<F>(map: Map<string, Set<F>>, key: string, fn: F): () => void {
+  let set = map.get(key);
+  if (!set) {
+    set = new Set();
+    map.set(key, set);
+  }
+  set.add(fn);
+  return () => {
+    set.delete(fn);
+    if (set.size === 0) map.delete(key);
+  };
+}
+
+/** Adds span to a sorted list of spans, joining overlapping ones, at most MAX_SPANS kept. */
+export function addSpan(spans: readonly Span[], span: Span): Span[] {
+  const out: Span[] = [];
+  let cur = { ...span };
+  for (const x of spans) {
+    if (x.to < cur.from || x.from > cur.to) out.push(x);
+    else cur = { from: Math.min(x.from, cur.from), to: Math.max(x.to, cur.to) };
+  }
+  out.push(cur);
+  out.sort((a, b) => a.from - b.from);
+  while (out.length > MAX_SPANS) {
+    const [a, b] = out.splice(0, 2);
+    out.unshift({ from: a.from, to: b.to });
+  }
+  return out;
 }
