@@ -27,6 +27,7 @@ type Config struct {
 	BatchSize     int
 	FlushInterval time.Duration
 	IngestQueue   int
+	CommitTimeout time.Duration
 
 	WSSendQueue    int
 	WSAuthTimeout  time.Duration
@@ -64,6 +65,7 @@ func Vars() []Var {
 		{"WATCHROOM_BATCH_SIZE", "batch-size", "5000", "readings per database batch (flush when reached)", intv(func(c *Config) *int { return &c.BatchSize })},
 		{"WATCHROOM_FLUSH_INTERVAL", "flush-interval", "10ms", "flush a batch this long after its first reading", dur(func(c *Config) *time.Duration { return &c.FlushInterval })},
 		{"WATCHROOM_INGEST_QUEUE", "ingest-queue", "10000", "MQTT messages buffered between the broker connection and the batch writer", intv(func(c *Config) *int { return &c.IngestQueue })},
+		{"WATCHROOM_COMMIT_TIMEOUT", "commit-timeout", "10s", "deadline of each database commit of a batch of readings; a commit that does not finish in time is logged, counted and retried", dur(func(c *Config) *time.Duration { return &c.CommitTimeout })},
 		{"WATCHROOM_WS_SEND_QUEUE", "ws-send-queue", "256", "sends queued per WebSocket connection (a batch of readings counts as one) before it is closed as a slow consumer (4008)", intv(func(c *Config) *int { return &c.WSSendQueue })},
 		{"WATCHROOM_WS_AUTH_TIMEOUT", "ws-auth-timeout", "5s", "time a new WebSocket connection has to send its auth message", dur(func(c *Config) *time.Duration { return &c.WSAuthTimeout })},
 		{"WATCHROOM_WS_PING_INTERVAL", "ws-ping-interval", "30s", "WebSocket ping period; a connection silent for two periods is closed", dur(func(c *Config) *time.Duration { return &c.WSPingInterval })},
@@ -148,7 +150,7 @@ func (c Config) validate() error {
 	if c.WSSendQueue < 16 {
 		errs = append(errs, fmt.Errorf("ws send queue %d must be at least 16", c.WSSendQueue))
 	}
-	if c.FlushInterval <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 || c.PresenceGrace <= 0 {
+	if c.FlushInterval <= 0 || c.CommitTimeout <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 || c.PresenceGrace <= 0 {
 		errs = append(errs, errors.New("durations must be positive"))
 	}
 	if c.WSRate <= 0 || c.WSBurst < 1 {

@@ -107,7 +107,8 @@ func reject(reason, format string, args ...any) *RejectError {
 //
 // "ts" is optional: an RFC 3339 string, or a Unix time in seconds (fractions
 // allowed) or, above 1e12, in milliseconds. Without it the reading is
-// stamped now (the time the message was received). Timestamps are returned
+// stamped now (the time the message was received) and marked Receipt; the
+// pipeline then makes such stamps distinct per series (see stamper). Timestamps are returned
 // in UTC at PostgreSQL's precision, the microsecond (numbers are rounded,
 // which undoes float64 error; strings and now are truncated), so what sinks
 // see equals what the store keeps. Readings of one message are sorted by
@@ -198,6 +199,7 @@ func Decode(topic string, payload []byte, now time.Time) ([]model.Reading, error
 	}
 	for i := range rs {
 		rs[i].TS = ts
+		rs[i].Receipt = !hasTS
 	}
 	return rs, nil
 }
@@ -234,7 +236,7 @@ func decodeBare(sensor, metric string, body []byte, now time.Time) ([]model.Read
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return nil, reject(ReasonNotFinite, "payload %q is not a finite number", clip(string(body)))
 	}
-	return []model.Reading{{SensorID: sensor, Metric: metric, Value: v, TS: stamp(now)}}, nil
+	return []model.Reading{{SensorID: sensor, Metric: metric, Value: v, TS: stamp(now), Receipt: true}}, nil
 }
 
 // object decodes a JSON object into its members. Keys come unescaped; each

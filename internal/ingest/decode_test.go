@@ -341,3 +341,30 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestDecodeMarksReceiptStamps: only readings stamped with the receive
+// time are marked Receipt (the store may move those, never the others).
+func TestDecodeMarksReceiptStamps(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		topic, payload string
+		receipt        bool
+	}{
+		{"sensors/s/t", "1", true},
+		{"sensors/s/t", `{"value": 1}`, true},
+		{"sensors/s/t", `{"value": 1, "ts": 1714564800}`, false},
+		{"sensors/s", `{"a": 1, "b": 2}`, true},
+		{"sensors/s", `{"ts": "2024-05-01T12:00:00Z", "values": {"a": 1}}`, false},
+	}
+	for _, tt := range tests {
+		rs, err := Decode(tt.topic, []byte(tt.payload), testNow)
+		if err != nil {
+			t.Fatalf("Decode(%s, %s): %v", tt.topic, tt.payload, err)
+		}
+		for _, r := range rs {
+			if r.Receipt != tt.receipt {
+				t.Errorf("Decode(%s, %s): Receipt = %v, want %v", tt.topic, tt.payload, r.Receipt, tt.receipt)
+			}
+		}
+	}
+}

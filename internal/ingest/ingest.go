@@ -17,12 +17,16 @@ import (
 	"github.com/watchroom/watchroom/internal/model"
 )
 
-// ReadingStore commits readings. InsertReadings must be idempotent on
-// (sensor, metric, ts): redelivered messages are inserted again and must
-// count as duplicates, not fail. It returns the readings that were new, in
-// input order; only those go on to the sinks.
+// ReadingStore commits readings, all of a call in one transaction.
+// InsertReadings must be idempotent on (sensor, metric, ts) and never
+// overwrite: a redelivered reading counts as a duplicate (same value) or a
+// conflict (another value), not a failure. A reading marked Receipt whose
+// key is taken is not a duplicate: the store moves it to a free
+// microsecond of its series and inserts it. Result.Fresh holds exactly the
+// readings inserted, in input order; only those go on to the sinks.
+// rs must not be modified.
 type ReadingStore interface {
-	InsertReadings(ctx context.Context, rs []model.Reading) (fresh []model.Reading, err error)
+	InsertReadings(ctx context.Context, rs []model.Reading) (model.InsertResult, error)
 }
 
 // ReadingSink receives every committed batch, in commit order, from the
@@ -38,12 +42,14 @@ type Config struct {
 	ClientID  string   // stable across restarts: the broker keeps the session (and queues messages) under it
 	Topics    []string // subscription filters, default ["sensors/#"]
 
-	BatchSize     int           // flush at this many readings (default 1000)
-	FlushInterval time.Duration // or this long after the first message of a batch (default 20ms)
+	BatchSize     int           // flush at this many readings (default 5000)
+	FlushInterval time.Duration // or this long after the first message of a batch (default 10ms)
 	QueueSize     int           // messages between the MQTT handler and the pipeline (default 10000)
 
 	RetryMin time.Duration // backoff on store errors, first wait (default 100ms)
 	RetryMax time.Duration // and longest wait (default 5s)
+
+	CommitTimeout time.Duration // deadline of each insert attempt (default 10s)
 }
 
 // Defaults.
@@ -54,6 +60,7 @@ const (
 	DefaultQueueSize     = 10000
 	DefaultRetryMin      = 100 * time.Millisecond
 	DefaultRetryMax      = 5 * time.Second
+	DefaultCommitTimeout = 10 * time.Second
 
 	defaultShutdownFlushTimeout = 5 * time.Second
 )
@@ -86,6 +93,8 @@ type Ingest struct {
 	client     atomic.Pointer[mqtt.Client] // set once Run has built it
 
 	connFailLog rate.Sometimes // connection failures: first one, then one a minute
+
+	now func() time.Time // the clock of receipt stamps; tests replace it before Run
 }
 
 // New checks cfg, fills in defaults and registers the metrics on reg (nil
@@ -134,6 +143,9 @@ func New(cfg Config, st ReadingStore, sinks []ReadingSink, reg prometheus.Regist
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = DefaultRetryMax
 	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = DefaultCommitTimeout
+	}
 	if cfg.RetryMax < cfg.RetryMin {
 		return nil, fmt.Errorf("ingest: new: RetryMax %s is below RetryMin %s", cfg.RetryMax, cfg.RetryMin)
 	}
@@ -152,6 +164,7 @@ func New(cfg Config, st ReadingStore, sinks []ReadingSink, reg prometheus.Regist
 		log:         log,
 		queue:       make(chan delivery, cfg.QueueSize),
 		connFailLog: rate.Sometimes{First: 1, Interval: time.Minute},
+		now:         time.Now,
 	}, nil
 }
 
@@ -243,7 +256,7 @@ func (in *Ingest) fenceAcks(client mqtt.Client) {
 // paho reads nothing from the connection, keepalive replies included.
 func (in *Ingest) enqueue(ctx context.Context, msg mqtt.Message) {
 	in.m.received.Inc()
-	d := delivery{msg: msg, received: time.Now()}
+	d := delivery{msg: msg, received: in.now()}
 	select {
 	case in.queue <- d:
 		return

@@ -38,22 +38,24 @@ type memStore struct {
 
 func newMemStore() *memStore { return &memStore{rows: map[readingKey]float64{}} }
 
-func (s *memStore) InsertReadings(ctx context.Context, rs []model.Reading) ([]model.Reading, error) {
+func (s *memStore) InsertReadings(ctx context.Context, rs []model.Reading) (model.InsertResult, error) {
 	if s.down.Load() {
-		return nil, errors.New("connection refused")
+		return model.InsertResult{}, errors.New("connection refused")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var fresh []model.Reading
+	var res model.InsertResult
 	for _, r := range rs {
 		k := readingKey{r.SensorID, r.Metric, r.TS.UnixMicro()}
 		if _, dup := s.rows[k]; !dup {
 			s.rows[k] = r.Value
-			fresh = append(fresh, r)
+			res.Fresh = append(res.Fresh, r)
+		} else {
+			res.Duplicates++
 		}
 	}
 	s.offered += len(rs)
-	return fresh, nil
+	return res, nil
 }
 
 func (s *memStore) counts() (rows, offered int) {
@@ -272,7 +274,7 @@ func TestIngestRedeliversUncommitted(t *testing.T) {
 	})
 	publishReadings(t, pub, base, 0, 50)
 	waitFor(t, "the first run to receive 50 messages", func() bool { return testutil.ToFloat64(first.m.received) == 50 })
-	waitFor(t, "failed flushes", func() bool { return testutil.ToFloat64(first.m.flushErrors) >= 2 })
+	waitFor(t, "failed flushes", func() bool { return testutil.ToFloat64(first.m.flushErrors[FlushError]) >= 2 })
 	first.stop(t)
 
 	st := newMemStore()

@@ -6,6 +6,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Reasons of a failed insert attempt: the values of the reason label of
+// watchroom_ingest_flush_errors_total.
+const (
+	FlushError   = "error"   // the store returned an error
+	FlushTimeout = "timeout" // the attempt ran past Config.CommitTimeout
+)
+
 // metrics are the collectors of one Ingest. Counters and histograms are
 // safe for concurrent use; rejected holds one child per reason so the hot
 // path does no label lookup.
@@ -13,10 +20,12 @@ type metrics struct {
 	received     prometheus.Counter
 	ingested     prometheus.Counter
 	duplicate    prometheus.Counter
+	conflict     prometheus.Counter
+	restamped    prometheus.Counter
 	rejected     map[string]prometheus.Counter
 	batchSize    prometheus.Histogram
 	flushSeconds prometheus.Histogram
-	flushErrors  prometheus.Counter
+	flushErrors  map[string]prometheus.Counter // by FlushError, FlushTimeout
 	queueFull    prometheus.Counter
 	connected    prometheus.Gauge
 	connLost     prometheus.Counter
@@ -40,7 +49,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		duplicate: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "watchroom_readings_duplicate_total",
-			Help: "Readings the store already had (redeliveries after a reconnect or restart).",
+			Help: "Readings the store already had with the same value (redeliveries after a reconnect or restart).",
+		}),
+		conflict: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_readings_conflict_total",
+			Help: "Readings not stored because their key (sensor, metric, ts) holds another value; the first committed value stays.",
+		}),
+		restamped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_readings_restamped_total",
+			Help: "Readings without ts whose receipt stamp was taken in the store and that were stored a few microseconds later.",
 		}),
 		rejected: map[string]prometheus.Counter{},
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -53,10 +70,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from the first insert attempt of a batch to its commit, retries included.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}),
-		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "watchroom_ingest_flush_errors_total",
-			Help: "Failed insert attempts (each is retried; nothing is acknowledged meanwhile).",
-		}),
+		flushErrors: map[string]prometheus.Counter{},
 		queueFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "watchroom_ingest_queue_full_total",
 			Help: "Messages the MQTT handler had to wait for because the ingest queue was full.",
@@ -73,12 +87,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range rejectReasons() {
 		m.rejected[r] = rejected.WithLabelValues(r)
 	}
+	flushErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "watchroom_ingest_flush_errors_total",
+		Help: "Failed insert attempts by reason (error, or timeout: no answer within the commit timeout); each is retried and nothing is acknowledged meanwhile.",
+	}, []string{"reason"})
+	for _, r := range []string{FlushError, FlushTimeout} {
+		m.flushErrors[r] = flushErrors.WithLabelValues(r)
+	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
-		m.received, m.ingested, m.duplicate, rejected, m.batchSize, m.flushSeconds,
-		m.flushErrors, m.queueFull, m.connected, m.connLost,
+		m.received, m.ingested, m.duplicate, m.conflict, m.restamped, rejected, m.batchSize, m.flushSeconds,
+		flushErrors, m.queueFull, m.connected, m.connLost,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ingest: register metrics: %w", err)

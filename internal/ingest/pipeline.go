@@ -41,16 +41,21 @@ type pipeline struct {
 	flushInterval   time.Duration
 	retryMin        time.Duration
 	retryMax        time.Duration
+	commitTimeout   time.Duration
 	shutdownTimeout time.Duration
 
-	rejectLog map[string]*rate.Sometimes // one log line per reason per second
+	stamps *stamper
+
+	rejectLog   map[string]*rate.Sometimes // one log line per reason per second
+	conflictLog rate.Sometimes             // one line per second
+	restampLog  rate.Sometimes             // one line per minute
 
 	// The current batch: every message taken from the queue since the last
 	// commit, in arrival order (rejected ones too: they carry no readings
 	// but still need their ack in order), and the readings they carried.
 	msgs     []message
 	readings []model.Reading
-	fresh    []model.Reading // the committed batch's new readings, between commit and hand-off
+	res      model.InsertResult // the committed batch's outcome, between commit and hand-off
 }
 
 func newPipeline(cfg Config, st ReadingStore, sinks []ReadingSink, m *metrics, log *slog.Logger) *pipeline {
@@ -63,8 +68,12 @@ func newPipeline(cfg Config, st ReadingStore, sinks []ReadingSink, m *metrics, l
 		flushInterval:   cfg.FlushInterval,
 		retryMin:        cfg.RetryMin,
 		retryMax:        cfg.RetryMax,
+		commitTimeout:   cfg.CommitTimeout,
 		shutdownTimeout: defaultShutdownFlushTimeout,
+		stamps:          newStamper(),
 		rejectLog:       map[string]*rate.Sometimes{},
+		conflictLog:     rate.Sometimes{First: 1, Interval: time.Second},
+		restampLog:      rate.Sometimes{First: 1, Interval: time.Minute},
 		readings:        make([]model.Reading, 0, cfg.BatchSize),
 	}
 	for _, r := range rejectReasons() {
@@ -124,6 +133,11 @@ func (p *pipeline) add(msg message, received time.Time) {
 	}
 	rs, err := Decode(msg.Topic(), msg.Payload(), received)
 	if err == nil {
+		for i := range rs {
+			if rs[i].Receipt {
+				rs[i].TS = p.stamps.stamp(rs[i].SensorID, rs[i].Metric, received)
+			}
+		}
 		p.readings = append(p.readings, rs...)
 		return
 	}
@@ -139,7 +153,10 @@ func (p *pipeline) add(msg message, received time.Time) {
 }
 
 // flush commits the batch, retrying store errors with exponential backoff
-// and jitter until it succeeds or ctx is done. Only after the commit are
+// and jitter until it succeeds or ctx is done. Each attempt has its own
+// deadline (commitTimeout): a database that stops answering without
+// closing the connection would otherwise hold the attempt forever, with
+// nothing logged. Only after the commit are
 // the batch's messages acknowledged, in arrival order, and the readings
 // handed to the sinks. While it retries nothing is acknowledged, so the
 // broker stops sending once its in-flight window is full: that is the
@@ -153,18 +170,28 @@ func (p *pipeline) flush(ctx context.Context) bool {
 		start := time.Now()
 		backoff := p.retryMin
 		for attempt := 1; ; attempt++ {
-			fresh, err := p.store.InsertReadings(ctx, p.readings)
+			actx, cancel := context.WithTimeout(ctx, p.commitTimeout)
+			res, err := p.store.InsertReadings(actx, p.readings)
+			timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
+			cancel()
 			if err == nil {
-				p.fresh = fresh
+				p.res = res
 				break
 			}
 			if ctx.Err() != nil {
 				return false // shutting down, not a store failure; see shutdown
 			}
-			p.m.flushErrors.Inc()
+			reason, msg := FlushError, "ingest: insert readings failed; retrying, nothing is acknowledged meanwhile"
+			if timedOut {
+				// The outcome of a commit cut off by the deadline is unknown:
+				// the retry finds its readings stored if it went through, and
+				// receipt-stamped ones are then stored twice (see doc.go).
+				reason, msg = FlushTimeout, "ingest: insert readings timed out; retrying, nothing is acknowledged meanwhile"
+			}
+			p.m.flushErrors[reason].Inc()
 			wait := jitter(backoff)
-			p.log.Warn("ingest: insert readings failed; retrying, nothing is acknowledged meanwhile",
-				"err", err, "attempt", attempt, "readings", len(p.readings), "messages", len(p.msgs), "retry_in", wait)
+			p.log.Warn(msg, "err", err, "timeout", p.commitTimeout,
+				"attempt", attempt, "readings", len(p.readings), "messages", len(p.msgs), "retry_in", wait)
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -176,29 +203,50 @@ func (p *pipeline) flush(ctx context.Context) bool {
 		}
 		p.m.flushSeconds.Observe(time.Since(start).Seconds())
 		p.m.batchSize.Observe(float64(len(p.readings)))
-		p.m.ingested.Add(float64(len(p.fresh)))
-		if dup := len(p.readings) - len(p.fresh); dup > 0 {
-			p.m.duplicate.Add(float64(dup))
-		}
+		p.count(p.res)
 	}
 	for _, msg := range p.msgs {
 		msg.Ack()
 	}
 	if len(p.readings) > 0 {
 		// Only new readings go on: a redelivered one was pushed already.
-		if len(p.fresh) > 0 {
+		if len(p.res.Fresh) > 0 {
 			for _, s := range p.sinks {
-				s.PublishReadings(p.fresh)
+				s.PublishReadings(p.res.Fresh)
 			}
 		}
-		// Sinks may keep the slice (the hub queues it), so the next batch
-		// gets a new one.
+		// Sinks may keep the slice (the hub queues it, and Fresh may be
+		// p.readings itself), so the next batch gets a new one.
 		p.readings = make([]model.Reading, 0, p.batchSize)
-		p.fresh = nil
+		p.res = model.InsertResult{}
 	}
 	clear(p.msgs) // drop the references so acked payloads can be collected
 	p.msgs = p.msgs[:0]
 	return true
+}
+
+// count records what the store made of a committed batch. A conflict (a
+// key stored with another value) is counted and logged at a bounded rate
+// with both values; the stored value stays.
+func (p *pipeline) count(res model.InsertResult) {
+	p.m.ingested.Add(float64(len(res.Fresh)))
+	p.m.duplicate.Add(float64(res.Duplicates))
+	p.m.restamped.Add(float64(res.Restamped))
+	if n := len(res.Conflicts); n > 0 {
+		p.m.conflict.Add(float64(n))
+		c := res.Conflicts[0]
+		p.conflictLog.Do(func() {
+			p.log.Warn("ingest: reading conflicts with the stored one; the stored value stays (at most one line per second)",
+				"sensor", c.Reading.SensorID, "metric", c.Reading.Metric, "ts", c.Reading.TS.Format(time.RFC3339Nano),
+				"stored_value", c.Stored, "offered_value", c.Reading.Value, "conflicts_in_batch", n)
+		})
+	}
+	if res.Restamped > 0 {
+		p.restampLog.Do(func() {
+			p.log.Info("ingest: readings without ts found their receipt stamp taken and were moved to a free microsecond "+
+				"(a restart with the clock behind, or another instance; at most one line per minute)", "readings", res.Restamped)
+		})
+	}
 }
 
 // shutdown makes a last attempt to commit the batch with a fresh context:

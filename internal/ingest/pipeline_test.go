@@ -65,26 +65,39 @@ type pipeStore struct {
 	ev *events
 
 	mu       sync.Mutex
+	hangs    int // the first calls wait for their context to end, as on a hung database
 	failures int
 	calls    int
 	batches  [][]model.Reading
 	fresh    func(rs []model.Reading) []model.Reading // readings reported new; default all
+	result   func(rs []model.Reading) model.InsertResult // overrides fresh
 }
 
-func (s *pipeStore) InsertReadings(ctx context.Context, rs []model.Reading) ([]model.Reading, error) {
+func (s *pipeStore) InsertReadings(ctx context.Context, rs []model.Reading) (model.InsertResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
+	if s.calls <= s.hangs {
+		s.mu.Unlock()
+		<-ctx.Done()
+		s.mu.Lock()
+		s.ev.add("insert-hung")
+		return model.InsertResult{}, fmt.Errorf("read: %w", ctx.Err())
+	}
 	if s.calls <= s.failures || s.failures < 0 {
 		s.ev.add("insert-failed")
-		return nil, errors.New("database is down")
+		return model.InsertResult{}, errors.New("database is down")
 	}
 	s.batches = append(s.batches, slices.Clone(rs))
 	s.ev.add(fmt.Sprintf("insert:%d", len(rs)))
-	if s.fresh != nil {
-		return s.fresh(rs), nil
+	if s.result != nil {
+		return s.result(rs), nil
 	}
-	return rs, nil
+	if s.fresh != nil {
+		fresh := s.fresh(rs)
+		return model.InsertResult{Fresh: fresh, Duplicates: len(rs) - len(fresh)}, nil
+	}
+	return model.InsertResult{Fresh: rs}, nil
 }
 
 func (s *pipeStore) snapshot() (calls int, batches [][]model.Reading) {
@@ -133,6 +146,9 @@ func startPipeline(t *testing.T, cfg Config, store *pipeStore, tune func(*pipeli
 	}
 	if cfg.RetryMin == 0 {
 		cfg.RetryMin, cfg.RetryMax = time.Millisecond, 4*time.Millisecond
+	}
+	if cfg.CommitTimeout == 0 {
+		cfg.CommitTimeout = time.Minute
 	}
 	m, err := newMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -297,8 +313,35 @@ func TestPipelineRetriesStoreErrorsBeforeAcking(t *testing.T) {
 	if got := h.ev.all(); !slices.Equal(got, want) {
 		t.Fatalf("events %v\nwant   %v", got, want)
 	}
-	if got := testutil.ToFloat64(h.m.flushErrors); got != 3 {
+	if got := testutil.ToFloat64(h.m.flushErrors[FlushError]); got != 3 {
 		t.Errorf("flush errors %v, want 3", got)
+	}
+}
+
+// TestPipelineTimesOutHungCommits: an attempt that gets no answer is
+// cut off at the commit timeout, counted and logged as a timeout, and
+// retried.
+func TestPipelineTimesOutHungCommits(t *testing.T) {
+	t.Parallel()
+	store := &pipeStore{hangs: 2}
+	logs := &logBuffer{}
+	h := startPipeline(t, Config{BatchSize: 2, CommitTimeout: 10 * time.Millisecond}, store, func(p *pipeline) {
+		p.log = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	h.sendReadings(2)
+	waitFor(t, "commit after the hangs", func() bool { return len(h.ev.acks()) == 2 })
+	want := []string{"insert-hung", "insert-hung", "insert:2", "ack:1", "ack:2", "publish-a:2"}
+	if got := h.ev.all(); !slices.Equal(got, want) {
+		t.Fatalf("events %v\nwant   %v", got, want)
+	}
+	if got := testutil.ToFloat64(h.m.flushErrors[FlushTimeout]); got != 2 {
+		t.Errorf("flush errors{timeout} = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(h.m.flushErrors[FlushError]); got != 0 {
+		t.Errorf("flush errors{error} = %v, want 0", got)
+	}
+	if n := logs.count("insert readings timed out"); n != 2 {
+		t.Errorf("%d timeout log lines, want 2", n)
 	}
 }
 
@@ -523,5 +566,56 @@ func TestNewRegistersMetricsOnce(t *testing.T) {
 	}
 	if n < 10 {
 		t.Errorf("%d series registered", n)
+	}
+}
+
+// TestPipelineStampsReceiptsApart: messages without ts received at the same
+// instant get distinct, increasing stamps per series; readings with ts keep
+// theirs.
+func TestPipelineStampsReceiptsApart(t *testing.T) {
+	t.Parallel()
+	h := startPipeline(t, Config{BatchSize: 5}, nil, nil)
+	h.send("sensors/s1/t", "1")
+	h.send("sensors/s1/t", "2")
+	h.send("sensors/s2/t", "3")
+	h.send("sensors/s1/t", `{"value": 4, "ts": 1714564800}`)
+	h.send("sensors/s1/t", "5")
+	waitFor(t, "commit", func() bool { return len(h.ev.acks()) == 5 })
+	_, batches := h.store.snapshot()
+	us := func(n int) time.Time { return testNow.Add(time.Duration(n) * time.Microsecond) }
+	want := []time.Time{us(0), us(1), us(0), time.Unix(1714564800, 0), us(2)}
+	for i, r := range batches[0] {
+		if !r.TS.Equal(want[i]) || r.Receipt != (i != 3) {
+			t.Errorf("reading %d (%s %v): ts %v receipt %v, want %v receipt %v", i, r.SensorID, r.Value, r.TS, r.Receipt, want[i], i != 3)
+		}
+	}
+}
+
+func TestPipelineCountsConflictsApartFromDuplicates(t *testing.T) {
+	t.Parallel()
+	store := &pipeStore{}
+	logs := &logBuffer{}
+	h := startPipeline(t, Config{BatchSize: 4}, store, func(p *pipeline) { p.log = slog.New(slog.NewTextHandler(logs, nil)) })
+	store.mu.Lock()
+	store.result = func(rs []model.Reading) model.InsertResult {
+		return model.InsertResult{Fresh: rs[:1], Duplicates: 1, Restamped: 0,
+			Conflicts: []model.Conflict{{Reading: rs[2], Stored: 99}, {Reading: rs[3], Stored: 98}}}
+	}
+	store.mu.Unlock()
+	h.sendReadings(4)
+	waitFor(t, "commit", func() bool { return len(h.ev.acks()) == 4 })
+	for name, c := range map[string]struct {
+		got, want float64
+	}{
+		"ingested":  {testutil.ToFloat64(h.m.ingested), 1},
+		"duplicate": {testutil.ToFloat64(h.m.duplicate), 1},
+		"conflict":  {testutil.ToFloat64(h.m.conflict), 2},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", name, c.got, c.want)
+		}
+	}
+	if n := logs.count("stored_value=99"); n != 1 {
+		t.Errorf("conflict logged %d times with the stored value, want once (bounded rate):\n%s", n, logs.buf.String())
 	}
 }

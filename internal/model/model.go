@@ -12,6 +12,35 @@ type Reading struct {
 	Value    float64   `json:"value"`
 	Unit     string    `json:"unit,omitempty"`
 	TS       time.Time `json:"ts"`
+
+	// Receipt marks a reading that carried no timestamp and was stamped
+	// with the time it was received. Such a stamp is ours, not the
+	// device's, so a reading with it is never a duplicate by key: a store
+	// that finds its key taken moves it to a free microsecond instead of
+	// dropping it. Not serialized.
+	Receipt bool `json:"-"`
+}
+
+// InsertResult is what a store made of a batch of readings.
+type InsertResult struct {
+	// Fresh are the readings inserted, exactly those, in input order;
+	// receipt-stamped readings that were moved carry their new TS.
+	Fresh []Reading
+	// Duplicates counts readings whose key was already stored with the
+	// same value (redeliveries, repeats within the batch): not stored again.
+	Duplicates int
+	// Conflicts are readings whose key was already stored with a
+	// different value: not stored, the first committed value stays.
+	Conflicts []Conflict
+	// Restamped counts the receipt-stamped readings of Fresh that were
+	// moved to a later microsecond because their key was taken.
+	Restamped int
+}
+
+// Conflict is a reading refused because its key holds another value.
+type Conflict struct {
+	Reading Reading // as offered
+	Stored  float64 // the value that stays
 }
 
 // Sensor is the latest known state of one sensor metric.

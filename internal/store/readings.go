@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -15,26 +17,61 @@ import (
 // createReadingsIn creates the per-connection staging table of
 // InsertReadings (see afterConnect). Its columns match readingsInColumns;
 // the collation matches the key columns of readings and sensors, so the
-// ORDER BYs below sort in index order.
+// ORDER BYs below sort in index order. ord is the reading's index in the
+// batch: it makes "the first one received wins" hold within a batch and
+// lets the slow path of InsertReadings name readings by index.
 const createReadingsIn = `CREATE TEMP TABLE IF NOT EXISTS readings_in (
 	sensor_id text COLLATE "C" NOT NULL,
 	metric    text COLLATE "C" NOT NULL,
 	unit      text             NOT NULL,
 	ts        timestamptz      NOT NULL,
-	value     double precision NOT NULL
+	value     double precision NOT NULL,
+	ord       integer          NOT NULL
 ) ON COMMIT DELETE ROWS`
 
-var readingsInColumns = []string{"sensor_id", "metric", "unit", "ts", "value"}
+var readingsInColumns = []string{"sensor_id", "metric", "unit", "ts", "value", "ord"}
 
 // insertReadingsFromStaging moves the staged batch into readings.
-// ON CONFLICT DO NOTHING makes redelivered readings, and duplicates within
-// the batch, no-ops (one row of a duplicate group wins; which one is
-// unspecified, as the sort is not stable). ORDER BY the
-// primary key makes concurrent batches take their index locks in the same
-// order, so two writers inserting overlapping keys wait for each other
-// instead of deadlocking.
+// ON CONFLICT DO NOTHING makes redelivered readings no-ops and never
+// overwrites a stored value. Of readings sharing a key within the batch,
+// DISTINCT ON keeps the first in input order (ord), so within a batch as
+// across batches the first value received stays. ORDER BY the primary key
+// makes concurrent batches take their index locks in the same order, so two
+// writers inserting overlapping keys wait for each other instead of
+// deadlocking; the sort is needed for that anyway, so DISTINCT ON costs
+// little more than the comparison of ord.
 const insertReadingsFromStaging = `INSERT INTO readings (sensor_id, metric, ts, value)
+SELECT DISTINCT ON (sensor_id, metric, ts) sensor_id, metric, ts, value FROM pg_temp.readings_in
+ORDER BY sensor_id, metric, ts, ord
+ON CONFLICT DO NOTHING
+RETURNING sensor_id, metric, ts`
+
+// storedValues returns, for the staged readings named by ord, the value
+// stored under their key: equal, the reading was a duplicate; different,
+// a conflict. Rows inserted by this transaction are visible, so a reading
+// that lost to an earlier one of the same batch is told apart the same way.
+const storedValues = `SELECT i.ord, r.value FROM pg_temp.readings_in i
+JOIN readings r ON r.sensor_id = i.sensor_id AND r.metric = i.metric AND r.ts = i.ts
+WHERE i.ord = ANY($1)`
+
+// takenStamps lists the stored timestamps of each series (sensor, metric)
+// within [lo, hi], for re-stamping receipt-stamped readings whose key was
+// taken. One index range scan per series.
+const takenStamps = `SELECT w.n, r.ts
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) WITH ORDINALITY AS w(sensor_id, metric, lo, hi, n)
+JOIN readings r ON r.sensor_id = w.sensor_id COLLATE "C" AND r.metric = w.metric COLLATE "C" AND r.ts BETWEEN w.lo AND w.hi
+ORDER BY w.n, r.ts`
+
+// restampStaged moves staged readings to new timestamps, so that the
+// sensors upsert below sees where they were stored.
+const restampStaged = `UPDATE pg_temp.readings_in i SET ts = u.ts
+FROM unnest($1::integer[], $2::timestamptz[]) AS u(ord, ts) WHERE i.ord = u.ord`
+
+// insertRestamped inserts the re-stamped readings. A concurrent writer may
+// have taken a key meanwhile: DO NOTHING, and the next round moves on.
+const insertRestamped = `INSERT INTO readings (sensor_id, metric, ts, value)
 SELECT sensor_id, metric, ts, value FROM pg_temp.readings_in
+WHERE ord = ANY($1)
 ORDER BY sensor_id, metric, ts
 ON CONFLICT DO NOTHING
 RETURNING sensor_id, metric, ts`
@@ -45,13 +82,14 @@ RETURNING sensor_id, metric, ts`
 // not newer than the stored one (a late or redelivered reading) leaves
 // last_* alone; the WHERE clause skips the row update entirely when nothing
 // would change, so redeliveries do not churn the table. An empty unit does
-// not erase a known one. DISTINCT ON's ORDER BY also fixes the row lock
-// order (see insertReadingsFromStaging).
+// not erase a known one. Of readings sharing the latest ts, the first in
+// input order is the one insertReadingsFromStaging stored. DISTINCT ON's
+// ORDER BY also fixes the row lock order (see insertReadingsFromStaging).
 const upsertSensorsFromStaging = `INSERT INTO sensors AS s (sensor_id, metric, unit, first_seen, last_seen, last_value)
 SELECT DISTINCT ON (sensor_id, metric)
 	sensor_id, metric, unit, min(ts) OVER (PARTITION BY sensor_id, metric), ts, value
 FROM pg_temp.readings_in
-ORDER BY sensor_id, metric, ts DESC
+ORDER BY sensor_id, metric, ts DESC, ord
 ON CONFLICT (sensor_id, metric) DO UPDATE SET
 	first_seen = least(s.first_seen, excluded.first_seen),
 	last_seen  = greatest(s.last_seen, excluded.last_seen),
@@ -59,40 +97,58 @@ ON CONFLICT (sensor_id, metric) DO UPDATE SET
 	unit       = CASE WHEN excluded.last_seen > s.last_seen AND excluded.unit <> '' THEN excluded.unit ELSE s.unit END
 WHERE excluded.last_seen > s.last_seen OR excluded.first_seen < s.first_seen`
 
+// Bounds of re-stamping (see InsertReadings).
+const (
+	// RestampSpan is how far after its receipt stamp a reading may be
+	// moved to find a free microsecond of its series.
+	RestampSpan = time.Second
+	// restampRounds bounds the attempts; only a concurrent writer taking
+	// the chosen keys makes a second round necessary.
+	restampRounds = 4
+)
+
 // InsertReadings stores a batch of readings and updates the sensors they
-// belong to, all in one transaction, and returns the readings that were
-// new, in input order. Readings already stored (same sensor, metric and ts)
-// are skipped, as are repeats within rs, so redelivering a batch is harmless
-// and nothing downstream sees a reading twice.
+// belong to, all in one transaction. The store never overwrites a reading:
+// the first value committed under a key (sensor, metric, ts) stays. Of the
+// readings whose key is already taken, by a stored row or by an earlier
+// reading of rs,
+//
+//   - a receipt-stamped one (Reading.Receipt) is moved to the first free
+//     microsecond of its series at or after its stamp, within RestampSpan,
+//     and inserted: its stamp is ours, so a taken key means another
+//     reading, never a redelivery (counted in Restamped);
+//   - one with the value stored is a duplicate (a redelivery): skipped;
+//   - one with another value is a conflict: skipped and returned.
+//
+// Fresh holds exactly the readings inserted, in input order, so redelivering
+// a batch is harmless and nothing downstream sees a reading twice. rs is
+// not modified.
 //
 // This is the ingest hot path: the batch is streamed with COPY into a
 // session temporary table and moved from there with INSERT ... SELECT ...
-// ON CONFLICT DO NOTHING, since COPY itself cannot skip conflicts.
-func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (fresh []model.Reading, err error) {
+// ON CONFLICT DO NOTHING, since COPY itself cannot skip conflicts. When
+// every reading is new (the common case) that is all; only a batch with a
+// taken key pays for the extra statements of sortOut.
+func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (model.InsertResult, error) {
 	if len(rs) == 0 {
-		return nil, nil
+		return model.InsertResult{}, nil
 	}
-	var keys []readingKey
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	var res model.InsertResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		src := pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
 			r := &rs[i]
-			return []any{r.SensorID, r.Metric, r.Unit, r.TS, r.Value}, nil
+			return []any{r.SensorID, r.Metric, r.Unit, r.TS, r.Value, int32(i)}, nil
 		})
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", "readings_in"}, readingsInColumns, src); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
-		rows, err := tx.Query(ctx, insertReadingsFromStaging)
+		keys, err := insertedKeys(ctx, tx, insertReadingsFromStaging)
 		if err != nil {
 			return err
 		}
-		keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (readingKey, error) {
-			var k readingKey
-			var ts time.Time
-			err := row.Scan(&k.sensor, &k.metric, &ts)
-			k.ts = ts.UnixMicro()
-			return k, err
-		})
-		if err != nil {
+		if len(keys) == len(rs) {
+			res = model.InsertResult{Fresh: rs} // all new
+		} else if res, err = sortOut(ctx, tx, rs, keys); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, upsertSensorsFromStaging); err != nil {
@@ -101,24 +157,184 @@ func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (fresh [
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: insert readings: %w", err)
+		return model.InsertResult{}, fmt.Errorf("store: insert readings: %w", err)
 	}
-	if len(keys) == len(rs) {
-		return rs, nil // all new: the common case
+	return res, nil
+}
+
+// insertedKeys runs an INSERT ... RETURNING sensor_id, metric, ts and
+// collects the keys.
+func insertedKeys(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]readingKey, error) {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
 	}
-	isNew := make(map[readingKey]bool, len(keys))
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (readingKey, error) {
+		var k readingKey
+		var ts time.Time
+		err := row.Scan(&k.sensor, &k.metric, &ts)
+		k.ts = ts.UnixMicro()
+		return k, err
+	})
+}
+
+// sortOut is the slow path of InsertReadings, for a batch in which some
+// keys were taken: it re-stamps and inserts the receipt-stamped readings
+// that lost their key and tells duplicates from conflicts among the rest.
+func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingKey) (model.InsertResult, error) {
+	var res model.InsertResult
+	inserted := make(map[readingKey]bool, len(keys))
 	for _, k := range keys {
-		isNew[k] = true
+		inserted[k] = true
 	}
-	fresh = make([]model.Reading, 0, len(keys))
-	for _, r := range rs {
-		k := readingKey{r.SensorID, r.Metric, r.TS.UnixMicro()}
-		if isNew[k] {
-			fresh = append(fresh, r)
-			delete(isNew, k) // a repeat within rs is not new twice
+	fresh := make([]bool, len(rs))
+	ts := make([]int64, len(rs)) // where each reading is stored, in µs
+	var lost, taken []int32      // receipt-stamped readings to move; the rest
+	for i, r := range rs {
+		ts[i] = r.TS.UnixMicro()
+		k := readingKey{r.SensorID, r.Metric, ts[i]}
+		switch {
+		case inserted[k]:
+			fresh[i] = true
+			delete(inserted, k) // the first of rs with the key is the one stored
+		case r.Receipt:
+			lost = append(lost, int32(i))
+		default:
+			taken = append(taken, int32(i))
 		}
 	}
-	return fresh, nil
+	for round := 0; len(lost) > 0; round++ {
+		if round == restampRounds {
+			return res, fmt.Errorf("restamp: %d receipt-stamped readings found no free key in %d rounds", len(lost), restampRounds)
+		}
+		if err := freeStamps(ctx, tx, rs, lost, ts); err != nil {
+			return res, err
+		}
+		stamps := make([]time.Time, len(lost))
+		for j, i := range lost {
+			stamps[j] = time.UnixMicro(ts[i]).UTC()
+		}
+		if _, err := tx.Exec(ctx, restampStaged, lost, stamps); err != nil {
+			return res, fmt.Errorf("restamp: %w", err)
+		}
+		keys, err := insertedKeys(ctx, tx, insertRestamped, lost)
+		if err != nil {
+			return res, fmt.Errorf("restamp: %w", err)
+		}
+		clear(inserted)
+		for _, k := range keys {
+			inserted[k] = true
+		}
+		still := lost[:0]
+		for _, i := range lost {
+			if inserted[readingKey{rs[i].SensorID, rs[i].Metric, ts[i]}] {
+				fresh[i] = true
+				res.Restamped++
+			} else {
+				still = append(still, i)
+			}
+		}
+		lost = still
+	}
+	if len(taken) > 0 {
+		rows, err := tx.Query(ctx, storedValues, taken)
+		if err != nil {
+			return res, fmt.Errorf("stored values: %w", err)
+		}
+		var ord int32
+		var v float64
+		n := 0
+		_, err = pgx.ForEachRow(rows, []any{&ord, &v}, func() error {
+			n++
+			if r := rs[ord]; r.Value == v {
+				res.Duplicates++
+			} else {
+				res.Conflicts = append(res.Conflicts, model.Conflict{Reading: r, Stored: v})
+			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("stored values: %w", err)
+		}
+		if n != len(taken) {
+			return res, fmt.Errorf("stored values: %d of %d skipped readings have no stored row", len(taken)-n, n)
+		}
+	}
+	res.Fresh = make([]model.Reading, 0, len(rs)-len(taken))
+	for i, r := range rs {
+		if fresh[i] {
+			r.TS = time.UnixMicro(ts[i]).UTC()
+			res.Fresh = append(res.Fresh, r)
+		}
+	}
+	return res, nil
+}
+
+// freeStamps sets ts[i], for each reading i of lost, to the first
+// microsecond at or after it that no stored reading of its series and no
+// other reading of lost takes, walking the series' stored stamps within
+// RestampSpan. Readings of one series keep their order.
+func freeStamps(ctx context.Context, tx pgx.Tx, rs []model.Reading, lost []int32, ts []int64) error {
+	type series struct{ sensor, metric string }
+	idx := map[series]int{}
+	var groups [][]int32
+	for _, i := range lost {
+		k := series{rs[i].SensorID, rs[i].Metric}
+		g, ok := idx[k]
+		if !ok {
+			g = len(groups)
+			idx[k] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	sensors := make([]string, len(groups))
+	metrics := make([]string, len(groups))
+	los := make([]time.Time, len(groups))
+	his := make([]time.Time, len(groups))
+	for g, is := range groups {
+		slices.SortStableFunc(is, func(a, b int32) int { return cmp.Compare(ts[a], ts[b]) })
+		sensors[g], metrics[g] = rs[is[0]].SensorID, rs[is[0]].Metric
+		los[g] = time.UnixMicro(ts[is[0]]).UTC()
+		his[g] = time.UnixMicro(ts[is[len(is)-1]]).UTC().Add(RestampSpan)
+	}
+	rows, err := tx.Query(ctx, takenStamps, sensors, metrics, los, his)
+	if err != nil {
+		return fmt.Errorf("restamp: %w", err)
+	}
+	stored := make([][]int64, len(groups))
+	var n int64
+	var t time.Time
+	_, err = pgx.ForEachRow(rows, []any{&n, &t}, func() error {
+		stored[n-1] = append(stored[n-1], t.UnixMicro()) // WITH ORDINALITY counts from 1
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("restamp: %w", err)
+	}
+	for g, is := range groups {
+		hi := his[g].UnixMicro()
+		taken := stored[g] // ascending
+		j := 0
+		next := int64(math.MinInt64)
+		for _, i := range is {
+			c := max(ts[i], next)
+			for j < len(taken) && taken[j] < c {
+				j++
+			}
+			for j < len(taken) && taken[j] == c {
+				c++
+				j++
+			}
+			if c > hi {
+				return fmt.Errorf("restamp: no free microsecond for %s/%s within %s of %s",
+					rs[i].SensorID, rs[i].Metric, RestampSpan, rs[i].TS.Format(time.RFC3339Nano))
+			}
+			ts[i] = c
+			next = c + 1
+		}
+	}
+	return nil
 }
 
 // readingKey is the readings primary key; timestamps are stored with

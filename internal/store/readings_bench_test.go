@@ -41,11 +41,11 @@ func BenchmarkInsertReadings(b *testing.B) {
 				for i := range batch {
 					batch[i].TS = base.Add(shift + time.Duration(i/200)*time.Microsecond)
 				}
-				fresh, err := s.InsertReadings(ctx, batch)
+				res, err := s.InsertReadings(ctx, batch)
 				if err != nil {
 					b.Fatalf("InsertReadings: %v", err)
 				}
-				if n := len(fresh); n != size {
+				if n := len(res.Fresh); n != size {
 					b.Fatalf("inserted %d, want %d", n, size)
 				}
 			}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -127,7 +128,8 @@ func TestInsertReadings(t *testing.T) {
 				for j := range batch {
 					batch[j].SensorID = sensor
 				}
-				fresh, err := s.InsertReadings(ctx, batch)
+				res, err := s.InsertReadings(ctx, batch)
+				fresh := res.Fresh
 				if err != nil {
 					t.Fatalf("batch %d: InsertReadings: %v", b, err)
 				}
@@ -188,8 +190,8 @@ func TestInsertReadingsConcurrentOverlappingBatches(t *testing.T) {
 			batch = rev
 		}
 		go func() {
-			fresh, err := s.InsertReadings(ctx, batch)
-			counts <- int64(len(fresh))
+			res, err := s.InsertReadings(ctx, batch)
+			counts <- int64(len(res.Fresh))
 			errs <- err
 		}()
 	}
@@ -345,5 +347,158 @@ func TestReadingBuckets(t *testing.T) {
 				t.Error("ReadingBuckets succeeded, want an error")
 			}
 		})
+	}
+}
+
+// TestInsertReadingsDuplicatesConflictsRestamps: a taken key means a
+// duplicate (same value), a conflict (another value: the first committed
+// stays) or, for a receipt-stamped reading, a move to a free microsecond.
+func TestInsertReadingsDuplicatesConflictsRestamps(t *testing.T) {
+	s := newStore(t)
+	us := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Microsecond) }
+	r := func(n int, v float64) model.Reading {
+		return model.Reading{Metric: "temp", TS: us(n), Value: v}
+	}
+	rc := func(n int, v float64) model.Reading { x := r(n, v); x.Receipt = true; return x }
+	type stored struct {
+		n int
+		v float64
+	}
+	tests := []struct {
+		name          string
+		before, batch []model.Reading
+		wantFresh     []stored // ts (µs) and value of Fresh, in order
+		wantDup       int
+		wantConflicts []stored // offered ts and stored value
+		wantRestamped int
+		wantRows      []stored
+	}{
+		{
+			name:      "redelivery is a duplicate",
+			before:    []model.Reading{r(0, 1)},
+			batch:     []model.Reading{r(0, 1), r(1, 2)},
+			wantFresh: []stored{{1, 2}}, wantDup: 1,
+			wantRows: []stored{{0, 1}, {1, 2}},
+		},
+		{
+			name:          "other value under a stored key is a conflict; the stored one stays",
+			before:        []model.Reading{r(0, 1)},
+			batch:         []model.Reading{r(0, 5)},
+			wantConflicts: []stored{{0, 1}},
+			wantRows:      []stored{{0, 1}},
+		},
+		{
+			name:          "within one batch the first received wins",
+			batch:         []model.Reading{r(0, 7), r(0, 8), r(0, 7), r(1, 1)},
+			wantFresh:     []stored{{0, 7}, {1, 1}},
+			wantDup:       1,
+			wantConflicts: []stored{{0, 7}},
+			wantRows:      []stored{{0, 7}, {1, 1}},
+		},
+		{
+			name:          "receipt-stamped readings are never merged: moved past taken keys",
+			before:        []model.Reading{r(0, 1), r(1, 1), r(3, 1)},
+			batch:         []model.Reading{rc(0, 1), rc(0, 2), rc(1, 3), r(3, 1)},
+			wantFresh:     []stored{{2, 1}, {4, 2}, {5, 3}},
+			wantDup:       1,
+			wantRestamped: 3,
+			wantRows:      []stored{{0, 1}, {1, 1}, {2, 1}, {3, 1}, {4, 2}, {5, 3}},
+		},
+		{
+			name:          "a receipt-stamped reading yields its key to a device-stamped one",
+			batch:         []model.Reading{r(0, 1), rc(0, 2)},
+			wantFresh:     []stored{{0, 1}, {1, 2}},
+			wantRestamped: 1,
+			wantRows:      []stored{{0, 1}, {1, 2}},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			sensor := fmt.Sprintf("taken-%d", i)
+			for _, b := range [][]model.Reading{tt.before, tt.batch} {
+				for j := range b {
+					b[j].SensorID = sensor
+				}
+			}
+			if _, err := s.InsertReadings(ctx, tt.before); err != nil {
+				t.Fatalf("InsertReadings(before): %v", err)
+			}
+			in := slices.Clone(tt.batch)
+			res, err := s.InsertReadings(ctx, tt.batch)
+			if err != nil {
+				t.Fatalf("InsertReadings: %v", err)
+			}
+			if !slices.EqualFunc(in, tt.batch, func(a, b model.Reading) bool { return a == b }) {
+				t.Errorf("InsertReadings modified its input")
+			}
+			var fresh []stored
+			for _, f := range res.Fresh {
+				fresh = append(fresh, stored{int(f.TS.Sub(t0).Microseconds()), f.Value})
+			}
+			if !slices.Equal(fresh, tt.wantFresh) {
+				t.Errorf("fresh = %v, want %v", fresh, tt.wantFresh)
+			}
+			var conflicts []stored
+			for _, c := range res.Conflicts {
+				conflicts = append(conflicts, stored{int(c.Reading.TS.Sub(t0).Microseconds()), c.Stored})
+			}
+			if !slices.Equal(conflicts, tt.wantConflicts) {
+				t.Errorf("conflicts = %v, want %v", conflicts, tt.wantConflicts)
+			}
+			if res.Duplicates != tt.wantDup || res.Restamped != tt.wantRestamped {
+				t.Errorf("duplicates, restamped = %d, %d, want %d, %d", res.Duplicates, res.Restamped, tt.wantDup, tt.wantRestamped)
+			}
+			rows, err := s.Readings(ctx, sensor, "temp", t0.Add(-time.Hour), t0.Add(time.Hour), 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []stored
+			for _, r := range rows {
+				got = append(got, stored{int(r.TS.Sub(t0).Microseconds()), r.Value})
+			}
+			if !slices.Equal(got, tt.wantRows) {
+				t.Errorf("rows = %v, want %v", got, tt.wantRows)
+			}
+			// sensors.last_* follow the row stored last.
+			last := tt.wantRows[len(tt.wantRows)-1]
+			sn := sensorsOf(t, ctx, s, sensor)
+			if len(sn) != 1 || !sn[0].LastSeen.Equal(us(last.n)) || sn[0].LastValue != last.v {
+				t.Errorf("sensors = %+v, want last %v", sn, last)
+			}
+		})
+	}
+}
+
+// TestInsertReadingsReceiptBurstAfterRestart: a new instance (or one whose
+// clock went back) stamps a burst with the very stamps already stored;
+// every reading is stored, none merged.
+func TestInsertReadingsReceiptBurstAfterRestart(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	batch := func(v float64) []model.Reading {
+		rs := make([]model.Reading, 5000)
+		for i := range rs {
+			rs[i] = model.Reading{SensorID: "burst", Metric: "m", Value: v, Receipt: true,
+				TS: t0.Add(time.Duration(i) * time.Microsecond)}
+		}
+		return rs
+	}
+	for run, v := range []float64{1, 2} {
+		res, err := s.InsertReadings(ctx, batch(v))
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if len(res.Fresh) != 5000 || res.Duplicates != 0 || len(res.Conflicts) != 0 {
+			t.Fatalf("run %d: %d fresh, %d duplicates, %d conflicts; want 5000 fresh", run, len(res.Fresh), res.Duplicates, len(res.Conflicts))
+		}
+		for i := 1; i < len(res.Fresh); i++ {
+			if !res.Fresh[i].TS.After(res.Fresh[i-1].TS) {
+				t.Fatalf("run %d: stamps not increasing at %d: %v, %v", run, i, res.Fresh[i-1].TS, res.Fresh[i].TS)
+			}
+		}
+	}
+	if n := countReadings(t, ctx, s, "burst"); n != 10000 {
+		t.Fatalf("%d rows, want 10000", n)
 	}
 }
