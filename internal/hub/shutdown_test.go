@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,8 +72,31 @@ func TestShutdownDeadline(t *testing.T) {
 	env.eventually("every Serve call returned", func() bool { return env.serving.Load() == 0 })
 }
 
+// stepClock stands still until advanced, so durations measured by the
+// hub are exact whatever the machine's speed or clock resolution.
+type stepClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *stepClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *stepClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 func TestStats(t *testing.T) {
-	env := newEnv(t, Config{}, envOptions{})
+	clock := &stepClock{t: time.Now()} // tokens expire by the real clock
+	env := newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
+		h.now = clock.now
+		h.stats.start = clock.now()
+	}})
 	if st := env.hub.Stats(); st.ActiveConnections != 0 || st.TotalMessages != 0 {
 		t.Fatalf("fresh hub stats %+v", st)
 	}
@@ -93,14 +117,15 @@ func TestStats(t *testing.T) {
 	b.next()
 	b.next()
 	env.eventually("2 pongs and 4 readings are counted", func() bool { return env.hub.Stats().TotalMessages == 8 })
+	clock.advance(90 * time.Second)
 	a.close(t)
 	env.eventually("alice's connection is counted as closed", func() bool {
 		st := env.hub.Stats()
 		return st.ActiveConnections == 1 && st.ClosedConnectionCount == 1
 	})
 	st = env.hub.Stats()
-	if st.AvgConnectionSeconds <= 0 || st.UptimeSeconds <= 0 {
-		t.Errorf("stats %+v: want a positive average duration and uptime", st)
+	if st.AvgConnectionSeconds != 90 || st.UptimeSeconds != 90 {
+		t.Errorf("stats %+v: want an average duration and uptime of 90s", st)
 	}
 	if st.MessagesPerMinute != st.TotalMessages {
 		t.Errorf("in the first minute, messages per minute %d != total %d", st.MessagesPerMinute, st.TotalMessages)
