@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/watchroom/watchroom/internal/backoff"
 	"github.com/watchroom/watchroom/internal/model"
 )
 
@@ -173,6 +174,7 @@ type Detector struct {
 	poster RoomPoster
 	log    *slog.Logger
 	m      *metrics
+	retry  backoff.Policy // the store, at start and for alert changes
 
 	defaults *ruleSet // shared by every series without stored rules; never modified
 
@@ -195,6 +197,7 @@ func New(cfg Config, st Store, poster RoomPoster, reg prometheus.Registerer, log
 	cfg.defaults()
 	d := &Detector{
 		cfg: cfg, store: st, poster: poster, log: log, m: newMetrics(reg),
+		retry:  backoff.Policy{Min: retryMin, Max: retryMax},
 		series: map[seriesKey]*series{},
 		rules:  map[string]map[string]*ruleSet{},
 		wake:   make(chan struct{}, 1),

@@ -50,21 +50,9 @@ func (d *Detector) Run(ctx context.Context) error {
 // fails. Readings that arrive meanwhile wait in d.pending and are
 // evaluated right after.
 func (d *Detector) load(ctx context.Context) error {
-	backoff := retryMin
-	for attempt := 1; ; attempt++ {
-		err := d.loadOnce(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d.log.Warn("alerts: loading the start-up state failed; retrying", "err", err, "attempt", attempt, "retry_in", backoff)
-		if !sleep(ctx, backoff) {
-			return ctx.Err()
-		}
-		backoff = min(2*backoff, retryMax)
-	}
+	return d.retry.Retry(ctx, d.loadOnce, func(attempt int, err error, wait time.Duration) {
+		d.log.Warn("alerts: loading the start-up state failed; retrying", "err", err, "attempt", attempt, "retry_in", wait)
+	})
 }
 
 func (d *Detector) loadOnce(ctx context.Context) error {
@@ -206,23 +194,13 @@ func (d *Detector) flush(ctx context.Context) bool {
 // apply stores one change, retrying with backoff while the store fails,
 // and posts the result. It returns false only when ctx ends first.
 func (d *Detector) apply(ctx context.Context, ref opRef, o op) bool {
-	backoff := retryMin
-	for attempt := 1; ; attempt++ {
-		err := d.applyOnce(ctx, ref, o)
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		d.m.storeErrs.Inc()
-		d.log.Warn("alerts: storing an alert change failed; retrying", "err", err, "attempt", attempt,
-			"sensor_id", ref.s.key.sensor, "metric", ref.s.key.metric, "kind", kindNames[ref.kind], "retry_in", backoff)
-		if !sleep(ctx, backoff) {
-			return false
-		}
-		backoff = min(2*backoff, retryMax)
-	}
+	err := d.retry.Retry(ctx, func(ctx context.Context) error { return d.applyOnce(ctx, ref, o) },
+		func(attempt int, err error, wait time.Duration) {
+			d.m.storeErrs.Inc()
+			d.log.Warn("alerts: storing an alert change failed; retrying", "err", err, "attempt", attempt,
+				"sensor_id", ref.s.key.sensor, "metric", ref.s.key.metric, "kind", kindNames[ref.kind], "retry_in", wait)
+		})
+	return err == nil
 }
 
 func (d *Detector) applyOnce(ctx context.Context, ref opRef, o op) error {
@@ -294,17 +272,6 @@ func (d *Detector) shutdown(ctx context.Context) {
 	d.wakeNow = false
 	d.mu.Unlock()
 	d.flush(fctx)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // errorf wraps err with the operation, the package's error style.

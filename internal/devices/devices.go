@@ -14,6 +14,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/watchroom/watchroom/internal/backoff"
 	"github.com/watchroom/watchroom/internal/model"
 )
 
@@ -64,6 +65,10 @@ const (
 	// waiting, so a response the broker queued for our persistent session
 	// while we were down can still arrive and win over the timeout.
 	restartGrace = 2 * time.Second
+	// retryMin and retryMax bound the waits between attempts to load the
+	// pending commands at start while the store fails.
+	retryMin = 100 * time.Millisecond
+	retryMax = 5 * time.Second
 	// eventTimeout bounds the store and notifier calls made for one event.
 	eventTimeout = 10 * time.Second
 	// responseQueue is the depth of the channel between the paho callback
@@ -84,6 +89,8 @@ type Devices struct {
 	log      *slog.Logger
 	m        *metrics
 	client   mqtt.Client
+	retry    backoff.Policy   // the start-up load of pending commands
+	now      func() time.Time // time.Now outside tests; keeps the monotonic reading
 
 	responses chan inbound // paho callback -> worker
 	timeouts  chan string  // timers -> worker (command ids)
@@ -148,6 +155,8 @@ func New(cfg Config, st CommandStore, n Notifier, reg prometheus.Registerer, log
 		timeouts:  make(chan string, timeoutQueue),
 		stopped:   make(chan struct{}),
 		pending:   make(map[string]*pending),
+		retry:     backoff.Policy{Min: retryMin, Max: retryMax},
+		now:       time.Now,
 	}
 	if d.timeout == 0 {
 		d.timeout = defaultTimeout
@@ -204,7 +213,7 @@ func (d *Devices) Run(ctx context.Context) error {
 	}
 	defer close(d.stopped)
 	if err := d.reload(ctx); err != nil {
-		return err
+		return nil // only ctx ends the retries: stopped before starting
 	}
 	// With ConnectRetry the token completes only once connected; the
 	// connect and connection-lost handlers log the state.
@@ -235,14 +244,23 @@ func (d *Devices) Run(ctx context.Context) error {
 
 // reload adds the commands still pending in the store to the pending map,
 // each timing out at its original deadline but not sooner than
-// restartGrace from now.
+// restartGrace from now. While the store fails it retries with backoff;
+// it returns an error only when ctx ends first.
 func (d *Devices) reload(ctx context.Context) error {
-	cmds, err := d.store.PendingCommands(ctx)
+	var cmds []model.Command
+	err := d.retry.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		cmds, err = d.store.PendingCommands(ctx)
+		return err
+	}, func(attempt int, err error, wait time.Duration) {
+		d.m.reloadErrs.Inc()
+		d.log.Warn("devices: loading pending commands failed; retrying", "err", err, "attempt", attempt, "retry_in", wait)
+	})
 	if err != nil {
 		return fmt.Errorf("devices: load pending commands: %w", err)
 	}
 	grace := min(restartGrace, d.timeout)
-	now := time.Now()
+	now := d.now()
 	n := 0
 	d.mu.Lock()
 	for _, c := range cmds {
@@ -287,7 +305,7 @@ func (d *Devices) onConnect(c mqtt.Client) {
 // the message to the worker, or drops it when the queue is full.
 func (d *Devices) onMessage(_ mqtt.Client, msg mqtt.Message) {
 	select {
-	case d.responses <- inbound{msg: msg, at: time.Now()}:
+	case d.responses <- inbound{msg: msg, at: d.now()}:
 	default:
 		d.m.rejected.WithLabelValues(reasonQueueFull).Inc()
 		msg.Ack()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -272,6 +274,66 @@ func TestReloadTimesOutStaleCommands(t *testing.T) {
 	}
 }
 
+// The store is down when Run starts: the pending commands are loaded once
+// it answers, after waits that double from 100ms, and a stale one still
+// times out.
+func TestReloadRetriesWhileTheStoreFails(t *testing.T) {
+	b := mqtttest.Start(t)
+	st, n := newFakeStore(), &fakeNotifier{}
+	c := model.Command{ID: "stale", SensorID: "s-9", Action: "reboot", IssuedBy: "bob", IssuedAt: time.Now().Add(-time.Hour).UTC(), Status: model.CommandPending}
+	if err := st.InsertCommand(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	st.pendingErrs = 3
+	d := newDevices(t, b.URL(), "wr-devices", 300*time.Millisecond, st, n)
+	var mu sync.Mutex
+	var waits []time.Duration
+	fired := make(chan time.Time)
+	close(fired)
+	d.retry.After = func(w time.Duration) <-chan time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		waits = append(waits, w)
+		return fired
+	}
+	h := run(t, d, st, n, true)
+	got := h.n.wait(t, 1)[0]
+	if got.user != "bob" || got.data.CommandID != "stale" || got.data.Status != model.CommandTimeout {
+		t.Fatalf("notification = %+v, want bob's stale command timed out", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}; !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+	if v := testutil.ToFloat64(d.m.reloadErrs); v != 3 {
+		t.Errorf("watchroom_command_reload_errors_total = %v, want 3", v)
+	}
+}
+
+// Cancelled while the store is still down: Run returns without error.
+func TestRunStoppedWhileReloadRetries(t *testing.T) {
+	st, n := newFakeStore(), &fakeNotifier{}
+	st.pendingErrs = 1 << 30
+	d := newDevices(t, "tcp://127.0.0.1:1", "wr-devices", time.Second, st, n)
+	retrying := make(chan struct{}, 1)
+	d.retry.After = func(time.Duration) <-chan time.Time {
+		select {
+		case retrying <- struct{}{}:
+		default:
+		}
+		return nil // only the context ends the wait
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	<-retrying
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
+
 // A command this process did not issue (another instance's) is completed
 // from the stored row, and the topic must still match its sensor.
 func TestResponseToCommandNotInMemory(t *testing.T) {
@@ -279,7 +341,9 @@ func TestResponseToCommandNotInMemory(t *testing.T) {
 	h := start(t, b, 5*time.Second)
 	dev := startDevice(t, b)
 	for _, id := range []string{"other-1", "other-2"} {
-		c := model.Command{ID: id, SensorID: "s-7", Action: "reboot", IssuedBy: "carol", IssuedAt: time.Now().UTC(), Status: model.CommandPending}
+		// Issued a second ago: the latency is at least that, whatever the
+		// clock's resolution.
+		c := model.Command{ID: id, SensorID: "s-7", Action: "reboot", IssuedBy: "carol", IssuedAt: time.Now().Add(-time.Second).UTC(), Status: model.CommandPending}
 		if err := h.st.InsertCommand(context.Background(), c); err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +352,7 @@ func TestResponseToCommandNotInMemory(t *testing.T) {
 	dev.respond("devices/s-7/responses", responseJSON("other-1", model.CommandSuccess, "ok"))
 
 	got := h.n.wait(t, 1)[0]
-	if got.user != "carol" || !refIsNull(got.ref) || got.data.CommandID != "other-1" || got.data.Status != model.CommandSuccess || got.data.LatencyMS <= 0 {
+	if got.user != "carol" || !refIsNull(got.ref) || got.data.CommandID != "other-1" || got.data.Status != model.CommandSuccess || got.data.LatencyMS < 1000 {
 		t.Fatalf("notification = %+v, want carol's other-1 succeeded with ref null", got)
 	}
 	if v := testutil.ToFloat64(h.d.m.rejected.WithLabelValues(reasonWrongDevice)); v != 1 {

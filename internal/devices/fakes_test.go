@@ -25,9 +25,10 @@ var errFakeNotFound = errors.New("fake store: not found")
 // fakeStore is an in-memory CommandStore with the store's semantics:
 // FinishCommand moves pending commands only.
 type fakeStore struct {
-	mu         sync.Mutex
-	cmds       map[string]model.Command
-	finishErrs int // FinishCommand calls still to fail with a transient error
+	mu          sync.Mutex
+	cmds        map[string]model.Command
+	finishErrs  int // FinishCommand calls still to fail with a transient error
+	pendingErrs int // PendingCommands calls still to fail with a transient error
 }
 
 var _ CommandStore = (*fakeStore)(nil)
@@ -75,6 +76,10 @@ func (s *fakeStore) Command(_ context.Context, id string) (model.Command, error)
 func (s *fakeStore) PendingCommands(context.Context) ([]model.Command, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.pendingErrs > 0 {
+		s.pendingErrs--
+		return nil, errors.New("fake store: connection refused")
+	}
 	var out []model.Command
 	for _, c := range s.cmds {
 		if c.Status == model.CommandPending {
@@ -161,7 +166,27 @@ func newDevices(t *testing.T, url, clientID string, timeout time.Duration, st *f
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	d.now = (&risingClock{}).now
 	return d
+}
+
+// risingClock is the real clock, but each reading is later than the one
+// before, so a latency measured between two readings is never 0 on a
+// machine whose clock has a coarse resolution.
+type risingClock struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (c *risingClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := time.Now()
+	if !t.After(c.last) {
+		t = c.last.Add(time.Microsecond)
+	}
+	c.last = t
+	return t
 }
 
 // run starts d.Run and waits until it is connected and subscribed (unless

@@ -36,6 +36,9 @@ type metrics struct {
 	pending  prometheus.Gauge
 	rejected *prometheus.CounterVec
 	dropped  *prometheus.CounterVec
+	// reloadErrs counts failed attempts to load the pending commands at
+	// start; each is retried.
+	reloadErrs prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -61,8 +64,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "watchroom_command_notifications_dropped_total",
 			Help: "Command outcomes stored but not handed to the user, by reason.",
 		}, []string{"reason"}),
+		reloadErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_command_reload_errors_total",
+			Help: "Failed attempts to load the pending commands at start; each is retried with backoff.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.commands, m.latency, m.pending, m.rejected, m.dropped} {
+	for _, c := range []prometheus.Collector{m.commands, m.latency, m.pending, m.rejected, m.dropped, m.reloadErrs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("devices: register metrics: %w", err)
 		}

@@ -135,7 +135,7 @@ func (d *Devices) handleTimeout(ctx context.Context, id string) {
 	if !ok {
 		return // the response was handled after the timer fired
 	}
-	at := time.Now()
+	at := d.now()
 	c, err := d.store.FinishCommand(ctx, id, model.CommandTimeout, fmt.Sprintf("no response from device within %s", d.timeout), at)
 	switch {
 	case d.notFound(err):

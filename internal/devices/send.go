@@ -59,7 +59,7 @@ func (d *Devices) Send(ctx context.Context, user string, ref json.RawMessage, se
 	if err != nil {
 		return model.Command{}, err
 	}
-	now := time.Now() // keeps the monotonic reading for the latency
+	now := d.now() // keeps the monotonic reading for the latency
 	c := model.Command{
 		ID:       newCommandID(),
 		SensorID: sensorID,
@@ -118,7 +118,7 @@ func (d *Devices) Send(ctx context.Context, user string, ref json.RawMessage, se
 func (d *Devices) publishFailed(ctx context.Context, c model.Command, p *pending, cause error) (model.Command, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 	defer cancel()
-	at := time.Now()
+	at := d.now()
 	fc, err := d.store.FinishCommand(ctx, c.ID, model.CommandError, "broker unavailable: "+cause.Error(), at)
 	switch {
 	case d.notFound(err):
