@@ -619,7 +619,7 @@ func reportIngestMetrics(b *testing.B, addr string, elapsed time.Duration) {
 
 // scrapeMetrics returns the watchroom_* samples of /metrics by series
 // (name with labels).
-func scrapeMetrics(b *testing.B, addr string) map[string]float64 {
+func scrapeMetrics(b testing.TB, addr string) map[string]float64 {
 	b.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {

@@ -104,3 +104,74 @@ func TestShutdownClosesClientsWithGoingAway(t *testing.T) {
 		t.Errorf("close code %d, want 1001", code)
 	}
 }
+
+// TestShutdownPushesTheFinalFlushBeforeGoingAway publishes readings that
+// stay in ingest's batch (the flush interval is an hour), then stops the
+// server: the final flush commits them, and a client connected through
+// the real server must receive exactly the committed readings before its
+// 1001.
+func TestShutdownPushesTheFinalFlushBeforeGoingAway(t *testing.T) {
+	const n = 200
+	e := setup(t, "WATCHROOM_FLUSH_INTERVAL=1h", "WATCHROOM_BATCH_SIZE=100000")
+	ws := connect(t, e.srv.addr, e.token)
+	pub := publisher(t, e.broker.URL())
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		ts := base.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano)
+		publish(t, pub, "sensors/s-final/temperature", fmt.Sprintf(`{"value":%d,"ts":%q}`, i, ts))
+	}
+	// Every message has reached ingest (counted as it is queued); none is
+	// committed before the shutdown.
+	deadline := time.Now().Add(10 * time.Second)
+	for scrapeMetrics(t, e.srv.addr)["watchroom_mqtt_messages_received_total"] < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest did not receive %d messages within 10s", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if total, _ := countReadings(t, e.db, "s-final"); total != 0 {
+		t.Fatalf("%d readings committed before the shutdown, want 0 (flush interval 1h)", total)
+	}
+
+	e.srv.stop()
+
+	got := map[string]bool{}
+	code := 0
+	for code == 0 {
+		select {
+		case m, ok := <-ws.msgs:
+			if !ok {
+				code = <-ws.closed
+				break
+			}
+			if m.Type != "reading" {
+				continue
+			}
+			var r struct {
+				SensorID string `json:"sensor_id"`
+				TS       string `json:"ts"`
+			}
+			if err := json.Unmarshal(m.Data, &r); err != nil || r.SensorID != "s-final" {
+				t.Fatalf("unexpected reading %s (%v)", m.Data, err)
+			}
+			got[r.TS] = true
+		case <-time.After(10 * time.Second):
+			t.Fatal("connection not closed within 10s of the shutdown")
+		}
+	}
+	if code != 1001 {
+		t.Errorf("close code %d, want 1001", code)
+	}
+	stored := storedTimestamps(t, e.db, "s-final")
+	if len(stored) == 0 {
+		t.Fatal("the final flush committed nothing")
+	}
+	if len(got) != len(stored) {
+		t.Errorf("client received %d readings before 1001, the final flush committed %d", len(got), len(stored))
+	}
+	for ts := range stored {
+		if !got[ts] {
+			t.Errorf("committed reading %s was not pushed before 1001", ts)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -64,11 +65,23 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 }
 
 // serve runs the server until ctx is done, then shuts it down in a fixed
-// order: stop accepting HTTP and close every WebSocket with 1001; flush
-// the batch writer and ack what it committed; store and post the pending
-// alert changes; disconnect the command client; stop the embedded broker;
-// close the database pool. ready, when not nil, is called with the HTTP
-// address once everything is listening.
+// order:
+//
+//  1. stop accepting HTTP and WebSocket connections (app.Shutdown, in the
+//     background: it closes the listener at once but then waits for the
+//     open WebSocket handlers, which return only once the hub closes them;
+//     a late upgrade is refused by the hub's register);
+//  2. stop ingest: its final flush is committed, acked and pushed through
+//     the hub to the clients still connected;
+//  3. close every WebSocket with 1001 (h.Shutdown: the connections' queues,
+//     holding that last push, are written before the close frame only as
+//     far as the hub's writer does so) and wait for the HTTP shutdown;
+//  4. store and post the pending alert changes; disconnect the command
+//     client; stop rooms, the hub's ticker and the memory task; stop the
+//     embedded broker; close the database pool.
+//
+// ready, when not nil, is called with the HTTP address once everything is
+// listening.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(httpAddr string)) error {
 	if err := store.Migrate(ctx, cfg.DatabaseURL, log.With("component", "store")); err != nil {
 		return err
@@ -106,6 +119,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		Burst:        cfg.WSBurst,
 		IsNotFound:   isNotFound,
 	}, tokens, st, reg, log.With("component", "hub"))
+
+	mem, err := newMemoryReleaser(func() int64 { return h.Stats().ActiveConnections }, debug.FreeOSMemory,
+		reg, log.With("component", "memory"))
+	if err != nil {
+		return err
+	}
 
 	// wire: rooms (before alerts: alerts are posted to room "alerts" through rm)
 	rm := rooms.New(rooms.Config{
@@ -173,6 +192,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	ingestTask := start(in.Run)
 	devTask := start(dev.Run)
 	roomsTask := start(rm.Run)
+	memTask := start(func(ctx context.Context) error {
+		tick := time.NewTicker(memoryCheckInterval)
+		defer tick.Stop()
+		mem.run(ctx, tick.C)
+		return nil
+	})
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- app.Serve(ln) }()
 	log.Info("watchroom serving", "http", ln.Addr().String(), "mqtt", redactURL(mqttURL), "client_id", cfg.MQTTClientID)
@@ -185,10 +210,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	case <-ctx.Done():
 	case err := <-httpErr:
 		runErr = fmt.Errorf("http server: %w", err)
-	case err := <-ingestTask.done:
-		runErr = fmt.Errorf("ingest stopped: %w", err)
-	case err := <-devTask.done:
-		runErr = fmt.Errorf("devices stopped: %w", err)
+	case <-ingestTask.done:
+		runErr = fmt.Errorf("ingest stopped: %w", ingestTask.err)
+	case <-devTask.done:
+		runErr = fmt.Errorf("devices stopped: %w", devTask.err)
 	}
 	log.Info("shutting down")
 
@@ -196,14 +221,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	defer cancel()
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- app.Shutdown(shutCtx) }()
+	if err := ingestTask.stop(); err != nil {
+		log.Error("ingest shutdown", "err", err)
+	}
+	// After ingest: its final flush has been handed to the hub's queues.
 	if err := h.Shutdown(shutCtx); err != nil {
 		log.Warn("websocket shutdown", "err", err)
 	}
 	if err := <-httpDone; err != nil {
 		log.Warn("http shutdown", "err", err)
-	}
-	if err := ingestTask.stop(); err != nil {
-		log.Error("ingest shutdown", "err", err)
 	}
 	// After ingest: no reading arrives any more; its last changes are stored.
 	if err := alertsTask.stop(); err != nil {
@@ -215,6 +241,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	if err := roomsTask.stop(); err != nil {
 		log.Error("rooms shutdown", "err", err)
 	}
+	_ = memTask.stop()
 	_ = hubTask.stop()
 	log.Info("stopped")
 	return runErr
@@ -241,29 +268,43 @@ func brokerURL(cfg config.Config, log *slog.Logger) (url string, stop func(), er
 // stop the parts one by one in a fixed order.
 type task struct {
 	cancel context.CancelFunc
-	done   chan error
-	err    error
-	ended  bool
+	// done is closed once run has returned; err is then set and may be
+	// read any number of times (serve's select and stop both read it).
+	done chan struct{}
+	err  error
+	// after is the clock of stop's wait; time.After outside tests.
+	after func(time.Duration) <-chan time.Time
 }
+
+// stopWait bounds how long stop waits for a task to return.
+const stopWait = 15 * time.Second
 
 func start(run func(ctx context.Context) error) *task {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &task{cancel: cancel, done: make(chan error, 1)}
-	go func() { t.done <- run(ctx) }()
+	t := &task{cancel: cancel, done: make(chan struct{}), after: time.After}
+	go func() {
+		defer close(t.done)
+		t.err = run(ctx)
+	}()
 	return t
 }
 
-// stop cancels the task and waits for it to return.
+// stop cancels the task and waits for it to return; a task that has
+// already returned gives its error at once.
 func (t *task) stop() error {
 	t.cancel()
+	// Checked first: select picks at random among ready cases.
 	select {
-	case err := <-t.done:
-		t.err = err
-		t.done <- err // keep it readable for a second stop
-	case <-time.After(15 * time.Second):
-		return errors.New("did not stop within 15s")
+	case <-t.done:
+		return t.err
+	default:
 	}
-	return t.err
+	select {
+	case <-t.done:
+		return t.err
+	case <-t.after(stopWait):
+		return fmt.Errorf("did not stop within %s", stopWait)
+	}
 }
 
 func connected(f func() bool) func(context.Context) error {
@@ -356,4 +397,59 @@ func redactURL(u string) string {
 		}
 	}
 	return u
+}
+
+// After a connection storm (thousands of WebSockets dropped at once) the
+// heap they used is garbage, but the Go runtime returns it to the OS only
+// gradually, so RSS stays high for minutes. memoryReleaser watches the
+// hub's active connection count and calls debug.FreeOSMemory once when it
+// has fallen by memoryReleaseDrop or more from its peak since the last
+// release. See docs/deploy.md (Memory).
+const (
+	// memoryReleaseDrop is the drop in active connections that triggers a
+	// release: at ~20-130 KB of heap per connection, 500 of them are
+	// roughly 10-65 MB, worth a forced GC (a few ms of CPU).
+	memoryReleaseDrop = 500
+	// memoryCheckInterval is how often the connection count is sampled.
+	memoryCheckInterval = 10 * time.Second
+)
+
+type memoryReleaser struct {
+	active   func() int64 // the hub's active connections
+	free     func()       // debug.FreeOSMemory outside tests
+	released prometheus.Counter
+	log      *slog.Logger
+}
+
+func newMemoryReleaser(active func() int64, free func(), reg prometheus.Registerer, log *slog.Logger) (*memoryReleaser, error) {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "watchroom_memory_released_total",
+		Help: "Times the heap was returned to the OS after the active WebSocket connections fell by 500 or more.",
+	})
+	if err := reg.Register(c); err != nil {
+		return nil, fmt.Errorf("register memory metrics: %w", err)
+	}
+	return &memoryReleaser{active: active, free: free, released: c, log: log}, nil
+}
+
+// run samples the connection count at each tick until ctx is done. It is
+// the only goroutine that touches its peak.
+func (m *memoryReleaser) run(ctx context.Context, ticks <-chan time.Time) {
+	peak := m.active()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticks:
+		}
+		n := m.active()
+		peak = max(peak, n)
+		if peak-n < memoryReleaseDrop {
+			continue
+		}
+		m.free()
+		m.released.Inc()
+		m.log.Info("returned memory to the OS after connections dropped", "from", peak, "to", n)
+		peak = n // the next release needs a new rise and fall
+	}
 }

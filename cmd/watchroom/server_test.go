@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +17,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/fasthttp/websocket"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/watchroom/watchroom/internal/auth"
 	"github.com/watchroom/watchroom/internal/model"
@@ -45,10 +49,7 @@ func publish(t *testing.T, c mqtt.Client, topic, payload string) {
 func countReadings(t *testing.T, dbURL, sensor string) (total, distinct int) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	conn := dbConn(t, dbURL)
 	defer conn.Close(ctx)
 	if err := conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT (metric, ts)) FROM readings WHERE sensor_id = $1", sensor).Scan(&total, &distinct); err != nil {
 		t.Fatalf("count readings: %v", err)
@@ -346,3 +347,118 @@ func jsonHas(data json.RawMessage, key, want string) bool {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func dbConn(t *testing.T, dbURL string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	return conn
+}
+
+// storedTimestamps returns the ts of sensor's readings as the WebSocket
+// encodes them (RFC 3339, milliseconds, UTC).
+func storedTimestamps(t *testing.T, dbURL, sensor string) map[string]bool {
+	t.Helper()
+	ctx := context.Background()
+	conn := dbConn(t, dbURL)
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT ts FROM readings WHERE sensor_id = $1", sensor)
+	if err != nil {
+		t.Fatalf("select readings: %v", err)
+	}
+	tss, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		t.Fatalf("select readings: %v", err)
+	}
+	out := map[string]bool{}
+	for _, ts := range tss {
+		out[ts.UTC().Format("2006-01-02T15:04:05.000Z07:00")] = true
+	}
+	return out
+}
+
+// TestTaskThatFailsAtOnce: serve's select takes the value of a task that
+// ended on its own; stop must still give that error at once instead of
+// waiting for the task again. The stop wait's clock fires immediately, so
+// a stop that waited would report "did not stop" instead of the error.
+func TestTaskThatFailsAtOnce(t *testing.T) {
+	boom := errors.New("boom")
+	tk := start(func(context.Context) error { return boom })
+	fired := make(chan time.Time)
+	close(fired)
+	tk.after = func(time.Duration) <-chan time.Time { return fired }
+	<-tk.done // what serve's select does
+	if !errors.Is(tk.err, boom) {
+		t.Fatalf("err after done = %v, want boom", tk.err)
+	}
+	for i := range 3 {
+		if err := tk.stop(); !errors.Is(err, boom) {
+			t.Fatalf("stop #%d = %v, want the task's error", i+1, err)
+		}
+	}
+}
+
+// TestTaskStopWaitsForTheTask: a running task is cancelled and waited for;
+// one that ignores its context is given up on when the wait's clock fires.
+func TestTaskStopWaitsForTheTask(t *testing.T) {
+	tk := start(func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	tk.after = func(time.Duration) <-chan time.Time { return nil } // never fires
+	if err := tk.stop(); !errors.Is(err, context.Canceled) {
+		t.Errorf("stop = %v, want context.Canceled", err)
+	}
+
+	release := make(chan struct{})
+	defer close(release)
+	stuck := start(func(context.Context) error { <-release; return nil })
+	fire := make(chan time.Time, 1)
+	stuck.after = func(time.Duration) <-chan time.Time { return fire }
+	fire <- time.Time{}
+	if err := stuck.stop(); err == nil || !strings.Contains(err.Error(), "did not stop") {
+		t.Errorf("stop of a stuck task = %v, want did not stop", err)
+	}
+}
+
+func TestMemoryReleaser(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		counts []int64 // the first is read at start, one more per tick
+		frees  int
+	}{
+		{"steady", []int64{100, 100, 100}, 0},
+		{"small drop", []int64{0, 2000, 1600, 1501}, 0},
+		{"storm dropped", []int64{0, 2000, 0}, 1},
+		{"drop spread over ticks", []int64{0, 2000, 1800, 1600, 1400}, 1},
+		{"once per release", []int64{2000, 0, 0, 0}, 1},
+		{"rise and fall again", []int64{2000, 0, 700, 100}, 2},
+		{"exactly the threshold", []int64{memoryReleaseDrop, 0}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Called by run only: once at start, then once per tick.
+			i := 0
+			active := func() int64 { i++; return tc.counts[i-1] }
+			frees := 0
+			reg := prometheus.NewRegistry()
+			m, err := newMemoryReleaser(active, func() { frees++ }, reg, discardLogger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			ticks := make(chan time.Time) // unbuffered: a send returns once run took the tick
+			done := make(chan struct{})
+			go func() { defer close(done); m.run(ctx, ticks) }()
+			for range tc.counts[1:] {
+				ticks <- time.Time{}
+			}
+			cancel()
+			<-done // run has handled the last tick
+			if frees != tc.frees {
+				t.Errorf("FreeOSMemory called %d times, want %d", frees, tc.frees)
+			}
+			if got := testutil.ToFloat64(m.released); got != float64(tc.frees) {
+				t.Errorf("watchroom_memory_released_total = %v, want %d", got, tc.frees)
+			}
+		})
+	}
+}
