@@ -117,8 +117,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		PingInterval: cfg.WSPingInterval,
 		Rate:         cfg.WSRate,
 		Burst:        cfg.WSBurst,
+		WriteTimeout: cfg.WSWriteTimeout,
+		ResumeMax:    cfg.ResumeMax,
+		ResumeMaxAge: cfg.ResumeMaxAge,
 		IsNotFound:   isNotFound,
 	}, tokens, st, reg, log.With("component", "hub"))
+	h.HandleResume("readings", hub.ReplayReadings(st))
 
 	mem, err := newMemoryReleaser(func() int64 { return h.Stats().ActiveConnections }, debug.FreeOSMemory,
 		reg, log.With("component", "memory"))
@@ -139,6 +143,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	sinks = append(sinks, det)
 	h.Handle("alert_ack", model.RoleAnalyst, det.HandleAck)
 	h.Handle("alert_resolve", model.RoleAnalyst, det.HandleResolve)
+	h.HandleResume("alerts", det.ReplayAlerts)
 
 	in, err := ingest.New(ingest.Config{
 		BrokerURL:     mqttURL,

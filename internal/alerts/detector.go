@@ -29,7 +29,11 @@ type Store interface {
 	AlertRules(ctx context.Context, sensorID string) ([]model.AlertRule, error)
 	ReplaceAlertRules(ctx context.Context, sensorID, user string, at time.Time, rules []model.AlertRule) ([]model.AlertRule, error)
 	AlertMessages(ctx context.Context, alertID int64, limit int) ([]model.ChatMessage, error)
+	AlertsAfter(ctx context.Context, eventID int64, limit int) ([]model.Alert, error)
 }
+
+// messageType is the /ws type of a posted or replayed alert.
+const messageType = "alert"
 
 // RoomPoster posts a message to every online member of a room, as a
 // message they must acknowledge (the rooms package).

@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,21 @@ type fakeStore struct {
 	stats   []model.SeriesStats
 	failing int // the next failing calls of UpsertAlert / ResolveLiveAlert fail
 	calls   int
+}
+
+// AlertsAfter returns the alerts with an EventID above after (tests set
+// event ids themselves), ordered by it.
+func (f *fakeStore) AlertsAfter(_ context.Context, after int64, limit int) ([]model.Alert, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []model.Alert
+	for _, a := range f.alerts {
+		if a.EventID > after {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(a, b model.Alert) int { return cmp.Compare(a.EventID, b.EventID) })
+	return out[:min(limit, len(out))], nil
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{rules: map[string][]model.AlertRule{}} }

@@ -240,7 +240,7 @@ func (d *Detector) applyOnce(ctx context.Context, ref opRef, o op) error {
 // logged, not retried: the alert is stored, and clients reload live
 // alerts over REST when they (re)connect.
 func (d *Detector) post(ctx context.Context, a model.Alert, o op) {
-	if err := d.poster.PostReliable(ctx, model.RoomAlerts, "alert", a); err != nil {
+	if err := d.poster.PostReliable(ctx, model.RoomAlerts, messageType, a); err != nil {
 		d.m.dropped.WithLabelValues(reasonPostFailed).Inc()
 		d.log.Warn("alerts: posting an alert to room alerts failed; clients see it over REST", "alert_id", a.ID, "err", err)
 		return

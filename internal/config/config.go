@@ -34,6 +34,9 @@ type Config struct {
 	WSPingInterval time.Duration
 	WSRate         float64
 	WSBurst        int
+	WSWriteTimeout time.Duration
+	ResumeMax      int
+	ResumeMaxAge   time.Duration
 
 	CommandTimeout time.Duration
 	PresenceGrace  time.Duration
@@ -71,6 +74,9 @@ func Vars() []Var {
 		{"WATCHROOM_WS_PING_INTERVAL", "ws-ping-interval", "30s", "WebSocket ping period; a connection silent for two periods is closed", dur(func(c *Config) *time.Duration { return &c.WSPingInterval })},
 		{"WATCHROOM_WS_RATE", "ws-rate", "20", "requests per second allowed per WebSocket connection", flt(func(c *Config) *float64 { return &c.WSRate })},
 		{"WATCHROOM_WS_BURST", "ws-burst", "40", "request burst allowed per WebSocket connection", intv(func(c *Config) *int { return &c.WSBurst })},
+		{"WATCHROOM_WS_WRITE_TIMEOUT", "ws-write-timeout", "5s", "deadline of each WebSocket frame write; a client that stops reading is closed when one is missed", dur(func(c *Config) *time.Duration { return &c.WSWriteTimeout })},
+		{"WATCHROOM_RESUME_MAX", "resume-max", "10000", "messages one stream of a resume may replay; more answers resume_failed (too_many) and the client reloads over REST", intv(func(c *Config) *int { return &c.ResumeMax })},
+		{"WATCHROOM_RESUME_MAX_AGE", "resume-max-age", "1h", "how far back a resume of readings may reach; older answers resume_failed (too_old)", dur(func(c *Config) *time.Duration { return &c.ResumeMaxAge })},
 		{"WATCHROOM_COMMAND_TIMEOUT", "command-timeout", "10s", "time a device has to answer a command", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
 		{"WATCHROOM_PRESENCE_GRACE", "presence-grace", "10s", "how long a user may be without a connection before their rooms are told they went offline (a reconnect within it sends nothing)", dur(func(c *Config) *time.Duration { return &c.PresenceGrace })},
 		{"WATCHROOM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
@@ -150,8 +156,12 @@ func (c Config) validate() error {
 	if c.WSSendQueue < 16 {
 		errs = append(errs, fmt.Errorf("ws send queue %d must be at least 16", c.WSSendQueue))
 	}
-	if c.FlushInterval <= 0 || c.CommitTimeout <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 || c.PresenceGrace <= 0 {
+	if c.FlushInterval <= 0 || c.CommitTimeout <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 || c.PresenceGrace <= 0 ||
+		c.WSWriteTimeout <= 0 || c.ResumeMaxAge <= 0 {
 		errs = append(errs, errors.New("durations must be positive"))
+	}
+	if c.ResumeMax < 1 {
+		errs = append(errs, fmt.Errorf("resume max %d must be positive", c.ResumeMax))
 	}
 	if c.WSRate <= 0 || c.WSBurst < 1 {
 		errs = append(errs, errors.New("ws rate and burst must be positive"))

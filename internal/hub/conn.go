@@ -39,6 +39,17 @@ type conn struct {
 
 	send chan outMsg // bounded in items; never closed (senders may race with the end)
 
+	// mu guards where a message goes: the send queue, the held list of a
+	// resume in progress, or the latest-per-series map of thinned
+	// readings. Every enqueuer takes it (see push); it is never held
+	// while blocking.
+	mu       sync.Mutex
+	holding  bool          // a resume is reading its replay: live messages wait in held
+	held     []heldItem    // in arrival order
+	heldMsgs int           // messages in held
+	thin     *thinning     // non-nil while readings are being conflated
+	thinKick chan struct{} // capacity 1: tells the writer that thin was started
+
 	closeOnce sync.Once
 	closing   chan struct{} // closed by fail: the writer sends closeCode and stops
 	closeCode int
@@ -55,26 +66,140 @@ type conn struct {
 // frame once the server's close frame is out.
 const closeGrace = time.Second
 
+// heldItem is a live message that arrived during a resume.
+type heldItem struct {
+	m   outMsg
+	rs  []model.Reading // the readings of m.msgs, when m is a batch of readings
+	key string          // the resume key of m's one message, if it has one
+}
+
 // enqueue queues msg without blocking. A full queue makes the connection a
 // slow consumer; it reports whether msg was queued.
-func (c *conn) enqueue(msg []byte) bool { return c.enqueueMsg(outMsg{msgs: [][]byte{msg}}) }
+func (c *conn) enqueue(msg []byte) bool { return c.push(outMsg{msgs: [][]byte{msg}}, nil, "") }
 
-func (c *conn) enqueueMsg(m outMsg) bool {
+func (c *conn) enqueueMsg(m outMsg) bool { return c.push(m, nil, "") }
+
+// enqueueKeyed queues a message that a resume can replay, under its
+// resume key.
+func (c *conn) enqueueKeyed(msg []byte, key string) bool {
+	return c.push(outMsg{msgs: [][]byte{msg}}, nil, key)
+}
+
+// enqueueReadings queues msgs, the encoded rs (same length). Past the
+// high-water mark they are thinned instead (see conflateLocked).
+func (c *conn) enqueueReadings(msgs [][]byte, rs []model.Reading) bool {
+	return c.push(outMsg{msgs: msgs}, rs, "")
+}
+
+// push routes m: to the held list while a resume reads its replay, else
+// to the send queue (or, for readings past the high-water mark, to the
+// thinned map). It never blocks.
+func (c *conn) push(m outMsg, rs []model.Reading, key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holding {
+		if c.heldMsgs+len(m.msgs) > c.h.cfg.ResumeMax {
+			// The replay is taking longer than live traffic can wait.
+			c.dropLocked(len(m.msgs), reasonSlowConsumer)
+			return false
+		}
+		c.held = append(c.held, heldItem{m: m, rs: rs, key: key})
+		c.heldMsgs += len(m.msgs)
+		return true
+	}
+	return c.pushLocked(m, rs)
+}
+
+// pushLocked queues m, or thins rs; c.mu must be held.
+func (c *conn) pushLocked(m outMsg, rs []model.Reading) bool {
 	select {
 	case <-c.closing:
 		c.h.m.queueDrops.WithLabelValues("closing").Add(float64(len(m.msgs)))
 		return false
 	default:
 	}
+	// Once thinning has started every reading goes to the map until the
+	// writer has emptied the queue and flushed it, so readings keep their
+	// order: nothing older can be written after the flushed latest values.
+	if rs != nil && (c.thin != nil || len(c.send) >= c.h.cfg.highWater()) {
+		c.conflateLocked(m.msgs, rs)
+		return true
+	}
 	select {
 	case c.send <- m:
 		return true
 	default:
-		c.h.m.queueDrops.WithLabelValues(reasonSlowConsumer).Add(float64(len(m.msgs)))
-		c.h.stats.failed.Add(uint64(len(m.msgs)))
-		c.fail(CloseSlowConsumer, "slow consumer", reasonSlowConsumer)
+		c.dropLocked(len(m.msgs), reasonSlowConsumer)
 		return false
 	}
+}
+
+// dropLocked counts n undelivered messages and closes the connection as a
+// slow consumer (4008).
+func (c *conn) dropLocked(n int, reason string) {
+	c.h.m.queueDrops.WithLabelValues(reason).Add(float64(n))
+	c.h.stats.failed.Add(uint64(n))
+	c.fail(CloseSlowConsumer, "slow consumer", reason)
+}
+
+// hold starts holding live messages for a resume.
+func (c *conn) hold() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holding = true
+}
+
+// release stops holding. Under the lock, so that no live message can slip
+// between: it queues what before returns (given the resume keys of the
+// held messages), then the held messages in arrival order.
+func (c *conn) release(before func(heldKeys map[string]struct{}) [][]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	held := c.held
+	c.held, c.heldMsgs, c.holding = nil, 0, false
+	keys := make(map[string]struct{})
+	for _, it := range held {
+		if it.key != "" {
+			keys[it.key] = struct{}{}
+		}
+		for _, r := range it.rs {
+			keys[r.ResumeKey()] = struct{}{}
+		}
+	}
+	if first := before(keys); len(first) > 0 && !c.pushLocked(outMsg{msgs: first}, nil) {
+		return
+	}
+	// Runs of held readings go out as one item (thinnable), runs of other
+	// messages as another, so a long resume does not fill the queue with
+	// small items.
+	var run outMsg
+	var runRS []model.Reading
+	flush := func() bool {
+		if len(run.msgs) == 0 {
+			return true
+		}
+		ok := c.pushLocked(run, runRS)
+		run, runRS = outMsg{}, nil
+		return ok
+	}
+	for _, it := range held {
+		if it.m.raw || (it.rs != nil) != (runRS != nil) {
+			if !flush() {
+				return
+			}
+		}
+		if it.m.raw {
+			if !c.pushLocked(it.m, nil) {
+				return
+			}
+			continue
+		}
+		run.msgs = append(run.msgs, it.m.msgs...)
+		if it.rs != nil {
+			runRS = append(runRS, it.rs...)
+		}
+	}
+	flush()
 }
 
 // fail asks the writer to send a close frame with code and end the
@@ -154,8 +279,24 @@ func (c *conn) writeLoop(readerDone <-chan struct{}) {
 				return
 			}
 			clear(pending) // drop references to shared message buffers
+			if !c.flushThinned(&buf) {
+				return
+			}
+		case <-c.thinKick:
+			// Thinning started; if the queue is already empty (the writer
+			// drained it meanwhile), the latest values go out now.
+			if !c.flushThinned(&buf) {
+				return
+			}
 		}
 	}
+}
+
+// flushThinned writes the gap and latest readings once thinning can end
+// (see takeThinned). Writer goroutine only.
+func (c *conn) flushThinned(buf *bytes.Buffer) bool {
+	msgs := c.takeThinned()
+	return len(msgs) == 0 || c.writeFrames(msgs, buf)
 }
 
 // maxPending bounds the messages the writer gathers before writing, so it
@@ -199,7 +340,12 @@ func (c *conn) write(kind int, b []byte, messages int) bool {
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
 	if err := c.ws.WriteMessage(kind, b); err != nil {
 		c.h.stats.failed.Add(uint64(messages))
-		c.fail(websocket.CloseAbnormalClosure, "", reasonWriteError)
+		reason := reasonWriteError
+		if isTimeout(err) {
+			// The client stopped reading: the socket buffers are full.
+			reason = reasonWriteTimeout
+		}
+		c.fail(websocket.CloseAbnormalClosure, "", reason)
 		return false
 	}
 	c.h.m.framesOut.Inc()
@@ -351,6 +497,9 @@ func (c *conn) handle(ctx context.Context, b []byte) {
 		return
 	case "ack":
 		c.ack(ctx, req)
+		return
+	case "resume":
+		c.resume(ctx, req)
 		return
 	}
 	rep, err := rt.fn(ctx, Request{User: c.user, Role: c.role, Type: req.Type, ID: req.ID, Data: req.Data})

@@ -19,12 +19,31 @@
 //
 // # Back-pressure
 //
-// A connection whose send queue is full is a slow consumer: it is closed
-// with code 4008 and counted (watchroom_ws_disconnects_total{reason=
-// "slow_consumer"}). It reconnects and catches up from storage over REST;
-// deliveries that need an ack are sent again on its next connection. When
-// several messages are queued, the writer sends up to MaxBatch of them in
-// one {"type":"batch"} frame.
+// Each connection's send queue is bounded (Config.SendQueue items; a
+// broadcast batch of readings is one item). Past the high-water mark
+// (Config.HighWater) readings are no longer queued but conflated to the
+// latest value per series (thin.go); once the writer has emptied the
+// queue it sends a gap message naming what was left out and the latest
+// values. Other messages are never thinned: if they overflow the queue,
+// the connection is a slow consumer, closed with 4008 and counted
+// (watchroom_ws_disconnects_total{reason="slow_consumer"}). Every frame
+// write has a deadline (Config.WriteTimeout): a client that stops reading
+// is closed when one is missed (reason "write_timeout"). When several
+// messages are queued, the writer sends up to MaxBatch of them in one
+// {"type":"batch"} frame.
+//
+// conn.mu decides where a message goes (queue, thinning map, or the held
+// list of a resume); every enqueuer takes it briefly and never blocks
+// under it. It is never taken while the hub's lock is held, nor the hub's
+// lock under it.
+//
+// # Resume
+//
+// A resume request (resume.go) holds the connection's live messages,
+// reads what the client missed through the registered Replayers, then,
+// under conn.mu, queues the replay minus what the held messages carry,
+// the resumed reply, and the held messages. auth_ok is queued before the
+// connection is registered, so it is always the first frame.
 //
 // # Ending a connection
 //

@@ -36,7 +36,10 @@ type Config struct {
 	MaxBatch     int           // messages per batch frame (64)
 	AuthTimeout  time.Duration // time to send the auth message (5s)
 	PingInterval time.Duration // WebSocket ping period; two missed periods close (30s)
-	WriteTimeout time.Duration // one frame write (10s)
+	WriteTimeout time.Duration // one frame write; a client that stops reading is closed after it (5s)
+	HighWater    int           // queued items past which readings are thinned (SendQueue/2)
+	ResumeMax    int           // messages one stream of a resume may replay (10000)
+	ResumeMaxAge time.Duration // how far back a resume of readings may reach (1h)
 	ReadLimit    int64         // bytes per frame; larger closes with 1009 (64 KiB)
 	Rate         float64       // requests per second per connection (20)
 	Burst        int           // request burst per connection (40)
@@ -50,7 +53,10 @@ func (c *Config) defaults() {
 	setDefault(&c.MaxBatch, 64)
 	setDefault(&c.AuthTimeout, 5*time.Second)
 	setDefault(&c.PingInterval, 30*time.Second)
-	setDefault(&c.WriteTimeout, 10*time.Second)
+	setDefault(&c.WriteTimeout, 5*time.Second)
+	setDefault(&c.HighWater, max(1, c.SendQueue/2))
+	setDefault(&c.ResumeMax, 10000)
+	setDefault(&c.ResumeMaxAge, time.Hour)
 	setDefault(&c.ReadLimit, 64<<10)
 	setDefault(&c.Rate, 20)
 	setDefault(&c.Burst, 40)
@@ -58,6 +64,9 @@ func (c *Config) defaults() {
 		c.IsNotFound = func(error) bool { return false }
 	}
 }
+
+// highWater is the queue length from which readings are thinned.
+func (c *Config) highWater() int { return c.HighWater }
 
 func setDefault[T comparable](p *T, v T) {
 	var zero T
@@ -99,6 +108,7 @@ type Hub struct {
 	m          *metrics
 	now        func() time.Time
 	routes     map[string]route
+	replayers  map[string]Replayer
 
 	mu       sync.Mutex // guards byUser, closed, presence calls and writes to conns
 	byUser   map[string]map[*conn]struct{}
@@ -108,6 +118,10 @@ type Hub struct {
 	wg       sync.WaitGroup          // one per live connection
 
 	stats stats
+
+	// afterRegister, when set by a test, runs right after a connection is
+	// registered: the first moment broadcasts can reach it.
+	afterRegister func()
 }
 
 // New returns a Hub. reg receives the hub's metrics.
@@ -115,8 +129,9 @@ func New(cfg Config, a Authenticator, d DeliveryStore, reg prometheus.Registerer
 	cfg.defaults()
 	h := &Hub{
 		cfg: cfg, auth: a, deliveries: d, log: log, m: newMetrics(reg), now: time.Now,
-		routes: map[string]route{},
-		byUser: map[string]map[*conn]struct{}{},
+		routes:    map[string]route{},
+		replayers: map[string]Replayer{},
+		byUser:    map[string]map[*conn]struct{}{},
 	}
 	h.conns.Store(&[]*conn{})
 	h.stats.start = h.now()
@@ -124,6 +139,7 @@ func New(cfg Config, a Authenticator, d DeliveryStore, reg prometheus.Registerer
 	h.routes["subscribe"] = route{model.RoleViewer, nil}   // handled by the connection
 	h.routes["unsubscribe"] = route{model.RoleViewer, nil} // handled by the connection
 	h.routes["ack"] = route{model.RoleViewer, nil}         // handled by the connection
+	h.routes["resume"] = route{model.RoleViewer, nil}      // handled by the connection
 	return h
 }
 
@@ -235,23 +251,33 @@ func (h *Hub) PublishReadings(rs []model.Reading) {
 	var queued int
 	for _, c := range conns {
 		f := c.filter.Load()
-		item := msgs
+		item, itemRS := msgs, rs
 		if f != allSensors {
-			item = nil
+			item, itemRS = nil, nil
 			for i, r := range rs {
 				if f.wants(r.SensorID) {
 					item = append(item, msgs[i])
+					itemRS = append(itemRS, r)
 				}
 			}
 			if len(item) == 0 {
 				continue
 			}
 		}
-		if c.enqueueMsg(outMsg{msgs: item}) {
+		if c.enqueueReadings(item, itemRS) {
 			queued += len(item)
 		}
 	}
 	h.m.messagesOut.WithLabelValues("reading").Add(float64(queued))
+}
+
+// resumeKey is the resume key of data, if it is a message a resume can
+// replay (see model's ResumeKey methods).
+func resumeKey(data any) string {
+	if k, ok := data.(interface{ ResumeKey() string }); ok {
+		return k.ResumeKey()
+	}
+	return ""
 }
 
 // Broadcast sends one message to every authenticated connection.
@@ -301,11 +327,12 @@ func (h *Hub) sendReliable(ctx context.Context, users []string, typ string, ref 
 		h.m.reliableFailed.Add(float64(len(users)))
 		return fmt.Errorf("hub: store %s for %d users: %w", typ, len(users), err)
 	}
+	key := resumeKey(data)
 	var queued float64
 	for _, d := range ds {
 		msg := encodeDelivery(d)
 		for _, c := range h.userConns(d.User) {
-			if c.enqueue(msg) {
+			if c.enqueueKeyed(msg, key) {
 				queued++
 			}
 		}
@@ -322,10 +349,11 @@ func (h *Hub) SendToUsers(users []string, typ string, data any) error {
 	if err != nil {
 		return err
 	}
+	key := resumeKey(data)
 	var queued float64
 	for _, u := range users {
 		for _, c := range h.userConns(u) {
-			if c.enqueue(msg) {
+			if c.enqueueKeyed(msg, key) {
 				queued++
 			}
 		}

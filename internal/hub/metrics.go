@@ -14,6 +14,7 @@ const (
 	reasonShutdown     = "shutdown"
 	reasonTokenExpired = "token_expired"
 	reasonPongTimeout  = "pong_timeout"
+	reasonWriteTimeout = "write_timeout" // a frame could not be written within WriteTimeout
 )
 
 type metrics struct {
@@ -27,6 +28,9 @@ type metrics struct {
 	queueDrops      *prometheus.CounterVec
 	reliableFailed  prometheus.Counter
 	connectDuration prometheus.Histogram
+	thinned         prometheus.Counter
+	gaps            prometheus.Counter
+	resumes         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,8 +56,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		connectDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "watchroom_ws_connection_duration_seconds", Help: "How long authenticated connections lasted.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
+		thinned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_ws_readings_thinned_total", Help: "Readings not sent to a connection past its queue's high-water mark (a newer value of the series was sent instead, after a gap message)."}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_ws_gaps_total", Help: "Gap messages sent: each ends one period of thinning on one connection."}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_ws_resumes_total", Help: "Resume requests, by outcome (resumed, too_old, too_many, bad_request, error)."}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.connections, m.connects, m.disconnects, m.messagesIn, m.messagesOut,
-		m.framesOut, m.errorsOut, m.queueDrops, m.reliableFailed, m.connectDuration)
+		m.framesOut, m.errorsOut, m.queueDrops, m.reliableFailed, m.connectDuration,
+		m.thinned, m.gaps, m.resumes)
 	return m
 }

@@ -141,21 +141,9 @@ func truncate(b []byte, n int) string {
 	return string(b[:n]) + "…"
 }
 
-// readingData is the wire form of a reading.
-type readingData struct {
-	SensorID string  `json:"sensor_id"`
-	Metric   string  `json:"metric"`
-	Value    float64 `json:"value"`
-	Unit     string  `json:"unit,omitempty"`
-	TS       string  `json:"ts"`
-}
-
-func encodeReading(r model.Reading) []byte {
-	return mustEncode("reading", nil, readingData{
-		SensorID: r.SensorID, Metric: r.Metric, Value: r.Value, Unit: r.Unit,
-		TS: r.TS.UTC().Format(tsFormat),
-	})
-}
+// encodeReading returns the reading message of r (model.Reading's JSON:
+// ts to the microsecond, the reading's key).
+func encodeReading(r model.Reading) []byte { return mustEncode("reading", nil, r) }
 
 // tsFormat is RFC 3339 with milliseconds, the protocol's timestamp form.
 const tsFormat = "2006-01-02T15:04:05.000Z07:00"

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ func TestReadingsReachEveryClient(t *testing.T) {
 	r := model.Reading{SensorID: "s-17", Metric: "temperature", Value: 23.5, Unit: "°C",
 		TS: time.Date(2026, 11, 21, 10, 0, 0, 123e6, time.FixedZone("CET", 3600))}
 	env.hub.PublishReadings([]model.Reading{r})
-	want := `{"type":"reading","data":{"sensor_id":"s-17","metric":"temperature","value":23.5,"unit":"°C","ts":"2026-11-21T09:00:00.123Z"}}`
+	want := `{"type":"reading","data":{"sensor_id":"s-17","metric":"temperature","value":23.5,"unit":"°C","ts":"2026-11-21T09:00:00.123000Z"}}`
 	for _, c := range []*client{a, b} {
 		if m := c.next(); string(m.raw) != want {
 			t.Errorf("got %s\nwant %s", m.raw, want)
@@ -182,23 +183,16 @@ func TestBatchShape(t *testing.T) {
 	}
 }
 
-// TestSlowConsumer: one client stops reading, another keeps up. The slow
-// one overflows its queue and is closed with 4008; the fast one receives
-// every reading.
+// TestSlowConsumer: one client stops reading, another keeps up. Messages
+// that are never thinned (anything but readings) overflow the slow one's
+// queue and it is closed with 4008; the fast one receives every message.
 func TestSlowConsumer(t *testing.T) {
 	// Small kernel buffers make the stalled writer block after a few KB
 	// instead of megabytes; the close frame still gets through once the
 	// client reads again, within WriteTimeout.
 	env := newEnv(t, Config{SendQueue: 16, WriteTimeout: 10 * time.Second}, envOptions{sndBuf: 4096})
 	fast := env.connect("fast", model.RoleViewer)
-	slow := env.dial(dialOptions{rcvBuf: 4096})
-	slow.auth(env.token("slow", model.RoleViewer))
-	// Read auth_ok on this goroutine; after it the slow client reads nothing.
-	_ = slow.ws.SetReadDeadline(time.Now().Add(waitFor))
-	if _, b, err := slow.ws.ReadMessage(); err != nil || decodeFrame(1, b)[0].Type != "auth_ok" {
-		t.Fatalf("slow client auth: %q, %v", b, err)
-	}
-	_ = slow.ws.SetReadDeadline(time.Time{})
+	slow := stalledClient(t, env)
 
 	slowClosed := func() float64 {
 		return env.counter("watchroom_ws_disconnects_total", "reason", reasonSlowConsumer)
@@ -209,14 +203,14 @@ func TestSlowConsumer(t *testing.T) {
 	const chunk, maxReadings, after = 8, 20000, 400
 	published, stopAt := 0, maxReadings
 	for published < stopAt {
-		rs := make([]model.Reading, chunk)
-		for i := range rs {
-			rs[i] = reading("s-1", float64(published+i))
-		}
-		env.hub.PublishReadings(rs)
 		for i := range chunk {
-			if v := readingOf(t, fast.next()).Value; v != float64(published+i) {
-				t.Fatalf("fast client: reading %d has value %v", published+i, v)
+			if err := env.hub.Broadcast("note", published+i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range chunk {
+			if v := noteOf(t, fast.next()); v != published+i {
+				t.Fatalf("fast client: note %d has value %v", published+i, v)
 			}
 		}
 		published += chunk
@@ -225,7 +219,7 @@ func TestSlowConsumer(t *testing.T) {
 		}
 	}
 	if slowClosed() != 1 {
-		t.Fatalf("disconnects{reason=slow_consumer} = %v after %d readings, want 1", slowClosed(), published)
+		t.Fatalf("disconnects{reason=slow_consumer} = %v after %d notes, want 1", slowClosed(), published)
 	}
 	fast.roundTrip(1)
 
@@ -234,11 +228,11 @@ func TestSlowConsumer(t *testing.T) {
 		t.Errorf("slow client read %d of %d readings before the close", len(msgs), published)
 	}
 	for i, m := range msgs {
-		if v := readingOf(t, m).Value; v != float64(i) {
-			t.Fatalf("slow client: reading %d has value %v", i, v)
+		if v := noteOf(t, m); v != i {
+			t.Fatalf("slow client: note %d has value %v", i, v)
 		}
 	}
-	t.Logf("slow client got %d of %d readings before 4008", len(msgs), published)
+	t.Logf("slow client got %d of %d notes before 4008", len(msgs), published)
 	if got := env.hub.Stats().FailedDeliveries; got == 0 {
 		t.Errorf("FailedDeliveries = 0 after a slow consumer")
 	}
@@ -246,4 +240,119 @@ func TestSlowConsumer(t *testing.T) {
 	if slowClosed() != 1 {
 		t.Errorf("disconnects{reason=slow_consumer} = %v, want 1", slowClosed())
 	}
+}
+
+func noteOf(t *testing.T, m msg) int {
+	t.Helper()
+	var v int
+	if m.Type != "note" || json.Unmarshal(m.Data, &v) != nil {
+		t.Fatalf("got %s, want a note", m.raw)
+	}
+	return v
+}
+
+// TestThinning: a client that falls behind gets the latest value per
+// series and a gap naming what it missed, not a close; one that stops
+// reading altogether is closed by the write deadline. The fast client
+// gets every reading either way.
+func TestThinning(t *testing.T) {
+	env := newEnv(t, Config{SendQueue: 16, WriteTimeout: 10 * time.Second}, envOptions{sndBuf: 4096})
+	fast := env.connect("fast", model.RoleViewer)
+	slow := stalledClient(t, env)
+
+	// The slow client reads nothing while n readings of two series are
+	// published one per item: its writer blocks on the full socket, its
+	// queue passes the high-water mark and the rest is thinned.
+	const n = 2000
+	base := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	for i := range n {
+		r := reading([]string{"s-1", "s-2"}[i%2], float64(i))
+		r.TS = base.Add(time.Duration(i) * time.Millisecond)
+		env.hub.PublishReadings([]model.Reading{r})
+		if v := readingOf(t, fast.next()).Value; v != float64(i) {
+			t.Fatalf("fast client: reading %d has value %v", i, v)
+		}
+	}
+	thinned := env.counter("watchroom_ws_readings_thinned_total", "", "")
+	if thinned == 0 {
+		t.Fatal("nothing thinned for a client that read nothing")
+	}
+	// Now it reads: what was queued, one gap, then the latest of each series.
+	got, gaps := 0, 0
+	var gapThinned int
+	latest := map[string]float64{}
+	for got+gapThinned < n {
+		m := slow.next()
+		switch m.Type {
+		case "reading":
+			r := readingOf(t, m)
+			if v, seen := latest[r.SensorID]; seen && r.Value <= v {
+				t.Fatalf("slow client: %s went back from %v to %v", r.SensorID, v, r.Value)
+			}
+			latest[r.SensorID] = r.Value
+			got++
+		case "gap":
+			var g gapData
+			if err := json.Unmarshal(m.Data, &g); err != nil {
+				t.Fatal(err)
+			}
+			sum := 0
+			for _, s := range g.Series {
+				if s.Thinned <= 0 || s.From > s.To {
+					t.Errorf("gap series %+v", s)
+				}
+				sum += s.Thinned
+			}
+			if sum != g.Thinned || g.Thinned == 0 {
+				t.Errorf("gap %s: series add up to %d", m.raw, sum)
+			}
+			gapThinned += g.Thinned
+			gaps++
+		default:
+			t.Fatalf("slow client: unexpected %s", m.raw)
+		}
+	}
+	if got+gapThinned != n || float64(gapThinned) != thinned || gaps == 0 {
+		t.Fatalf("slow client: %d readings + %d thinned (in %d gaps), metric %v; want %d in all", got, gapThinned, gaps, thinned, n)
+	}
+	if latest["s-1"] != n-2 || latest["s-2"] != n-1 {
+		t.Errorf("latest values %v, want s-1 %d and s-2 %d", latest, n-2, n-1)
+	}
+	if g := env.counter("watchroom_ws_gaps_total", "", ""); g != float64(gaps) {
+		t.Errorf("gaps metric %v, want %d", g, gaps)
+	}
+	t.Logf("slow client: %d readings sent, %d thinned in %d gaps", got, gapThinned, gaps)
+	slow.roundTrip(1) // still connected
+}
+
+// TestStalledReaderWriteDeadline: a client that stops reading is closed
+// when one frame cannot be written within WriteTimeout, and counted.
+func TestStalledReaderWriteDeadline(t *testing.T) {
+	env := newEnv(t, Config{SendQueue: 16, WriteTimeout: 200 * time.Millisecond}, envOptions{sndBuf: 4096})
+	slow := env.dial(dialOptions{rcvBuf: 4096})
+	slow.auth(env.token("slow", model.RoleViewer))
+	// One frame far larger than both socket buffers: its write blocks
+	// until the deadline, as it does for any client that stops reading.
+	if err := env.hub.Broadcast("note", strings.Repeat("x", 4<<20)); err != nil {
+		t.Fatal(err)
+	}
+	env.eventually("the stalled connection is closed", func() bool { return env.hub.Stats().ActiveConnections == 0 })
+	if got := env.counter("watchroom_ws_disconnects_total", "reason", reasonWriteTimeout); got != 1 {
+		t.Fatalf("disconnects{reason=write_timeout} = %v, want 1", got)
+	}
+}
+
+// stalledClient connects a client with a small receive buffer that reads
+// auth_ok and then nothing until the test reads from it.
+func stalledClient(t *testing.T, env *testEnv) *client {
+	t.Helper()
+	slow := env.dial(dialOptions{rcvBuf: 4096})
+	slow.auth(env.token("slow", model.RoleViewer))
+	// Read auth_ok on this goroutine; after it the client reads nothing.
+	_ = slow.ws.SetReadDeadline(time.Now().Add(waitFor))
+	if _, b, err := slow.ws.ReadMessage(); err != nil || decodeFrame(1, b)[0].Type != "auth_ok" {
+		t.Fatalf("slow client auth: %q, %v", b, err)
+	}
+	_ = slow.ws.SetReadDeadline(time.Time{})
+	return slow
 }

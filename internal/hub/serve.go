@@ -30,10 +30,18 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, opt ServeOptions) {
 		h.rejectAuth(ws, msg)
 		return
 	}
+	// auth_ok is queued before the connection is registered, so it is the
+	// first frame the client gets: once registered, broadcasts may queue
+	// readings, chat and presence at any moment, and a client ignores what
+	// comes before auth_ok.
+	c.reply("auth_ok", nil, map[string]any{"user": c.user, "role": c.role, "expires_at": FormatTime(c.expires)})
 	if !h.register(c) {
 		h.m.disconnects.WithLabelValues(reasonShutdown).Inc()
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		return
+	}
+	if h.afterRegister != nil {
+		h.afterRegister()
 	}
 	defer h.wg.Done()
 	h.m.connects.Inc()
@@ -44,7 +52,6 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, opt ServeOptions) {
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); c.writeLoop(readerDone) }()
 
-	c.reply("auth_ok", nil, map[string]any{"user": c.user, "role": c.role, "expires_at": FormatTime(c.expires)})
 	h.sendPending(ctx, c)
 
 	c.extendReadDeadline()
@@ -97,10 +104,11 @@ func (h *Hub) authenticate(ws *websocket.Conn, opt ServeOptions) (*conn, string,
 	}
 	c := &conn{
 		h: h, ws: ws, user: claims.User, role: claims.Role, expires: claims.ExpiresAt,
-		since:   h.now(),
-		limiter: rate.NewLimiter(rate.Limit(h.cfg.Rate), h.cfg.Burst),
-		send:    make(chan outMsg, h.cfg.SendQueue),
-		closing: make(chan struct{}),
+		since:    h.now(),
+		limiter:  rate.NewLimiter(rate.Limit(h.cfg.Rate), h.cfg.Burst),
+		send:     make(chan outMsg, h.cfg.SendQueue),
+		closing:  make(chan struct{}),
+		thinKick: make(chan struct{}, 1),
 	}
 	c.filter.Store(allSensors)
 	return c, "", ""

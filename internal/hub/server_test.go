@@ -525,12 +525,21 @@ func reading(sensor string, v float64) model.Reading {
 	return model.Reading{SensorID: sensor, Metric: "temperature", Value: v, Unit: "°C", TS: time.Date(2026, 11, 21, 10, 0, 0, 123e6, time.UTC)}
 }
 
-func readingOf(t *testing.T, m msg) readingData {
+// wireReading is a reading as a client decodes it.
+type wireReading struct {
+	SensorID string  `json:"sensor_id"`
+	Metric   string  `json:"metric"`
+	Value    float64 `json:"value"`
+	Unit     string  `json:"unit"`
+	TS       string  `json:"ts"`
+}
+
+func readingOf(t *testing.T, m msg) wireReading {
 	t.Helper()
 	if m.Type != "reading" {
 		t.Fatalf("got %s, want a reading", m.raw)
 	}
-	var d readingData
+	var d wireReading
 	if err := json.Unmarshal(m.Data, &d); err != nil {
 		t.Fatalf("reading data %s: %v", m.Data, err)
 	}

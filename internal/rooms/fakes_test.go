@@ -28,11 +28,12 @@ type sent struct {
 // fakeHub records what Rooms sends, and routes requests like the hub:
 // role check, then the handler.
 type fakeHub struct {
-	mu       sync.Mutex
-	sent     []sent
-	routes   map[string]route
-	presence hub.PresenceListener
-	failSend error // returned by SendReliableToUsers when set
+	mu        sync.Mutex
+	sent      []sent
+	routes    map[string]route
+	presence  hub.PresenceListener
+	failSend  error // returned by SendReliableToUsers when set
+	replayers map[string]hub.Replayer
 }
 
 type route struct {
@@ -55,6 +56,13 @@ func (h *fakeHub) Handle(typ string, min model.Role, fn hub.HandlerFunc) {
 }
 
 func (h *fakeHub) SetPresence(l hub.PresenceListener) { h.presence = l }
+
+func (h *fakeHub) HandleResume(stream string, fn hub.Replayer) {
+	if h.replayers == nil {
+		h.replayers = map[string]hub.Replayer{}
+	}
+	h.replayers[stream] = fn
+}
 
 func (h *fakeHub) record(users []string, typ string, data any, reliable bool) {
 	b, err := json.Marshal(data)

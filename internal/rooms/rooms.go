@@ -30,6 +30,8 @@ type Store interface {
 	ChatMessages(ctx context.Context, room string, before int64, limit int) ([]model.ChatMessage, error)
 	InsertDirectMessage(ctx context.Context, dm model.DirectMessage) (model.DirectMessage, error)
 	User(ctx context.Context, name string) (model.User, error)
+	ChatMessagesAfter(ctx context.Context, room string, after int64, limit int) ([]model.ChatMessage, error)
+	DirectMessagesAfter(ctx context.Context, user string, after int64, limit int) ([]model.DirectMessage, error)
 }
 
 // Hub delivers messages to the live connections of users. Messages sent
@@ -46,6 +48,7 @@ type Hub interface {
 // hub.
 type Router interface {
 	Handle(typ string, min model.Role, fn hub.HandlerFunc)
+	HandleResume(stream string, fn hub.Replayer)
 	SetPresence(l hub.PresenceListener)
 }
 
@@ -165,6 +168,8 @@ func (r *Rooms) Register(rt Router) {
 	rt.Handle("history", model.RoleViewer, r.history)
 	rt.Handle("direct_message", model.RoleAnalyst, r.directMessage)
 	rt.Handle("delete_room", model.RoleAdmin, r.deleteRoom)
+	rt.HandleResume("rooms", r.replayRooms)
+	rt.HandleResume("direct", r.replayDirect)
 	rt.SetPresence(r)
 }
 

@@ -1,0 +1,33 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/watchroom/watchroom/internal/hub"
+)
+
+// ReplayAlerts is the replayer of the resume stream "alerts"
+// (docs/protocol.md, "Resuming after a reconnect"): {"alerts":318} replays
+// every alert whose event_id is above 318, once, in its current state,
+// ordered by event_id. Replayed alerts carry no delivery id: the acked
+// delivery of the ones still unacknowledged goes on as before, and clients
+// keep the version of an alert with the latest updated_at.
+func (d *Detector) ReplayAlerts(ctx context.Context, req hub.ReplayRequest) (hub.Replay, error) {
+	var after int64
+	if err := json.Unmarshal(req.Cursor, &after); err != nil || after < 0 {
+		return hub.Replay{}, hub.Errorf(hub.CodeBadRequest, "alerts must be the last alert event_id seen, a number ≥ 0")
+	}
+	as, err := d.store.AlertsAfter(ctx, after, req.Max+1)
+	if err != nil {
+		return hub.Replay{}, err
+	}
+	if len(as) > req.Max {
+		return hub.Replay{}, hub.TooMany(req.Max)
+	}
+	out := hub.Replay{Msgs: make([]hub.Replayed, len(as))}
+	for i, a := range as {
+		out.Msgs[i] = hub.Replayed{Type: messageType, Data: a, Key: a.ResumeKey()}
+	}
+	return out, nil
+}

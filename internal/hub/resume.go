@@ -1,0 +1,308 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// Resume: a reconnecting client names what it saw last, per stream, and
+// gets what it missed from storage before live messages continue
+// (docs/protocol.md, "Resuming after a reconnect").
+//
+// The hand-over, on the connection's reader goroutine:
+//  1. hold: from now on live messages for this connection wait in its
+//     held list instead of its send queue (conn.push);
+//  2. read every stream's replay from storage (Replayers);
+//  3. under the connection's lock: drop from the replay every message a
+//     held live copy carries too (same resume key), queue the replay, the
+//     resumed reply and then the held messages, and stop holding.
+//
+// A message committed before step 1 is in the replay; one committed after
+// step 2 read is only live, so held; one in between may be in both, and
+// step 3 keeps one copy. Nothing is lost and nothing comes twice.
+
+// Replayer reads what user missed on one stream after cursor (the
+// stream's field of the resume request, as sent). It returns at most
+// req.Max+1 messages, oldest first; more than req.Max fails the resume
+// with too_many. A *Refusal error fails it with its reason; a *Error is a
+// bad request; any other error is internal.
+type Replayer func(ctx context.Context, req ReplayRequest) (Replay, error)
+
+// ReplayRequest is one stream's part of a resume request.
+type ReplayRequest struct {
+	User    string
+	Cursor  json.RawMessage
+	Max     int           // messages the stream may replay
+	MaxAge  time.Duration // how far back a time cursor may reach
+	Now     time.Time
+	Sensors SensorFilter // the connection's reading subscription
+}
+
+// SensorFilter is a connection's subscription: every sensor but Except
+// when All, else only Only.
+type SensorFilter struct {
+	All    bool
+	Only   []string
+	Except []string
+}
+
+// Replay is what one stream replays.
+type Replay struct {
+	Msgs []Replayed
+	// Groups, when not nil, makes the stream's entry in the resumed reply
+	// an object counting the messages per group (every group listed,
+	// zero included) instead of a number: rooms counts per room.
+	Groups []string
+}
+
+// Replayed is one replayed message: sent as {"type":Type,"data":Data}
+// without an id. Key is its resume key (model's ResumeKey methods);
+// Group its group (see Replay.Groups).
+type Replayed struct {
+	Type  string
+	Data  any
+	Key   string
+	Group string
+}
+
+// Refusal fails a resume: nothing is replayed and the client reloads
+// over REST. Reason is too_old or too_many; Detail goes to the client.
+type Refusal struct {
+	Reason string
+	Detail map[string]any
+}
+
+func (r *Refusal) Error() string { return "resume refused: " + r.Reason }
+
+// Resume refusal reasons.
+const (
+	RefusedTooOld  = "too_old"
+	RefusedTooMany = "too_many"
+)
+
+// TooMany is the refusal of a stream that would replay more than max.
+func TooMany(max int) *Refusal {
+	return &Refusal{Reason: RefusedTooMany, Detail: map[string]any{"max": max}}
+}
+
+// HandleResume registers fn as the replayer of stream. It must be called
+// before the first Serve.
+func (h *Hub) HandleResume(stream string, fn Replayer) {
+	if _, dup := h.replayers[stream]; dup {
+		panic("hub: duplicate replayer for " + stream)
+	}
+	h.replayers[stream] = fn
+}
+
+// resumeTimeout bounds reading every stream's replay; live messages are
+// held meanwhile.
+const resumeTimeout = 10 * time.Second
+
+// decodeResume checks a resume request's data: an object whose fields
+// name registered streams. It returns the streams in sorted order.
+func decodeResume(data json.RawMessage, known map[string]Replayer) (map[string]json.RawMessage, []string, *Error) {
+	var cur map[string]json.RawMessage
+	if err := json.Unmarshal(data, &cur); err != nil || cur == nil {
+		return nil, nil, Errorf(CodeBadRequest, `data must be an object like {"readings":{"since":"…"},"rooms":{"general":41},"alerts":318,"direct":55}`)
+	}
+	streams := make([]string, 0, len(cur))
+	for s := range cur {
+		if _, ok := known[s]; !ok {
+			return nil, nil, Errorf(CodeBadRequest, "cannot resume %q; streams: %v", truncate([]byte(s), 32), sortedKeys(known))
+		}
+		streams = append(streams, s)
+	}
+	slices.Sort(streams)
+	return cur, streams, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// resume serves a resume request. It runs on the reader goroutine, which
+// handles one request at a time, so only one resume per connection runs.
+func (c *conn) resume(ctx context.Context, req envelope) {
+	h := c.h
+	cur, streams, e := decodeResume(req.Data, h.replayers)
+	if e != nil {
+		c.replyError(req.ID, e)
+		return
+	}
+	c.hold()
+	replays, fail, err := h.readReplays(ctx, c, cur, streams)
+	var be *Error
+	switch {
+	case errors.As(err, &be):
+		h.m.resumes.WithLabelValues("bad_request").Inc()
+		h.m.errorsOut.WithLabelValues(be.Code).Inc()
+		c.release(only(errorMessage(req.ID, be)))
+	case err != nil:
+		h.m.resumes.WithLabelValues("error").Inc()
+		h.m.errorsOut.WithLabelValues(CodeInternal).Inc()
+		h.log.Error("resume failed", "user", c.user, "err", err)
+		c.release(only(errorMessage(req.ID, Errorf(CodeInternal, "could not read what you missed; reload over REST"))))
+	case fail != nil:
+		h.m.resumes.WithLabelValues(fail.Reason).Inc()
+		h.m.messagesOut.WithLabelValues("resume_failed").Inc()
+		c.release(only(mustEncode("resume_failed", req.ID, fail.Detail)))
+	default:
+		h.m.resumes.WithLabelValues("resumed").Inc()
+		c.release(func(held map[string]struct{}) [][]byte {
+			return h.replayMessages(replays, streams, held, req.ID)
+		})
+	}
+}
+
+func only(msg []byte) func(map[string]struct{}) [][]byte {
+	return func(map[string]struct{}) [][]byte { return [][]byte{msg} }
+}
+
+// replayMessages encodes the replay, leaving out what a held live message
+// carries too (it follows the replay), then the resumed reply with the
+// count of each stream.
+func (h *Hub) replayMessages(replays map[string]Replay, streams []string, held map[string]struct{}, ref json.RawMessage) [][]byte {
+	var out [][]byte
+	counts := make(map[string]any, len(streams))
+	for _, s := range streams {
+		r := replays[s]
+		var groups map[string]int
+		if r.Groups != nil {
+			groups = make(map[string]int, len(r.Groups))
+			for _, g := range r.Groups {
+				groups[g] = 0
+			}
+		}
+		n := 0
+		for _, m := range r.Msgs {
+			if _, dup := held[m.Key]; dup && m.Key != "" {
+				continue
+			}
+			b, err := Encode(m.Type, nil, nil, m.Data)
+			if err != nil {
+				h.log.Error("encode replayed message", "type", m.Type, "err", err)
+				continue
+			}
+			out = append(out, b)
+			h.m.messagesOut.WithLabelValues(m.Type).Inc()
+			n++
+			if groups != nil {
+				groups[m.Group]++
+			}
+		}
+		if groups != nil {
+			counts[s] = groups
+		} else {
+			counts[s] = n
+		}
+	}
+	h.m.messagesOut.WithLabelValues("resumed").Inc()
+	return append(out, mustEncode("resumed", ref, counts))
+}
+
+// readReplays asks each stream's replayer for what the client missed.
+// A refusal of any stream refuses the whole resume.
+func (h *Hub) readReplays(ctx context.Context, c *conn, cur map[string]json.RawMessage, streams []string) (map[string]Replay, *Refusal, error) {
+	ctx, cancel := context.WithTimeout(ctx, resumeTimeout)
+	defer cancel()
+	out := make(map[string]Replay, len(streams))
+	for _, s := range streams {
+		r, err := h.replayers[s](ctx, ReplayRequest{
+			User: c.user, Cursor: cur[s], Max: h.cfg.ResumeMax, MaxAge: h.cfg.ResumeMaxAge,
+			Now: h.now(), Sensors: c.filter.Load().sensorFilter(),
+		})
+		var ref *Refusal
+		switch {
+		case errors.As(err, &ref):
+			d := map[string]any{"reason": ref.Reason, "stream": s}
+			for k, v := range ref.Detail {
+				d[k] = v
+			}
+			return nil, &Refusal{Reason: ref.Reason, Detail: d}, nil
+		case err != nil:
+			return nil, nil, fmt.Errorf("hub: resume %s: %w", s, err)
+		case len(r.Msgs) > h.cfg.ResumeMax:
+			return nil, &Refusal{Reason: RefusedTooMany, Detail: map[string]any{
+				"reason": RefusedTooMany, "stream": s, "max": h.cfg.ResumeMax}}, nil
+		}
+		out[s] = r
+	}
+	return out, nil, nil
+}
+
+func (f *filter) sensorFilter() SensorFilter {
+	ids := make([]string, 0, len(f.set))
+	for s := range f.set {
+		ids = append(ids, s)
+	}
+	slices.Sort(ids)
+	if f.all {
+		return SensorFilter{All: true, Except: ids}
+	}
+	return SensorFilter{Only: ids}
+}
+
+// ReadingHistory reads stored readings for the readings stream.
+type ReadingHistory interface {
+	// ReadingsSince returns up to limit readings with ts >= since, ordered
+	// by ts, of the sensors in only (nil: all) that are not in except.
+	ReadingsSince(ctx context.Context, since time.Time, only, except []string, limit int) ([]model.Reading, error)
+}
+
+// ReplayReadings is the replayer of the readings stream:
+// {"since":"<RFC 3339>","sensors":[…]} replays every stored reading with
+// ts >= since of the listed sensors (default: the connection's
+// subscription), ordered by ts.
+func ReplayReadings(st ReadingHistory) Replayer {
+	return func(ctx context.Context, req ReplayRequest) (Replay, error) {
+		var cur struct {
+			Since   string   `json:"since"`
+			Sensors []string `json:"sensors"`
+		}
+		if err := json.Unmarshal(req.Cursor, &cur); err != nil || cur.Since == "" {
+			return Replay{}, Errorf(CodeBadRequest, `readings must be {"since":"<RFC 3339 time>","sensors":[…]}`)
+		}
+		since, err := time.Parse(time.RFC3339Nano, cur.Since)
+		if err != nil {
+			return Replay{}, Errorf(CodeBadRequest, "readings.since %q is not an RFC 3339 time", truncate([]byte(cur.Since), 40))
+		}
+		only, except := req.Sensors.Only, req.Sensors.Except
+		if req.Sensors.All {
+			only = nil
+		}
+		if cur.Sensors != nil {
+			for _, s := range cur.Sensors {
+				if err := model.ValidID(s); err != nil {
+					return Replay{}, Errorf(CodeBadRequest, "readings.sensors: %q: %v", truncate([]byte(s), 40), err)
+				}
+			}
+			only, except = cur.Sensors, nil
+		}
+		if req.Now.Sub(since) > req.MaxAge {
+			return Replay{}, &Refusal{Reason: RefusedTooOld, Detail: map[string]any{"max_age_seconds": req.MaxAge.Seconds()}}
+		}
+		rs, err := st.ReadingsSince(ctx, since, only, except, req.Max+1)
+		if err != nil {
+			return Replay{}, err
+		}
+		if len(rs) > req.Max {
+			return Replay{}, TooMany(req.Max)
+		}
+		out := make([]Replayed, len(rs))
+		for i, r := range rs {
+			out[i] = Replayed{Type: "reading", Data: r, Key: r.ResumeKey()}
+		}
+		return Replay{Msgs: out}, nil
+	}
+}

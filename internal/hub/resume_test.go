@@ -1,0 +1,265 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// TestAuthOKIsFirst forces the race between registering a connection and
+// its first frame: a broadcast lands the moment the connection is
+// registered. auth_ok must still come first, and the broadcast right after.
+func TestAuthOKIsFirst(t *testing.T) {
+	var env *testEnv
+	env = newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
+		h.afterRegister = func() {
+			h.PublishReadings([]model.Reading{reading("s-1", 1)})
+			_ = h.Broadcast("note", 2)
+		}
+	}})
+	c := env.dial(dialOptions{})
+	c.auth(env.token("ann", model.RoleViewer))
+	c.expectType("auth_ok")
+	if v := readingOf(t, c.next()).Value; v != 1 {
+		t.Fatalf("after auth_ok: reading %v, want 1", v)
+	}
+	if v := noteOf(t, c.next()); v != 2 {
+		t.Fatalf("then note %v, want 2", v)
+	}
+}
+
+// seq returns readings of series s-1 with values and ts from..to.
+func seq(from, to int) []model.Reading {
+	base := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	var rs []model.Reading
+	for i := from; i <= to; i++ {
+		r := reading("s-1", float64(i))
+		r.TS = base.Add(time.Duration(i) * time.Microsecond)
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+func replayOf(rs []model.Reading) Replay {
+	out := make([]Replayed, len(rs))
+	for i, r := range rs {
+		out[i] = Replayed{Type: "reading", Data: r, Key: r.ResumeKey()}
+	}
+	return Replay{Msgs: out}
+}
+
+// TestResumeHandOver publishes live readings while the replay is being
+// read: some the replay holds too, some it does not. The client gets every
+// reading exactly once, in order: the replay, resumed, then live.
+func TestResumeHandOver(t *testing.T) {
+	var env *testEnv
+	env = newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
+		h.HandleResume("readings", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+			// Committed before the read: both replayed and (late) live.
+			h.PublishReadings(seq(90, 100))
+			// Committed after the read: live only.
+			h.PublishReadings(seq(101, 110))
+			_ = h.Broadcast("note", 7)
+			return replayOf(seq(1, 100)), nil
+		})
+	}})
+	c := env.connect("ann", model.RoleViewer)
+	c.send(map[string]any{"type": "resume", "id": "r1", "data": map[string]any{"readings": map[string]string{"since": "2026-11-21T10:00:00Z"}}})
+	var values []float64
+	var resumed msg
+	notes := 0
+	for len(values) < 110 || notes == 0 {
+		m := c.next()
+		switch m.Type {
+		case "reading":
+			values = append(values, readingOf(t, m).Value)
+		case "resumed":
+			resumed = m
+			if len(values) != 89 {
+				t.Fatalf("resumed after %d readings, want the 89 only the replay had", len(values))
+			}
+		case "note":
+			notes++
+		default:
+			t.Fatalf("unexpected %s", m.raw)
+		}
+	}
+	for i, v := range values {
+		if v != float64(i+1) {
+			t.Fatalf("reading %d has value %v: %v", i, v, values)
+		}
+	}
+	if string(resumed.Ref) != `"r1"` || string(resumed.Data) != `{"readings":89}` {
+		t.Errorf("resumed = %s", resumed.raw)
+	}
+	if got := env.counter("watchroom_ws_resumes_total", "outcome", "resumed"); got != 1 {
+		t.Errorf("resumes{outcome=resumed} = %v", got)
+	}
+	c.roundTrip(1)
+}
+
+// TestResumeGroups: a stream that counts per group (rooms) reports every
+// group asked for, zero included, and leaves out of the replay what a
+// held live message carries.
+func TestResumeGroups(t *testing.T) {
+	var env *testEnv
+	live := model.ChatMessage{ID: 3, Room: "general", User: "bob", Content: "live"}
+	env = newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
+		h.HandleResume("rooms", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+			if err := h.SendToUsers([]string{"ann"}, "chat_message", live); err != nil {
+				return Replay{}, err
+			}
+			var msgs []Replayed
+			for id := int64(2); id <= 3; id++ {
+				m := model.ChatMessage{ID: id, Room: "general", User: "bob", Content: "stored"}
+				msgs = append(msgs, Replayed{Type: "chat_message", Data: m, Key: m.ResumeKey(), Group: "general"})
+			}
+			return Replay{Msgs: msgs, Groups: []string{"general", "ops"}}, nil
+		})
+	}})
+	c := env.connect("ann", model.RoleViewer)
+	c.send(map[string]any{"type": "resume", "id": 1, "data": map[string]any{"rooms": map[string]int{"general": 1, "ops": 4}}})
+	var got []string
+	for len(got) < 3 {
+		m := c.next()
+		got = append(got, m.Type+" "+string(m.Data))
+	}
+	want := []string{
+		`chat_message {"id":2,"room":"general","user":"bob","content":"stored","ts":"0001-01-01T00:00:00.000Z"}`,
+		`resumed {"rooms":{"general":1,"ops":0}}`,
+		`chat_message {"id":3,"room":"general","user":"bob","content":"live","ts":"0001-01-01T00:00:00.000Z"}`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestResumeRefused: a stream that refuses fails the whole resume with
+// its reason; nothing is replayed, and live messages held meanwhile
+// follow.
+func TestResumeRefused(t *testing.T) {
+	var env *testEnv
+	env = newEnv(t, Config{ResumeMax: 5}, envOptions{setup: func(h *Hub) {
+		h.HandleResume("rooms", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+			return Replay{}, nil
+		})
+		h.HandleResume("readings", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+			h.PublishReadings(seq(1, 1))
+			return replayOf(seq(1, req.Max+1)), nil // one more than allowed
+		})
+	}})
+	c := env.connect("ann", model.RoleViewer)
+	c.send(map[string]any{"type": "resume", "id": 1, "data": map[string]any{"readings": map[string]string{"since": "x"}, "rooms": map[string]int{}}})
+	m := c.expectType("resume_failed")
+	if string(m.Data) != `{"max":5,"reason":"too_many","stream":"readings"}` {
+		t.Errorf("resume_failed = %s", m.raw)
+	}
+	if v := readingOf(t, c.next()).Value; v != 1 {
+		t.Errorf("held live reading %v, want 1", v)
+	}
+	if got := env.counter("watchroom_ws_resumes_total", "outcome", "too_many"); got != 1 {
+		t.Errorf("resumes{outcome=too_many} = %v", got)
+	}
+}
+
+func TestResumeBadRequest(t *testing.T) {
+	env := newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
+		h.HandleResume("readings", ReplayReadings(&fakeHistory{}))
+	}})
+	c := env.connect("ann", model.RoleViewer)
+	for _, data := range []string{`[]`, `null`, `{"chats":1}`, `{"readings":5}`, `{"readings":{"since":"yesterday"}}`,
+		`{"readings":{"since":"2026-11-21T10:00:00Z","sensors":["bad id"]}}`} {
+		c.sendText(`{"type":"resume","id":"x","data":` + data + `}`)
+		m := c.expectType("error")
+		var e struct{ Code string }
+		_ = json.Unmarshal(m.Data, &e)
+		if e.Code != CodeBadRequest {
+			t.Errorf("resume %s: %s, want bad_request", data, m.raw)
+		}
+	}
+	// The connection still works and streams live readings.
+	env.hub.PublishReadings(seq(1, 1))
+	if v := readingOf(t, c.next()).Value; v != 1 {
+		t.Errorf("live reading after bad resumes: %v", v)
+	}
+}
+
+// fakeHistory records its last call; tests read it only after the call.
+type fakeHistory struct {
+	since        time.Time
+	only, except []string
+	limit        int
+	rs           []model.Reading
+	err          error
+}
+
+func (f *fakeHistory) ReadingsSince(_ context.Context, since time.Time, only, except []string, limit int) ([]model.Reading, error) {
+	f.since, f.only, f.except, f.limit = since, only, except, limit
+	return f.rs, f.err
+}
+
+func TestReplayReadings(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	errDB := errors.New("db down")
+	tests := []struct {
+		name       string
+		cursor     string
+		sensors    SensorFilter
+		hist       fakeHistory
+		wantErr    string // reason of a refusal, code of an *Error, or "other"
+		wantOnly   []string
+		wantExcept []string
+		wantN      int
+	}{
+		{"all sensors but one", `{"since":"2026-11-21T11:30:00.123456Z"}`, SensorFilter{All: true, Except: []string{"s-9"}},
+			fakeHistory{rs: seq(1, 3)}, "", nil, []string{"s-9"}, 3},
+		{"the subscription's list", `{"since":"2026-11-21T11:30:00Z"}`, SensorFilter{Only: []string{"s-1"}},
+			fakeHistory{}, "", []string{"s-1"}, nil, 0},
+		{"the request's list wins", `{"since":"2026-11-21T11:30:00Z","sensors":["s-2"]}`, SensorFilter{All: true},
+			fakeHistory{}, "", []string{"s-2"}, nil, 0},
+		{"too old", `{"since":"2026-11-21T10:59:59Z"}`, SensorFilter{All: true}, fakeHistory{}, RefusedTooOld, nil, nil, 0},
+		{"too many", `{"since":"2026-11-21T11:30:00Z"}`, SensorFilter{All: true}, fakeHistory{rs: seq(1, 4)}, RefusedTooMany, nil, nil, 0},
+		{"store error", `{"since":"2026-11-21T11:30:00Z"}`, SensorFilter{All: true}, fakeHistory{err: errDB}, "other", nil, nil, 0},
+		{"no since", `{}`, SensorFilter{All: true}, fakeHistory{}, CodeBadRequest, nil, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := tt.hist
+			r, err := ReplayReadings(&h)(context.Background(), ReplayRequest{
+				User: "ann", Cursor: json.RawMessage(tt.cursor), Max: 3, MaxAge: time.Hour, Now: now, Sensors: tt.sensors})
+			var ref *Refusal
+			var be *Error
+			switch {
+			case errors.As(err, &ref):
+				if ref.Reason != tt.wantErr {
+					t.Fatalf("refused %q, want %q", ref.Reason, tt.wantErr)
+				}
+				return
+			case errors.As(err, &be):
+				if be.Code != tt.wantErr {
+					t.Fatalf("error %v, want %q", be, tt.wantErr)
+				}
+				return
+			case err != nil:
+				if tt.wantErr != "other" {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			case tt.wantErr != "":
+				t.Fatalf("no error, want %q", tt.wantErr)
+			}
+			if len(r.Msgs) != tt.wantN || !slices.Equal(h.only, tt.wantOnly) || !slices.Equal(h.except, tt.wantExcept) || h.limit != 4 {
+				t.Errorf("replayed %d (only %v except %v limit %d), want %d (only %v except %v limit 4)",
+					len(r.Msgs), h.only, h.except, h.limit, tt.wantN, tt.wantOnly, tt.wantExcept)
+			}
+			if tt.wantN > 0 && r.Msgs[0].Key != seq(1, 1)[0].ResumeKey() {
+				t.Errorf("first key %q", r.Msgs[0].Key)
+			}
+		})
+	}
+}

@@ -1,0 +1,72 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+
+	"github.com/watchroom/watchroom/internal/hub"
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// Resume streams of rooms (docs/protocol.md, "Resuming after a
+// reconnect"): "rooms" replays chat messages per room above the last id
+// the client saw, "direct" the user's direct messages above the last id.
+
+// replayRooms serves {"rooms":{"general":41,"ops-night":7}}. Rooms are
+// public, as for history; a room that no longer exists replays nothing.
+func (r *Rooms) replayRooms(ctx context.Context, req hub.ReplayRequest) (hub.Replay, error) {
+	var cur map[string]int64
+	if err := json.Unmarshal(req.Cursor, &cur); err != nil || cur == nil {
+		return hub.Replay{}, hub.Errorf(hub.CodeBadRequest, `rooms must be an object of room names and the last message id seen, e.g. {"general":41}`)
+	}
+	names := make([]string, 0, len(cur))
+	for name, after := range cur {
+		if err := model.ValidRoomName(name); err != nil {
+			return hub.Replay{}, hub.Errorf(hub.CodeBadRequest, "rooms: %v", err)
+		}
+		if after < 0 {
+			return hub.Replay{}, hub.Errorf(hub.CodeBadRequest, "rooms: %s: the last id seen cannot be negative", name)
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := hub.Replay{Groups: names}
+	for _, name := range names {
+		left := req.Max + 1 - len(out.Msgs)
+		ms, err := r.st.ChatMessagesAfter(ctx, name, cur[name], left)
+		if err != nil {
+			return hub.Replay{}, err
+		}
+		if len(out.Msgs)+len(ms) > req.Max {
+			return hub.Replay{}, hub.TooMany(req.Max)
+		}
+		for _, m := range ms {
+			out.Msgs = append(out.Msgs, hub.Replayed{Type: "chat_message", Data: m, Key: m.ResumeKey(), Group: name})
+		}
+	}
+	return out, nil
+}
+
+// replayDirect serves {"direct":55}: the direct messages the user sent or
+// received with ids above 55. They carry no delivery id: acked delivery of
+// the ones still unacknowledged goes on as before (clients de-duplicate
+// direct messages by data.id).
+func (r *Rooms) replayDirect(ctx context.Context, req hub.ReplayRequest) (hub.Replay, error) {
+	var after int64
+	if err := json.Unmarshal(req.Cursor, &after); err != nil || after < 0 {
+		return hub.Replay{}, hub.Errorf(hub.CodeBadRequest, "direct must be the last direct message id seen, a number ≥ 0")
+	}
+	ms, err := r.st.DirectMessagesAfter(ctx, req.User, after, req.Max+1)
+	if err != nil {
+		return hub.Replay{}, err
+	}
+	if len(ms) > req.Max {
+		return hub.Replay{}, hub.TooMany(req.Max)
+	}
+	out := hub.Replay{Msgs: make([]hub.Replayed, len(ms))}
+	for i, m := range ms {
+		out.Msgs[i] = hub.Replayed{Type: "direct_message", Data: m, Key: m.ResumeKey()}
+	}
+	return out, nil
+}
