@@ -14,14 +14,41 @@
 // message can therefore arrive twice (after a reconnect, a restart or a
 // failed final flush); the store's unique key on (sensor, metric, ts) turns
 // the second copy into a no-op, counted in
-// watchroom_readings_duplicate_total. Rejected messages are acknowledged in
+// watchroom_readings_duplicate_total when the value is the same. A reading
+// whose key is stored with another value is a conflict, not a duplicate:
+// the store never overwrites, the first committed value stays (within one
+// batch, the first received), and the reading is counted in
+// watchroom_readings_conflict_total and logged at most once a second with
+// both values. Rejected messages are acknowledged in
 // their place in the sequence: they can never become valid. So are
 // retained messages (reason "retained"): the broker sends them on every
 // subscription, as stale copies of what was delivered live.
 //
-// Readings without "ts" are stamped with the time the message was
-// received, so they are the one thing a redelivery does not deduplicate:
-// devices that can should send "ts".
+// # Readings without "ts"
+//
+// They are stamped with the time the message was received (Ingest.now,
+// injected in tests). Two distinct messages never become one row:
+//
+//   - on an instance, the pipeline's stamper makes receipt stamps strictly
+//     increasing per series (sensor, metric): max(receipt time, the highest
+//     receipt time seen, the series' last stamp + 1µs), so a burst or a
+//     backlog arriving within one microsecond is spread over several;
+//   - across restarts and instances (whose stampers start afresh, with
+//     clocks that may be behind), the readings are marked Receipt and the
+//     store moves one whose key is taken to the first free microsecond of
+//     its series (within store.RestampSpan), in the same transaction,
+//     counted in watchroom_readings_restamped_total. A receipt stamp is
+//     ours, so a taken key never means a redelivery.
+//
+// Rule for several instances sharing the database: stamps stay unique per
+// series whatever the clocks do (the store arbitrates under its unique
+// key); their order across instances, or across a restart with the clock
+// stepped back, is only as good as the clocks (keep them NTP-synced).
+//
+// The price: a redelivered message without "ts" is a new receipt and is
+// stored again (after a reconnect, a restart whose last acks were lost, or
+// a commit that timed out after the database had committed it). Devices
+// that want exactly-once send "ts".
 //
 // # Ack order and reconnects
 //
@@ -44,26 +71,36 @@
 // pipeline goroutine (Run's) takes messages in order, decodes them, and
 // commits a batch at BatchSize readings or FlushInterval after the batch's
 // first message. On a store error it retries with exponential backoff and
-// jitter and acknowledges nothing meanwhile.
+// jitter and acknowledges nothing meanwhile. Each attempt has its own
+// deadline (Config.CommitTimeout): a database that stops answering without
+// closing the connection is noticed, logged and counted
+// (watchroom_ingest_flush_errors_total{reason="timeout"}) and retried.
 //
-// The queue cannot fill in normal operation: because we ack only after the
-// commit, the broker's in-flight window (Mosquitto max_inflight_messages,
-// which Watchroom documents as 1000) bounds the unacknowledged messages it
-// sends, far below the default QueueSize of 10000. The exception is
-// reconnects while the store is down: each new connection redelivers up to
-// a window of messages while the old copies still sit in the queue. If the
-// queue is full anyway the handler waits (counted in
-// watchroom_ingest_queue_full_total) rather than dropping: a dropped
-// message would come back only with the next session and would leave a
-// hole in the in-order acks, while waiting only slows the broker down,
-// which is the back-pressure we want. Memory stays bounded by QueueSize messages plus
-// one batch. Mosquitto's default window of 20 makes ingest slow (at most 20
-// messages per flush), so production brokers need the documented setting.
+// The queue can fill, and the broker's in-flight window does not prevent
+// it. Measured with Mosquitto 2.0.11 and max_inflight_messages 1000
+// (TestMosquittoInflightWindowWithAcks): a subscriber that never acks gets
+// exactly 1000 messages, but one that acks in batches, as the pipeline
+// does, had 4,600 to 7,800 unacknowledged messages out at once while
+// draining a backlog or a live burst, so the queue (QueueSize, 10000 by
+// default) fills in a long drain behind a slow store. Reconnects while the
+// store is down add to it: each new connection redelivers while the old
+// copies still sit in the queue. When the queue is full the handler waits
+// (counted in watchroom_ingest_queue_full_total) rather than dropping: a
+// dropped message would come back only with the next session and would
+// leave a hole in the in-order acks, while waiting stops paho reading the
+// socket, so TCP flow control holds the broker back, which is the
+// back-pressure we want (TestIngestQueueFullLosesNothing). Memory stays
+// bounded by QueueSize messages plus one batch. A wait longer than the
+// keepalive (30s) plus the ping timeout (10s) can drop the connection; the
+// broker then redelivers what was not acked. Mosquitto's default window of
+// 20 makes ingest slow (at most 20 messages per flush), so production
+// brokers need the documented setting.
 //
 // # Shutdown
 //
 // When Run's context is done the pipeline stops taking messages, makes one
-// last commit of the batch with a fresh context bounded to 5s, and acks
+// last commit of the batch with a fresh context bounded to 5s (each
+// attempt also to the commit timeout), and acks
 // what was committed. Before disconnecting, Run waits (up to 2s) until the
 // broker has processed those acks: it sends an UNSUBSCRIBE of an unused
 // filter and waits for the UNSUBACK, which the broker answers after every
@@ -79,5 +116,6 @@
 // called once each, by the owner; Run blocks until shutdown. Connected is
 // safe from any goroutine. ReadingStore.InsertReadings and
 // ReadingSink.PublishReadings are only ever called from Run's goroutine,
-// one call at a time; sinks must not block.
+// one call at a time; sinks must not block. The stamper belongs to the
+// pipeline goroutine.
 package ingest

@@ -69,7 +69,7 @@ type pipeStore struct {
 	failures int
 	calls    int
 	batches  [][]model.Reading
-	fresh    func(rs []model.Reading) []model.Reading // readings reported new; default all
+	fresh    func(rs []model.Reading) []model.Reading    // readings reported new; default all
 	result   func(rs []model.Reading) model.InsertResult // overrides fresh
 }
 
