@@ -107,7 +107,7 @@ func TestAlertsList(t *testing.T) {
 		}
 		a := raw.Alerts[0]
 		want := []string{"id", "sensor_id", "metric", "kind", "severity", "value", "limit_or_score", "state",
-			"opened_at", "updated_at", "count", "acked_by", "resolved_by", "resolved_at"}
+			"opened_at", "updated_at", "count", "acked_by", "resolved_by", "resolved_at", "event_id"}
 		if len(a) != len(want) {
 			t.Errorf("alert has %d fields, want exactly %v: %s", len(a), want, r.body)
 		}
