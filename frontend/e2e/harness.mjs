@@ -222,14 +222,17 @@ class Stack {
       });
     }
 
+    // sensors: 0 runs no simulator (the test publishes what it needs).
+    if (sensors === 0) return;
     this.sim = new Proc('simulate', this.bin, ['simulate', '--mqtt-url', this.mqttURL, '--sensors', String(sensors), '--rate', String(rate)], {
       env: { ...process.env, WATCHROOM_MQTT_URL: this.mqttURL },
     });
     this.procs.push(this.sim);
   }
 
-  async startServer() {
-    const srv = new Proc('serve', this.bin, ['serve'], { env: { ...process.env, ...this.env } });
+  /** Starts `watchroom serve` on the stack's port and database; extraEnv adds or overrides settings for this run. */
+  async startServer(extraEnv = {}) {
+    const srv = new Proc('serve', this.bin, ['serve'], { env: { ...process.env, ...this.env, ...extraEnv } });
     this.server = srv;
     this.procs.push(srv);
     await waitFor(
@@ -246,6 +249,13 @@ class Stack {
   /** Stops the server (SIGTERM, graceful) and returns once it has exited. */
   async stopServer() {
     await this.server.stop(15_000);
+  }
+
+  /** Kills the server with SIGKILL (no shutdown at all: a crash) and returns once it is gone. Only its PID. */
+  async killServer() {
+    if (!this.server.running) return;
+    process.kill(this.server.pid, 'SIGKILL');
+    await Promise.race([this.server.exited, sleep(10_000).then(() => Promise.reject(new Error('serve did not die on SIGKILL')))]);
   }
 
   async restartServer() {

@@ -91,6 +91,7 @@ class FakeRest {
     if (u.pathname === '/api/sensors') return json({ sensors: this.sensors });
     if (u.pathname === '/api/alerts') {
       const state = u.searchParams.get('state');
+      if (!state) return json({ alerts: [...this.alerts].sort((a, b) => Number(b.id) - Number(a.id)).slice(0, Number(u.searchParams.get('limit') ?? 100)) });
       return json({ alerts: this.alerts.filter((a) => a.state === state) });
     }
     if (u.pathname === '/api/rooms') return json({ rooms: [{ room: 'general', kind: 'chat', members: 2, online: 1, member: true }] });
@@ -283,18 +284,29 @@ describe('resume through the wiring', () => {
     expect(svc.alerts.get(7)!.state).toBe('acknowledged');
   });
 
-  it('reloads only the streams it had no cursor for after resumed', async () => {
-    rest.alerts = []; // no alert, so no event_id to count from
+  it('takes the alerts cursor from the newest alert when none is live, 0 when there is none', async () => {
+    rest.alerts = [alert(3, 290, T0, 'resolved'), alert(5, 296, T0, 'resolved')];
+    let svc = await loggedIn();
+    expect((resumeOf(await reconnect(svc))!.data as Record<string, unknown>).alerts).toBe(296);
+    svc.logout();
+    FakeWebSocket.all = [];
+    rest.alerts = [];
+    svc = await loggedIn();
+    expect((resumeOf(await reconnect(svc))!.data as Record<string, unknown>).alerts).toBe(0);
+  });
+
+  it('reloads after resumed only a stream it had no cursor for', async () => {
+    rest.sensors = []; // no reading anywhere yet: no time to count from
     const svc = await loggedIn();
     const ws = await reconnect(svc);
     const data = resumeOf(ws)!.data as Record<string, unknown>;
-    expect(data.alerts).toBeUndefined();
-    expect(data.readings).toEqual({ since: iso(T0) }); // from the REST snapshot
+    expect(data.readings).toBeUndefined();
+    expect(data.alerts).toBe(300);
     await settle();
     const mark = rest.requests.length;
     ws.receive({ type: 'resumed', ref: resumeOf(ws)!.id, data: {} });
     await settle();
-    expect(rest.since(mark)).toEqual(['GET /api/alerts', 'GET /api/alerts']);
+    expect(rest.since(mark)).toEqual(['GET /api/sensors']);
   });
 });
 

@@ -156,8 +156,8 @@ export class Services {
 
   /**
    * What the page holds, per stream, for the resume after a reconnect. A
-   * stream with no cursor yet (no reading or no alert with an event_id
-   * ever seen) is left out and reloaded over REST once the resume is
+   * stream with no cursor (no reading at all yet; alerts that never
+   * loaded) is left out and reloaded over REST once the resume is
    * answered.
    */
   resumeCursors(): ResumeData {
@@ -222,11 +222,30 @@ export class Services {
       const list = (x: { alerts: Alert[] } | Alert[]) => (Array.isArray(x) ? x : (x.alerts ?? []));
       this.alerts.availability = 'available';
       this.alerts.loadError = '';
-      this.alerts.replaceActive([...list(open), ...list(acked)]);
+      const active = [...list(open), ...list(acked)];
+      this.alerts.replaceActive(active);
+      if (this.alerts.eventCursor === undefined && active.length === 0) await this.loadAlertCursor();
     } catch (err) {
       if (isMissingEndpoint(err)) this.alerts.availability = 'missing';
       else this.alerts.loadError = `Could not load alerts: ${errorText(err)}`;
       this.alerts.changed.changed();
+    }
+  }
+
+  /**
+   * With no live alert to take it from, the alerts cursor is the newest
+   * alert's event_id (any event_id the server showed is a safe place to
+   * resume from: every later change has a higher one), or 0 when there is
+   * no alert at all. Without it the next resume could not name the stream.
+   */
+  private async loadAlertCursor(): Promise<void> {
+    try {
+      const res = await this.api.get<{ alerts: Alert[] } | Alert[]>('/api/alerts', { limit: 1 });
+      const list = Array.isArray(res) ? res : (res.alerts ?? []);
+      if (list.length === 0) this.alerts.noteEventId(0);
+      else if (typeof list[0].event_id === 'number') this.alerts.noteEventId(list[0].event_id);
+    } catch {
+      // The resume leaves alerts out and they reload once it is answered.
     }
   }
 

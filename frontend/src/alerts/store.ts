@@ -39,9 +39,7 @@ export class AlertStore {
   apply(a: Alert, announce = true): void {
     if (!a || a.id === undefined || a.id === null || typeof a.sensor_id !== 'string') return;
     const id = String(a.id);
-    if (Number.isInteger(a.event_id) && (this.eventCursor === undefined || a.event_id! > this.eventCursor)) {
-      this.eventCursor = a.event_id;
-    }
+    if (a.event_id !== undefined) this.noteEventId(a.event_id);
     const prev = this.byId.get(id);
     // Messages can arrive out of order across a reconnect (REST reload vs
     // redelivery vs replay): never go back to an older version. The same
@@ -64,6 +62,15 @@ export class AlertStore {
     }
     for (const a of list) this.apply(a, false);
     this.invalidate();
+  }
+
+  /**
+   * Raises the cursor to eventId when higher. For what a
+   * REST load showed without an alert to carry it (no live alert: the
+   * newest alert's event_id, or 0 when there is none at all).
+   */
+  noteEventId(eventId: number): void {
+    if (Number.isInteger(eventId) && (this.eventCursor === undefined || eventId > this.eventCursor)) this.eventCursor = eventId;
   }
 
   markSeen(): void {
