@@ -373,13 +373,9 @@ type commandSender interface {
 // later as an acked command_response.
 func commandHandler(d commandSender) hub.HandlerFunc {
 	return func(ctx context.Context, req hub.Request) (hub.Reply, error) {
-		var data struct {
-			SensorID string          `json:"sensor_id"`
-			Action   string          `json:"action"`
-			Params   json.RawMessage `json:"params"`
-		}
-		if err := json.Unmarshal(req.Data, &data); err != nil || req.Data == nil {
-			return hub.Reply{}, hub.Errorf(hub.CodeBadRequest, `data must be {"sensor_id":...,"action":...,"params":{...}}`)
+		data, herr := decodeCommand(req.Data)
+		if herr != nil {
+			return hub.Reply{}, herr
 		}
 		c, err := d.Send(ctx, req.User, req.ID, data.SensorID, data.Action, data.Params)
 		var re *devices.RequestError
@@ -393,6 +389,22 @@ func commandHandler(d commandSender) hub.HandlerFunc {
 			"command_id": c.ID, "sensor_id": c.SensorID, "action": c.Action, "status": c.Status,
 		}}, nil
 	}
+}
+
+// commandRequest is the data of a "command" request; devices.Send checks
+// its fields.
+type commandRequest struct {
+	SensorID string          `json:"sensor_id"`
+	Action   string          `json:"action"`
+	Params   json.RawMessage `json:"params"`
+}
+
+func decodeCommand(raw json.RawMessage) (commandRequest, *hub.Error) {
+	var data commandRequest
+	if err := json.Unmarshal(raw, &data); err != nil || raw == nil {
+		return commandRequest{}, hub.Errorf(hub.CodeBadRequest, `data must be {"sensor_id":...,"action":...,"params":{...}}`)
+	}
+	return data, nil
 }
 
 func redactURL(u string) string {

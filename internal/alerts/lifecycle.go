@@ -21,13 +21,7 @@ const ReplyType = "alert_updated"
 // acknowledged by the user. Acknowledging an acknowledged alert changes
 // nothing and answers it as it is; a resolved one is a conflict.
 func (d *Detector) HandleAck(ctx context.Context, req hub.Request) (hub.Reply, error) {
-	var data struct {
-		AlertID json.RawMessage `json:"alert_id"`
-	}
-	if err := json.Unmarshal(req.Data, &data); err != nil || req.Data == nil {
-		return hub.Reply{}, hub.Errorf(hub.CodeBadRequest, `data must be {"alert_id":<id>}`)
-	}
-	id, herr := parseAlertID(data.AlertID)
+	id, herr := decodeAck(req.Data)
 	if herr != nil {
 		return hub.Reply{}, herr
 	}
@@ -50,20 +44,9 @@ func (d *Detector) HandleAck(ctx context.Context, req hub.Request) (hub.Reply, e
 // alert becomes resolved by the user, with the note kept. Resolving a
 // resolved alert is a conflict.
 func (d *Detector) HandleResolve(ctx context.Context, req hub.Request) (hub.Reply, error) {
-	var data struct {
-		AlertID json.RawMessage `json:"alert_id"`
-		Note    string          `json:"note"`
-	}
-	if err := json.Unmarshal(req.Data, &data); err != nil || req.Data == nil {
-		return hub.Reply{}, hub.Errorf(hub.CodeBadRequest, `data must be {"alert_id":<id>,"note":"..."}`)
-	}
-	id, herr := parseAlertID(data.AlertID)
+	id, note, herr := decodeResolve(req.Data)
 	if herr != nil {
 		return hub.Reply{}, herr
-	}
-	note := strings.TrimSpace(data.Note)
-	if n := utf8.RuneCountInString(note); n > model.MaxAlertNote {
-		return hub.Reply{}, hub.Errorf(hub.CodeBadRequest, "note is %d characters; at most %d", n, model.MaxAlertNote)
 	}
 	a, changed, err := d.store.ResolveAlert(ctx, id, req.User, note, d.cfg.Now())
 	if err != nil {
@@ -122,6 +105,38 @@ func resolvedConflict(a model.Alert) error {
 		by = " by " + *a.ResolvedBy
 	}
 	return hub.Errorf(hub.CodeConflict, "alert %d is already resolved%s", a.ID, by)
+}
+
+// decodeAck decodes the data of alert_ack, {"alert_id":N}.
+func decodeAck(raw json.RawMessage) (int64, *hub.Error) {
+	var data struct {
+		AlertID json.RawMessage `json:"alert_id"`
+	}
+	if err := json.Unmarshal(raw, &data); err != nil || raw == nil {
+		return 0, hub.Errorf(hub.CodeBadRequest, `data must be {"alert_id":<id>}`)
+	}
+	return parseAlertID(data.AlertID)
+}
+
+// decodeResolve decodes the data of alert_resolve,
+// {"alert_id":N,"note":"..."}; the note comes back trimmed.
+func decodeResolve(raw json.RawMessage) (int64, string, *hub.Error) {
+	var data struct {
+		AlertID json.RawMessage `json:"alert_id"`
+		Note    string          `json:"note"`
+	}
+	if err := json.Unmarshal(raw, &data); err != nil || raw == nil {
+		return 0, "", hub.Errorf(hub.CodeBadRequest, `data must be {"alert_id":<id>,"note":"..."}`)
+	}
+	id, herr := parseAlertID(data.AlertID)
+	if herr != nil {
+		return 0, "", herr
+	}
+	note := strings.TrimSpace(data.Note)
+	if n := utf8.RuneCountInString(note); n > model.MaxAlertNote {
+		return 0, "", hub.Errorf(hub.CodeBadRequest, "note is %d characters; at most %d", n, model.MaxAlertNote)
+	}
+	return id, note, nil
 }
 
 // parseAlertID accepts a positive integer, as a JSON number or string.
