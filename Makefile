@@ -53,8 +53,9 @@ build:
 bench: services
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/... ./cmd/...
 
+## fuzz: every fuzz target for FUZZTIME each (default 20s), seeded from testdata/fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/ingest
+	@.ci/fuzz
 
 services:
 	@.ci/services
