@@ -154,7 +154,11 @@ func TestShutdownPushesTheFinalFlushBeforeGoingAway(t *testing.T) {
 			if err := json.Unmarshal(m.Data, &r); err != nil || r.SensorID != "s-final" {
 				t.Fatalf("unexpected reading %s (%v)", m.Data, err)
 			}
-			got[r.TS] = true
+			ts, err := time.Parse(time.RFC3339Nano, r.TS)
+			if err != nil {
+				t.Fatalf("reading ts %q: %v", r.TS, err)
+			}
+			got[ts.UTC().Format(time.RFC3339Nano)] = true
 		case <-time.After(10 * time.Second):
 			t.Fatal("connection not closed within 10s of the shutdown")
 		}

@@ -357,8 +357,8 @@ func dbConn(t *testing.T, dbURL string) *pgx.Conn {
 	return conn
 }
 
-// storedTimestamps returns the ts of sensor's readings as the WebSocket
-// encodes them (RFC 3339, milliseconds, UTC).
+// storedTimestamps returns the ts of sensor's readings in UTC, RFC 3339
+// with as many decimals as they need.
 func storedTimestamps(t *testing.T, dbURL, sensor string) map[string]bool {
 	t.Helper()
 	ctx := context.Background()
@@ -374,7 +374,7 @@ func storedTimestamps(t *testing.T, dbURL, sensor string) map[string]bool {
 	}
 	out := map[string]bool{}
 	for _, ts := range tss {
-		out[ts.UTC().Format("2006-01-02T15:04:05.000Z07:00")] = true
+		out[ts.UTC().Format(time.RFC3339Nano)] = true
 	}
 	return out
 }
