@@ -152,6 +152,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		BatchSize:     cfg.BatchSize,
 		FlushInterval: cfg.FlushInterval,
 		QueueSize:     cfg.IngestQueue,
+		CommitTimeout: cfg.CommitTimeout,
 	}, st, sinks, reg, log.With("component", "ingest"))
 	if err != nil {
 		return err

@@ -233,13 +233,13 @@ func (c *conn) writeLoop(readerDone <-chan struct{}) {
 		// ready cases, and a slow consumer's queue is always ready.
 		select {
 		case <-c.closing:
-			c.writeClose()
+			c.finish(&buf)
 			return
 		default:
 		}
 		select {
 		case <-c.closing:
-			c.writeClose()
+			c.finish(&buf)
 			return
 		case <-readerDone:
 			// The reader fails the connection before it returns, so the
@@ -290,6 +290,29 @@ func (c *conn) writeLoop(readerDone <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// finish writes the close frame once the connection is closing. A server
+// shutdown (1001) first writes what is still queued: the hub closes after
+// ingest's final flush, and those readings were committed for clients to
+// see. Nothing can be queued any more (push refuses a closing connection),
+// and each write has its deadline, so this ends. Writer goroutine only.
+func (c *conn) finish(buf *bytes.Buffer) {
+	if c.closeCode == CloseGoingAway {
+		var msgs [][]byte
+		for len(c.send) > 0 {
+			m := <-c.send
+			if m.raw {
+				continue // a bare "pong": the request it answers is moot now
+			}
+			msgs = append(msgs, m.msgs...)
+		}
+		msgs = append(msgs, c.takeThinned()...)
+		if !c.writeFrames(msgs, buf) {
+			return
+		}
+	}
+	c.writeClose()
 }
 
 // flushThinned writes the gap and latest readings once thinning can end

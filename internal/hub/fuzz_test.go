@@ -1,8 +1,11 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"testing"
+	"time"
 )
 
 // FuzzParseRequest feeds arbitrary client frames to the request decoder:
@@ -33,6 +36,52 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if env.Type == "" {
 			t.Fatalf("accepted a frame without type: %q", b)
+		}
+	})
+}
+
+// FuzzDecodeResume feeds arbitrary resume data to its decoder and to the
+// readings stream's cursor decoding: no panic; a refusal is a bad_request
+// (or, for readings, too_old); what is accepted names only known streams.
+func FuzzDecodeResume(f *testing.F) {
+	for _, s := range []string{
+		`{"readings":{"since":"2026-11-21T10:00:00.123456Z","sensors":["s-1"]},"rooms":{"general":41},"alerts":318,"direct":55}`,
+		`{"readings":{"since":"2026-11-21T10:00:00Z"}}`,
+		`{"readings":{"since":"1999-01-01T00:00:00Z"}}`,
+		`{"readings":{"since":""}}`, `{"readings":{"since":"2026-11-21T10:00:00Z","sensors":["a b"]}}`,
+		`{"chats":1}`, `{}`, `[]`, `null`, `{"readings":5}`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	known := map[string]Replayer{"readings": nil, "rooms": nil, "alerts": nil, "direct": nil}
+	now := time.Date(2026, 11, 21, 10, 30, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cur, streams, e := decodeResume(b, known)
+		if e != nil {
+			if e.Code != CodeBadRequest {
+				t.Fatalf("decodeResume(%q) = %v, want bad_request", b, e)
+			}
+			return
+		}
+		for _, s := range streams {
+			if _, ok := known[s]; !ok {
+				t.Fatalf("accepted unknown stream %q", s)
+			}
+		}
+		raw, ok := cur["readings"]
+		if !ok {
+			return
+		}
+		_, err := ReplayReadings(&fakeHistory{})(context.Background(), ReplayRequest{
+			Cursor: raw, Max: 10, MaxAge: time.Hour, Now: now, Sensors: SensorFilter{All: true}})
+		var ref *Refusal
+		var be *Error
+		switch {
+		case err == nil:
+		case errors.As(err, &ref) && ref.Reason == RefusedTooOld:
+		case errors.As(err, &be) && be.Code == CodeBadRequest:
+		default:
+			t.Fatalf("readings cursor %s: %v", raw, err)
 		}
 	})
 }

@@ -180,3 +180,36 @@ func TestRun(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+// TestShutdownSendsWhatIsQueued: readings queued for a client that is
+// behind when the server shuts down still reach it before its 1001: they
+// were committed (ingest's final flush runs before the hub closes).
+func TestShutdownSendsWhatIsQueued(t *testing.T) {
+	env := newEnv(t, Config{SendQueue: 64}, envOptions{sndBuf: 4096})
+	slow := stalledClient(t, env)
+	const items, per = 20, 50 // fewer items than the high-water mark: nothing is thinned
+	for i := range items {
+		env.hub.PublishReadings(seq(i*per+1, (i+1)*per))
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		done <- env.hub.Shutdown(ctx)
+	}()
+	env.eventually("the connection is closing", func() bool {
+		return env.counter("watchroom_ws_disconnects_total", "reason", reasonShutdown) == 1
+	})
+	msgs := slow.expectClosedWith(CloseGoingAway)
+	if len(msgs) != items*per {
+		t.Fatalf("got %d messages before 1001, want all %d readings", len(msgs), items*per)
+	}
+	for i, m := range msgs {
+		if v := readingOf(t, m).Value; v != float64(i+1) {
+			t.Fatalf("message %d: value %v", i, v)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
