@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/watchroom
 NPM     ?= npm
 
-.PHONY: screenshots run test test-go test-frontend e2e bench build services frontend check-dist fuzz lint
+.PHONY: screenshots run test test-go test-frontend e2e bench build services frontend check-dist fuzz lint soak
 
 ## run: the demo: server, embedded broker, simulator and demo users
 run: services
@@ -52,6 +52,10 @@ build:
 ## bench: benchmarks (figures are reported, never asserted)
 bench: services
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/... ./cmd/...
+
+## soak: the fault suite (docs/reliability.md) with 2-minute database faults and a race-instrumented server
+soak: services
+	WATCHROOM_FAULT_DB_SECONDS=120 WATCHROOM_FAULT_RACE=1 $(GO) test -race -count=1 -timeout 60m -v -run 'TestFault' ./cmd/watchroom/
 
 ## fuzz: every fuzz target for FUZZTIME each (default 20s), seeded from testdata/fuzz
 fuzz:
