@@ -40,6 +40,16 @@ const (
 	// 3.1.1, so a retained message is a stale copy, and one without "ts"
 	// would be stored again, stamped now, after each reconnect.
 	ReasonRetained = "retained"
+
+	// Admission reasons, not returned by Decode either (see Admission):
+	// ReasonUnregistered, in registered mode, a sensor that is not a
+	// registered device; ReasonLookupLimited, in registered mode, an id
+	// the registry could not be asked about because unknown ids were being
+	// looked up faster than registryLookupRate; ReasonNewSeriesLimited, a
+	// message creating series faster than Admission.NewSeriesRate allows.
+	ReasonUnregistered     = "unregistered"
+	ReasonLookupLimited    = "lookup_limited"
+	ReasonNewSeriesLimited = "new_series_limited"
 )
 
 // rejectReasons lists every reason, so that each label value of the rejection
@@ -49,7 +59,7 @@ func rejectReasons() []string {
 		ReasonOversize, ReasonEmpty, ReasonBadTopic, ReasonInvalidSensorID,
 		ReasonInvalidMetric, ReasonMalformedJSON, ReasonNonNumeric, ReasonNotFinite,
 		ReasonBadTS, ReasonFutureTS, ReasonNoValues, ReasonTooManyValues, ReasonBadUnit,
-		ReasonRetained,
+		ReasonRetained, ReasonUnregistered, ReasonLookupLimited, ReasonNewSeriesLimited,
 	}
 }
 

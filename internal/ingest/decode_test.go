@@ -239,8 +239,8 @@ func TestRejectReasonsAreDistinct(t *testing.T) {
 		}
 		seen[r] = true
 	}
-	if len(seen) != 14 {
-		t.Errorf("got %d reasons, want 14", len(seen))
+	if len(seen) != 17 {
+		t.Errorf("got %d reasons, want 17", len(seen))
 	}
 }
 

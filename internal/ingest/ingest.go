@@ -50,6 +50,8 @@ type Config struct {
 	RetryMax time.Duration // and longest wait (default 5s)
 
 	CommitTimeout time.Duration // deadline of each insert attempt (default 10s)
+
+	Admission Admission // which readings may reach the store; zero admits all
 }
 
 // Defaults.

@@ -29,6 +29,9 @@ type metrics struct {
 	queueFull    prometheus.Counter
 	connected    prometheus.Gauge
 	connLost     prometheus.Counter
+
+	registryErrors prometheus.Counter // failed device registry queries (registered mode)
+	knownSeries    prometheus.Gauge   // series in the admission's known set
 }
 
 // newMetrics creates the collectors and registers them on reg (skipped when
@@ -36,7 +39,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "watchroom_readings_rejected_total",
-		Help: "MQTT messages rejected by the decoder (acknowledged and dropped), by reason.",
+		Help: "MQTT messages rejected by the decoder or by admission (acknowledged and dropped), by reason.",
 	}, []string{"reason"})
 	m := &metrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{
@@ -83,6 +86,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "watchroom_mqtt_connection_lost_total",
 			Help: "Connections to the broker lost (each is followed by reconnect attempts).",
 		}),
+		registryErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_ingest_registry_errors_total",
+			Help: "Failed device registry queries in registered mode (each is retried; nothing is acknowledged meanwhile).",
+		}),
+		knownSeries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "watchroom_ingest_known_series",
+			Help: "Series (sensor, metric) ingest knows: stored before the start or admitted since; others count as new.",
+		}),
 	}
 	for _, r := range rejectReasons() {
 		m.rejected[r] = rejected.WithLabelValues(r)
@@ -99,7 +110,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.received, m.ingested, m.duplicate, m.conflict, m.restamped, rejected, m.batchSize, m.flushSeconds,
-		flushErrors, m.queueFull, m.connected, m.connLost,
+		flushErrors, m.queueFull, m.connected, m.connLost, m.registryErrors, m.knownSeries,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ingest: register metrics: %w", err)

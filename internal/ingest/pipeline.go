@@ -3,12 +3,14 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/watchroom/watchroom/internal/backoff"
 	"github.com/watchroom/watchroom/internal/model"
 )
 
@@ -45,6 +47,7 @@ type pipeline struct {
 	shutdownTimeout time.Duration
 
 	stamps *stamper
+	adm    *admitter
 
 	rejectLog   map[string]*rate.Sometimes // one log line per reason per second
 	conflictLog rate.Sometimes             // one line per second
@@ -71,6 +74,7 @@ func newPipeline(cfg Config, st ReadingStore, sinks []ReadingSink, m *metrics, l
 		commitTimeout:   cfg.CommitTimeout,
 		shutdownTimeout: defaultShutdownFlushTimeout,
 		stamps:          newStamper(),
+		adm:             newAdmitter(cfg.Admission, backoff.Policy{Min: cfg.RetryMin, Max: cfg.RetryMax}, m, log),
 		rejectLog:       map[string]*rate.Sometimes{},
 		conflictLog:     rate.Sometimes{First: 1, Interval: time.Second},
 		restampLog:      rate.Sometimes{First: 1, Interval: time.Minute},
@@ -87,6 +91,11 @@ func newPipeline(cfg Config, st ReadingStore, sinks []ReadingSink, m *metrics, l
 // Messages left in the queue, and a batch that could not be committed, are
 // not acknowledged: the broker redelivers them to the next session.
 func (p *pipeline) run(ctx context.Context, in <-chan delivery) {
+	// Admission needs the stored series before the first message, or the
+	// backlog of a restart would count them all as new.
+	if p.adm.seed(ctx) != nil {
+		return // shutting down; nothing was taken
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var due <-chan time.Time // the batch's flush deadline; nil when the batch is empty
@@ -100,7 +109,7 @@ func (p *pipeline) run(ctx context.Context, in <-chan delivery) {
 		select {
 		case <-ctx.Done():
 		case d := <-in:
-			p.add(d.msg, d.received)
+			p.add(ctx, d.msg, d.received)
 			if len(p.msgs) == 1 {
 				timer.Reset(p.flushInterval)
 				due = timer.C
@@ -118,11 +127,13 @@ func (p *pipeline) run(ctx context.Context, in <-chan delivery) {
 	}
 }
 
-// add decodes msg into the batch. A rejected message is counted, logged at
-// a bounded rate and kept for its ack: it can never become valid, and an
-// unacknowledged message would be redelivered forever. Retained messages
-// are dropped the same way (see ReasonRetained).
-func (p *pipeline) add(msg message, received time.Time) {
+// add decodes msg into the batch and admits its readings (see Admission).
+// A rejected message is counted, logged at a bounded rate and kept for its
+// ack: it can never become valid, and an unacknowledged message would be
+// redelivered forever. Retained messages are dropped the same way (see
+// ReasonRetained). If ctx ends while the device registry cannot answer,
+// msg is left out of the batch, unacknowledged: the broker redelivers it.
+func (p *pipeline) add(ctx context.Context, msg message, received time.Time) {
 	p.msgs = append(p.msgs, msg)
 	if r, ok := msg.(interface{ Retained() bool }); ok && r.Retained() {
 		p.m.rejected[ReasonRetained].Inc()
@@ -133,6 +144,15 @@ func (p *pipeline) add(msg message, received time.Time) {
 	}
 	rs, err := Decode(msg.Topic(), msg.Payload(), received)
 	if err == nil {
+		reason, err := p.adm.admit(ctx, rs, received)
+		if err != nil {
+			p.msgs = p.msgs[:len(p.msgs)-1]
+			return
+		}
+		if reason != "" {
+			p.reject(reason, msg, fmt.Errorf("sensor %q: %s", clip(rs[0].SensorID), admissionText[reason]))
+			return
+		}
 		for i := range rs {
 			if rs[i].Receipt {
 				rs[i].TS = p.stamps.stamp(rs[i].SensorID, rs[i].Metric, received)
@@ -145,10 +165,23 @@ func (p *pipeline) add(msg message, received time.Time) {
 	if !errors.As(err, &rej) { // Decode returns nothing else
 		rej = &RejectError{Reason: ReasonMalformedJSON, Err: err}
 	}
-	p.m.rejected[rej.Reason].Inc()
-	p.rejectLog[rej.Reason].Do(func() {
+	p.reject(rej.Reason, msg, rej.Err)
+}
+
+// admissionText explains the admission reasons in the log.
+var admissionText = map[string]string{
+	ReasonUnregistered:     "not a registered device (WATCHROOM_SENSORS=registered)",
+	ReasonLookupLimited:    "unknown ids are being looked up faster than the registry budget; not checked",
+	ReasonNewSeriesLimited: "new series are being created faster than WATCHROOM_NEW_SERIES_RATE allows",
+}
+
+// reject counts a rejected message and logs it, at most once per reason
+// per second.
+func (p *pipeline) reject(reason string, msg message, err error) {
+	p.m.rejected[reason].Inc()
+	p.rejectLog[reason].Do(func() {
 		p.log.Warn("ingest: message rejected (at most one line per reason per second)",
-			"reason", rej.Reason, "topic", clip(msg.Topic()), "payload_bytes", len(msg.Payload()), "err", rej.Err)
+			"reason", reason, "topic", clip(msg.Topic()), "payload_bytes", len(msg.Payload()), "err", err)
 	})
 }
 
