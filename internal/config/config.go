@@ -13,12 +13,19 @@ import (
 
 // Config is everything `watchroom serve` and `watchroom demo` need.
 type Config struct {
-	HTTPAddr       string
-	DatabaseURL    string
-	MQTTURL        string // empty: start the embedded broker
-	MQTTListen     string // address of the embedded broker
-	MQTTTopics     []string
-	MQTTClientID   string
+	HTTPAddr     string
+	DatabaseURL  string
+	MQTTURL      string // empty: start the embedded broker
+	MQTTListen   string // address of the embedded broker
+	MQTTTopics   []string
+	MQTTClientID string
+	// MQTTGatewayPassword, when set, lets user "gateway" act for every
+	// device on the embedded broker (and goes into the exported Mosquitto
+	// password file).
+	MQTTGatewayPassword string
+	// Sensors is "open" (anyone may publish readings, anonymous clients
+	// included) or "registered" (only registered devices).
+	Sensors        string
 	JWTSecret      string // empty: generated once and kept in the database
 	JWTTTL         time.Duration
 	AllowedOrigins []string // empty: same host only
@@ -44,6 +51,12 @@ type Config struct {
 	LogFormat      string
 }
 
+// Values of Config.Sensors.
+const (
+	SensorsOpen       = "open"
+	SensorsRegistered = "registered"
+)
+
 // Var describes one setting: its environment variable, its flag, its
 // default as text and what it does. Secrets have no flag: a command line is
 // visible to every user of the machine.
@@ -61,6 +74,8 @@ func Vars() []Var {
 		{"WATCHROOM_MQTT_LISTEN", "mqtt-listen", ":1883", "listen address of the embedded broker (only when WATCHROOM_MQTT_URL is empty)", str(func(c *Config) *string { return &c.MQTTListen })},
 		{"WATCHROOM_MQTT_TOPICS", "mqtt-topics", "sensors/#", "comma-separated topic filters to ingest (QoS 1)", list(func(c *Config) *[]string { return &c.MQTTTopics })},
 		{"WATCHROOM_MQTT_CLIENT_ID", "mqtt-client-id", "watchroom-<hostname>", "stable MQTT client id of this instance's persistent session; must differ between instances", str(func(c *Config) *string { return &c.MQTTClientID })},
+		{"WATCHROOM_MQTT_GATEWAY_PASSWORD", "", "", "when set, MQTT user gateway may publish readings and answer commands for every device (the simulator, a protocol gateway); the embedded broker accepts it and `watchroom device export-mosquitto` writes it", str(func(c *Config) *string { return &c.MQTTGatewayPassword })},
+		{"WATCHROOM_SENSORS", "sensors", "open", "open: anyone on the broker may publish readings, anonymous clients included; registered: only registered devices (`watchroom device add`)", str(func(c *Config) *string { return &c.Sensors })},
 		{"WATCHROOM_JWT_SECRET", "", "", "HMAC secret for login tokens; empty: generated once and kept in the database", str(func(c *Config) *string { return &c.JWTSecret })},
 		{"WATCHROOM_JWT_TTL", "jwt-ttl", "12h", "lifetime of a login token", dur(func(c *Config) *time.Duration { return &c.JWTTTL })},
 		{"WATCHROOM_ALLOWED_ORIGINS", "allowed-origins", "", "comma-separated origins allowed to open /ws (e.g. https://watch.example.com); empty: same host only", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
@@ -168,6 +183,11 @@ func (c Config) validate() error {
 	}
 	if len(c.MQTTTopics) == 0 {
 		errs = append(errs, errors.New("at least one MQTT topic is needed"))
+	}
+	switch c.Sensors {
+	case SensorsOpen, SensorsRegistered:
+	default:
+		errs = append(errs, fmt.Errorf("sensors %q: want open or registered", c.Sensors))
 	}
 	switch c.LogFormat {
 	case "text", "json":
