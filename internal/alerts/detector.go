@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/watchroom/watchroom/internal/backoff"
 	"github.com/watchroom/watchroom/internal/model"
@@ -62,6 +63,11 @@ type Config struct {
 	NotFound error
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// RegisteredOnly says every sensor whose readings reach detection is a
+	// registered device (ingest in registered mode): the stale check then
+	// watches every series from its first reading, not only the regular
+	// ones (see watchedLocked).
+	RegisteredOnly bool
 }
 
 func (c *Config) defaults() {
@@ -102,6 +108,9 @@ const (
 	// maxOps bounds the changes held for one alert key while the store
 	// fails (see fold).
 	maxOps = 8
+	// regularReadings is how many readings make a series regular enough
+	// for the stale check (see watchedLocked).
+	regularReadings = 10
 )
 
 // Alert kinds as indexes of series.kinds.
@@ -184,6 +193,8 @@ type Detector struct {
 
 	rulesMu sync.Mutex // serialises rule replacement (store + cache) with the initial load
 
+	unwatchedLog rate.Sometimes // silences of unwatched series: one line a minute
+
 	mu      sync.Mutex // guards everything below
 	loaded  bool
 	pending []model.Reading // readings received before loaded
@@ -205,6 +216,8 @@ func New(cfg Config, st Store, poster RoomPoster, reg prometheus.Registerer, log
 		series: map[seriesKey]*series{},
 		rules:  map[string]map[string]*ruleSet{},
 		wake:   make(chan struct{}, 1),
+
+		unwatchedLog: rate.Sometimes{First: 1, Interval: time.Minute},
 	}
 	def := defaultRules()
 	d.defaults = &def
@@ -457,13 +470,16 @@ func (d *Detector) markDirtyLocked(s *series, kind int) {
 // their stale limit, and hands held-back updates that are due to the
 // worker. Called by Run's goroutine every CheckInterval.
 func (d *Detector) checkLocked(now time.Time) {
+	unwatched := 0
 	for _, s := range d.series {
 		st := s.rules.stale
 		if st.enabled && !s.staleNotified && !s.lastSeen.IsZero() {
 			limit := st.limit(s.interval)
 			if silent := now.Sub(s.lastSeen); silent > limit {
 				s.staleNotified = true
-				if !s.kinds[kOffline].live {
+				if !d.watchedLocked(s) {
+					unwatched++
+				} else if !s.kinds[kOffline].live {
 					b := model.AlertBreach{
 						SensorID: s.key.sensor, Metric: s.key.metric, Kind: model.AlertOffline,
 						Severity: model.SeverityWarning, Value: roundSeconds(silent), LimitOrScore: roundSeconds(limit),
@@ -486,6 +502,23 @@ func (d *Detector) checkLocked(now time.Time) {
 			}
 		}
 	}
+	if unwatched > 0 {
+		d.m.unwatched.Add(float64(unwatched))
+		d.unwatchedLog.Do(func() {
+			d.log.Info("alerts: silent series not reported offline: too few readings to be regular, no stale rule, not a registered device (at most one line a minute)",
+				"series", unwatched)
+		})
+	}
+}
+
+// watchedLocked reports whether the stale check may report s offline:
+// only a series an operator set a stale rule for, a registered device's
+// (Config.RegisteredOnly), or one that has sent regularReadings readings
+// (seeded statistics count), so that it has a usual interval. Without
+// this, anyone who can publish could invent thousands of sensor ids with
+// one reading each and have every one reported offline a minute later.
+func (d *Detector) watchedLocked(s *series) bool {
+	return d.cfg.RegisteredOnly || s.rules.stale.stored || s.n >= regularReadings
 }
 
 func roundSeconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }

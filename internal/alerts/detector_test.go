@@ -212,7 +212,7 @@ func TestStale(t *testing.T) {
 
 	t.Run("a reading resolves it, the next silence opens another", func(t *testing.T) {
 		r := newRig(t, nil, nil)
-		r.read("s-6", "t", time.Second, steady(5)...)
+		r.read("s-6", "t", time.Second, steady(regularReadings)...)
 		r.clock.add(61 * time.Second)
 		r.tick()
 		r.read("s-6", "t", time.Second, 20)

@@ -20,7 +20,10 @@
 // The worker is Run's goroutine. It takes the dirty list under the lock,
 // then stores and posts the ops outside it, in order per alert key. It
 // also runs the stale check every CheckInterval (under the lock, a scan of
-// all series) and hands it updates that UpdateInterval held back.
+// all series) and hands it updates that UpdateInterval held back. The
+// stale check reports only watched series (regular ones, ones with a
+// stored stale rule, every one in registered mode; see watchedLocked), so
+// invented sensor ids cannot flood room alerts with offline alerts.
 //
 // # Back-pressure and bounds
 //

@@ -26,6 +26,7 @@ type metrics struct {
 	storeErrs prometheus.Counter
 	pending   prometheus.Gauge
 	series    prometheus.Gauge
+	unwatched prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,9 +63,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "watchroom_alerts_pending_changes", Help: "Alert changes decided but not yet stored and posted."}),
 		series: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "watchroom_alerts_series", Help: "Sensor metrics tracked by alert detection."}),
+		unwatched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_alerts_offline_unwatched_total",
+			Help: "Silences not reported offline because the series was not watched: fewer than 10 readings, no stale rule, not a registered device."}),
 	}
 	reg.MustRegister(m.opened, m.resolved, m.updated, m.acked, m.coalesced, m.latency, m.dropped, m.ignored,
-		m.storeErrs, m.pending, m.series)
+		m.storeErrs, m.pending, m.series, m.unwatched)
 	for _, r := range []string{reasonTooManySeries, reasonNotReady, reasonPostFailed, reasonShutdown, reasonBacklogFull} {
 		m.dropped.WithLabelValues(r)
 	}

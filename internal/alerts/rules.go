@@ -34,6 +34,7 @@ type spikeRule struct {
 type staleRule struct {
 	enabled bool
 	after   time.Duration // 0: derived from the usual interval
+	stored  bool          // set by an operator, not the default: watched from the first reading
 }
 
 // defaultRules apply to a sensor metric without stored rules: no
@@ -105,7 +106,7 @@ func buildRuleSets(rules []model.AlertRule) map[string]*ruleSet {
 			if r.AfterSeconds != nil {
 				after = time.Duration(*r.AfterSeconds * float64(time.Second))
 			}
-			rs.stale = staleRule{enabled: r.Enabled, after: after}
+			rs.stale = staleRule{enabled: r.Enabled, after: after, stored: true}
 		}
 	}
 	return out
