@@ -139,7 +139,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 
 	sinks := []ingest.ReadingSink{h}
 	// wire: alerts (before ingest: alert detection is an ingest sink)
-	det := alerts.New(alerts.Config{NotFound: store.ErrNotFound}, st, rm, reg, log.With("component", "alerts"))
+	det := alerts.New(alerts.Config{NotFound: store.ErrNotFound, RegisteredOnly: cfg.Sensors == config.SensorsRegistered},
+		st, rm, reg, log.With("component", "alerts"))
 	sinks = append(sinks, det)
 	h.Handle("alert_ack", model.RoleAnalyst, det.HandleAck)
 	h.Handle("alert_resolve", model.RoleAnalyst, det.HandleResolve)
@@ -153,6 +154,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		FlushInterval: cfg.FlushInterval,
 		QueueSize:     cfg.IngestQueue,
 		CommitTimeout: cfg.CommitTimeout,
+		Admission:     admission(cfg, st),
 	}, st, sinks, reg, log.With("component", "ingest"))
 	if err != nil {
 		return err
@@ -251,6 +253,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	_ = hubTask.stop()
 	log.Info("stopped")
 	return runErr
+}
+
+// admission is who may create readings: registered devices only in
+// registered mode, and new series at a bounded rate in every mode
+// (docs/mqtt.md).
+func admission(cfg config.Config, st *store.Store) ingest.Admission {
+	a := ingest.Admission{Known: st, NewSeriesRate: cfg.NewSeriesRate, NewSeriesBurst: cfg.NewSeriesBurst}
+	if cfg.Sensors == config.SensorsRegistered {
+		a.Registry = st
+	}
+	return a
 }
 
 // brokerURL returns the configured broker, or starts the embedded one

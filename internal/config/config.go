@@ -36,6 +36,9 @@ type Config struct {
 	IngestQueue   int
 	CommitTimeout time.Duration
 
+	NewSeriesRate  float64 // new series (sensor, metric) ingest may create per second
+	NewSeriesBurst int
+
 	WSSendQueue    int
 	WSAuthTimeout  time.Duration
 	WSPingInterval time.Duration
@@ -50,6 +53,11 @@ type Config struct {
 	LogLevel       string
 	LogFormat      string
 }
+
+// minNewSeriesBurst is ingest.MaxValuesPerMessage: a message is admitted
+// whole, with a token per new series it carries. (Not imported: config
+// stays free of the packages it configures.)
+const minNewSeriesBurst = 256
 
 // Values of Config.Sensors.
 const (
@@ -84,6 +92,8 @@ func Vars() []Var {
 		{"WATCHROOM_FLUSH_INTERVAL", "flush-interval", "10ms", "flush a batch this long after its first reading", dur(func(c *Config) *time.Duration { return &c.FlushInterval })},
 		{"WATCHROOM_INGEST_QUEUE", "ingest-queue", "10000", "MQTT messages buffered between the broker connection and the batch writer", intv(func(c *Config) *int { return &c.IngestQueue })},
 		{"WATCHROOM_COMMIT_TIMEOUT", "commit-timeout", "10s", "deadline of each database commit of a batch of readings; a commit that does not finish in time is logged, counted and retried", dur(func(c *Config) *time.Duration { return &c.CommitTimeout })},
+		{"WATCHROOM_NEW_SERIES_RATE", "new-series-rate", "10", "new series (sensor, metric never stored before) ingest may create per second, in every mode; readings of a refused one are rejected (reason new_series_limited)", flt(func(c *Config) *float64 { return &c.NewSeriesRate })},
+		{"WATCHROOM_NEW_SERIES_BURST", "new-series-burst", "1000", "new series ingest may create at once (at least 256, the most metrics one message may carry); raise it to bring a larger fleet online at once", intv(func(c *Config) *int { return &c.NewSeriesBurst })},
 		{"WATCHROOM_WS_SEND_QUEUE", "ws-send-queue", "256", "sends queued per WebSocket connection (a batch of readings counts as one) before it is closed as a slow consumer (4008)", intv(func(c *Config) *int { return &c.WSSendQueue })},
 		{"WATCHROOM_WS_AUTH_TIMEOUT", "ws-auth-timeout", "5s", "time a new WebSocket connection has to send its auth message", dur(func(c *Config) *time.Duration { return &c.WSAuthTimeout })},
 		{"WATCHROOM_WS_PING_INTERVAL", "ws-ping-interval", "30s", "WebSocket ping period; a connection silent for two periods is closed", dur(func(c *Config) *time.Duration { return &c.WSPingInterval })},
@@ -174,6 +184,12 @@ func (c Config) validate() error {
 	if c.FlushInterval <= 0 || c.CommitTimeout <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 || c.PresenceGrace <= 0 ||
 		c.WSWriteTimeout <= 0 || c.ResumeMaxAge <= 0 {
 		errs = append(errs, errors.New("durations must be positive"))
+	}
+	if c.NewSeriesRate <= 0 {
+		errs = append(errs, fmt.Errorf("new series rate %v must be positive", c.NewSeriesRate))
+	}
+	if c.NewSeriesBurst < minNewSeriesBurst {
+		errs = append(errs, fmt.Errorf("new series burst %d must be at least %d (a message may carry that many metrics, and one needs a token each)", c.NewSeriesBurst, minNewSeriesBurst))
 	}
 	if c.ResumeMax < 1 {
 		errs = append(errs, fmt.Errorf("resume max %d must be positive", c.ResumeMax))

@@ -12,11 +12,12 @@ import (
 	"github.com/watchroom/watchroom/internal/model"
 )
 
-// SensorRegistry tells whether a sensor id is a registered device (the
-// devices table). Registered mode asks it on a cache miss, from the
-// pipeline goroutine, with a deadline (registryLookupTimeout).
+// SensorRegistry tells whether a sensor id is a registered, unrevoked
+// device (the store's devices table). Registered mode asks it on a cache
+// miss, from the pipeline goroutine, with a deadline
+// (registryLookupTimeout).
 type SensorRegistry interface {
-	Registered(ctx context.Context, id string) (bool, error)
+	DeviceRegistered(ctx context.Context, id string) (bool, error)
 }
 
 // SeriesLister lists the series already stored (the sensors table); the
@@ -215,7 +216,7 @@ func (a *admitter) checkRegistered(ctx context.Context, id string, now time.Time
 		lctx, cancel := context.WithTimeout(ctx, registryLookupTimeout)
 		defer cancel()
 		var err error
-		ok, err = a.registry.Registered(lctx, id)
+		ok, err = a.registry.DeviceRegistered(lctx, id)
 		return err
 	}, func(attempt int, err error, wait time.Duration) {
 		a.m.registryErrors.Inc()

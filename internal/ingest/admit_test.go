@@ -25,7 +25,7 @@ type fakeRegistry struct {
 	queries  int
 }
 
-func (f *fakeRegistry) Registered(ctx context.Context, id string) (bool, error) {
+func (f *fakeRegistry) DeviceRegistered(ctx context.Context, id string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries++
