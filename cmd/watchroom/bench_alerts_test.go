@@ -63,6 +63,7 @@ func benchmarkAlertLatency(b *testing.B, background int) {
 		"WATCHROOM_DATABASE_URL=" + db,
 		"WATCHROOM_MQTT_URL=" + broker.URL(),
 		"WATCHROOM_HTTP_ADDR=" + addr,
+		"WATCHROOM_METRICS_ADDR=",
 		"WATCHROOM_MQTT_CLIENT_ID=watchroom-alert-bench",
 		"WATCHROOM_LOG_LEVEL=warn",
 		"WATCHROOM_JWT_SECRET=" + alertBenchSecret,

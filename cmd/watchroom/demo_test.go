@@ -23,7 +23,7 @@ func TestDemoRunsEverything(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"demo"}, []string{"WATCHROOM_DATABASE_URL=" + db, "WATCHROOM_HTTP_ADDR=" + addr}, strings.NewReader(""), out, logs)
+		done <- run(ctx, []string{"demo"}, []string{"WATCHROOM_DATABASE_URL=" + db, "WATCHROOM_HTTP_ADDR=" + addr, "WATCHROOM_METRICS_ADDR="}, strings.NewReader(""), out, logs)
 	}()
 	defer func() {
 		cancel()

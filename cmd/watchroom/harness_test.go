@@ -54,6 +54,8 @@ func baseEnv(t *testing.T, dbURL, mqttURL string, extra ...string) []string {
 		"WATCHROOM_DATABASE_URL=" + dbURL,
 		"WATCHROOM_MQTT_URL=" + mqttURL,
 		fmt.Sprintf("WATCHROOM_HTTP_ADDR=127.0.0.1:%d", mqtttest.FreePort(t)),
+		// A port of its own: the default, 127.0.0.1:9090, is one per machine.
+		fmt.Sprintf("WATCHROOM_METRICS_ADDR=127.0.0.1:%d", mqtttest.FreePort(t)),
 		"WATCHROOM_MQTT_CLIENT_ID=watchroom-test",
 		"WATCHROOM_LOG_LEVEL=debug",
 	}

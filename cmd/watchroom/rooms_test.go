@@ -226,11 +226,11 @@ func TestRoomsTwoUsersChatInOrder(t *testing.T) {
 	if !strings.Contains(string(created.Data), `"creator":"alice"`) {
 		t.Errorf("created %s", created.Data)
 	}
-	// Every connected client gets the new list.
+	// Every connected client gets the new room, not the whole list.
 	for _, c := range []*roomClient{bob, carol} {
-		m := c.waitFor("room_list", anyMsg, 5*time.Second)
-		if !strings.Contains(string(m.Data), `"room":"ops-night"`) {
-			t.Errorf("%s: room_list %s lacks ops-night", c.user, m.Data)
+		m := c.waitFor("room_created", anyMsg, 5*time.Second)
+		if !strings.Contains(string(m.Data), `"room":"ops-night"`) || strings.Contains(string(m.Data), `"rooms"`) {
+			t.Errorf("%s: room_created %s, want ops-night alone", c.user, m.Data)
 		}
 	}
 	joined := bob.mustDo("join_room", map[string]string{"room": "ops-night"}, "joined")
@@ -381,7 +381,7 @@ func TestRoomsNotificationsReachTheRightPeople(t *testing.T) {
 	carol := roomConnect(t, e, "carol")
 	alice.mustDo("create_room", map[string]string{"room": "ops"}, "created")
 	for _, c := range []*roomClient{alice, bob, carol} {
-		c.waitFor("room_list", anyMsg, 5*time.Second)
+		c.waitFor("room_created", anyMsg, 5*time.Second)
 	}
 
 	type expect struct {
@@ -420,12 +420,12 @@ func TestRoomsNotificationsReachTheRightPeople(t *testing.T) {
 			root := roomConnect(t, e, "root")
 			root.mustDo("delete_room", map[string]string{"room": "ops"}, "deleted")
 		}, []expect{
-			{alice, []string{"user_joined", "room_deleted", "room_list"}},
-			{bob, []string{"room_list"}},
-			{carol, []string{"room_deleted", "room_list"}},
+			{alice, []string{"user_joined", "room_deleted"}},
+			{bob, []string{"room_deleted"}},
+			{carol, []string{"room_deleted"}},
 		}},
 	}
-	kinds := []string{"user_joined", "user_left", "user_typing", "chat_message", "room_deleted", "room_list"}
+	kinds := []string{"user_joined", "user_left", "user_typing", "chat_message", "room_deleted", "room_created", "room_list"}
 	for _, s := range steps {
 		s.act()
 		for _, x := range s.check {

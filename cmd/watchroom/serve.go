@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -132,8 +133,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 
 	// wire: rooms (before alerts: alerts are posted to room "alerts" through rm)
 	rm := rooms.New(rooms.Config{
-		OfflineGrace: cfg.PresenceGrace,
-		NotFound:     store.ErrNotFound,
+		OfflineGrace:    cfg.PresenceGrace,
+		MaxRoomsPerUser: cfg.RoomsPerUser,
+		CreateRate:      cfg.RoomCreateRate,
+		CreateBurst:     cfg.RoomCreateBurst,
+		NotFound:        store.ErrNotFound,
 	}, st, h, st, reg, log.With("component", "rooms"))
 	rm.Register(h)
 
@@ -174,6 +178,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	if err != nil {
 		return fmt.Errorf("embedded dashboard: %w", err)
 	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		if tlsCfg, err = web.LoadTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return err
+		}
+	}
 	app := web.New(web.Config{
 		Store: st, Tokens: tokens, Hub: h, IsNotFound: isNotFound,
 		Ready: []web.ReadyCheck{
@@ -183,6 +193,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		},
 		Gatherer: reg, Registerer: reg,
 		AllowedOrigins: cfg.AllowedOrigins,
+		TrustedProxies: cfg.TrustedProxies,
+		TLS:            tlsCfg,
 		Static:         static,
 		// wire: web rooms/alerts
 		Rooms:       rm,
@@ -193,6 +205,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	// /metrics on its own listener, off the public port.
+	metricsSrv := web.NewMetricsServer(reg)
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (WATCHROOM_METRICS_ADDR; empty disables): %w", cfg.MetricsAddr, err)
+		}
+		go func() { _ = metricsSrv.Serve(mln) }() // returns at Close
+		defer metricsSrv.Close()
 	}
 
 	hubTask := start(func(ctx context.Context) error { return h.Run(ctx) })
@@ -208,7 +231,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	})
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- app.Serve(ln) }()
-	log.Info("watchroom serving", "http", ln.Addr().String(), "mqtt", redactURL(mqttURL), "client_id", cfg.MQTTClientID)
+	log.Info("watchroom serving", "http", ln.Addr().String(), "tls", tlsCfg != nil, "metrics", cfg.MetricsAddr, "mqtt", redactURL(mqttURL), "client_id", cfg.MQTTClientID)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -30,6 +31,15 @@ type Config struct {
 	JWTTTL         time.Duration
 	AllowedOrigins []string // empty: same host only
 	AdminPassword  string
+
+	MetricsAddr    string // empty: no metrics listener
+	TLSCert        string // with TLSKey: serve HTTPS
+	TLSKey         string
+	TrustedProxies []string
+
+	RoomsPerUser    int
+	RoomCreateRate  float64 // rooms a user may create per minute
+	RoomCreateBurst int
 
 	BatchSize     int
 	FlushInterval time.Duration
@@ -76,7 +86,11 @@ type Var struct {
 // Vars lists every setting in the order the README shows them.
 func Vars() []Var {
 	return []Var{
-		{"WATCHROOM_HTTP_ADDR", "http-addr", ":8080", "HTTP listen address (dashboard, REST, /ws, /metrics)", str(func(c *Config) *string { return &c.HTTPAddr })},
+		{"WATCHROOM_HTTP_ADDR", "http-addr", ":8080", "HTTP listen address (dashboard, REST, /ws)", str(func(c *Config) *string { return &c.HTTPAddr })},
+		{"WATCHROOM_METRICS_ADDR", "metrics-addr", "127.0.0.1:9090", "listen address of /metrics (Prometheus), kept off the public port; use the same one on every instance; empty: no metrics", str(func(c *Config) *string { return &c.MetricsAddr })},
+		{"WATCHROOM_TLS_CERT", "tls-cert", "", "PEM certificate chain file; with WATCHROOM_TLS_KEY the HTTP address serves HTTPS and wss://", str(func(c *Config) *string { return &c.TLSCert })},
+		{"WATCHROOM_TLS_KEY", "tls-key", "", "PEM private key file of WATCHROOM_TLS_CERT", str(func(c *Config) *string { return &c.TLSKey })},
+		{"WATCHROOM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (login limits); empty: trust none", list(func(c *Config) *[]string { return &c.TrustedProxies })},
 		{"WATCHROOM_DATABASE_URL", "database-url", "", "PostgreSQL URL, e.g. postgres://watchroom:secret@127.0.0.1:5432/watchroom (required by serve)", str(func(c *Config) *string { return &c.DatabaseURL })},
 		{"WATCHROOM_MQTT_URL", "mqtt-url", "", "MQTT broker, e.g. tcp://127.0.0.1:1883; empty starts the embedded broker", str(func(c *Config) *string { return &c.MQTTURL })},
 		{"WATCHROOM_MQTT_LISTEN", "mqtt-listen", ":1883", "listen address of the embedded broker (only when WATCHROOM_MQTT_URL is empty)", str(func(c *Config) *string { return &c.MQTTListen })},
@@ -104,6 +118,9 @@ func Vars() []Var {
 		{"WATCHROOM_RESUME_MAX_AGE", "resume-max-age", "1h", "how far back a resume of readings may reach; older answers resume_failed (too_old)", dur(func(c *Config) *time.Duration { return &c.ResumeMaxAge })},
 		{"WATCHROOM_COMMAND_TIMEOUT", "command-timeout", "10s", "time a device has to answer a command", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
 		{"WATCHROOM_PRESENCE_GRACE", "presence-grace", "10s", "how long a user may be without a connection before their rooms are told they went offline (a reconnect within it sends nothing)", dur(func(c *Config) *time.Duration { return &c.PresenceGrace })},
+		{"WATCHROOM_ROOMS_PER_USER", "rooms-per-user", "20", "rooms one user may have created and not deleted; more answers create_room with limit_reached", intv(func(c *Config) *int { return &c.RoomsPerUser })},
+		{"WATCHROOM_ROOM_CREATE_RATE", "room-create-rate", "5", "rooms one user may create per minute, after a burst of WATCHROOM_ROOM_CREATE_BURST; more answers rate_limited", flt(func(c *Config) *float64 { return &c.RoomCreateRate })},
+		{"WATCHROOM_ROOM_CREATE_BURST", "room-create-burst", "5", "rooms one user may create at once", intv(func(c *Config) *int { return &c.RoomCreateBurst })},
 		{"WATCHROOM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 		{"WATCHROOM_LOG_FORMAT", "log-format", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
 	}
@@ -196,6 +213,17 @@ func (c Config) validate() error {
 	}
 	if c.WSRate <= 0 || c.WSBurst < 1 {
 		errs = append(errs, errors.New("ws rate and burst must be positive"))
+	}
+	if c.RoomsPerUser < 1 || c.RoomCreateRate <= 0 || c.RoomCreateBurst < 1 {
+		errs = append(errs, errors.New("rooms per user, room create rate and burst must be positive"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("WATCHROOM_TLS_CERT and WATCHROOM_TLS_KEY go together: set both or neither"))
+	}
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			errs = append(errs, fmt.Errorf("trusted proxy %q: want an IP address or CIDR such as 10.0.0.0/8", p))
+		}
 	}
 	if len(c.MQTTTopics) == 0 {
 		errs = append(errs, errors.New("at least one MQTT topic is needed"))

@@ -29,6 +29,11 @@
 // instance delivers a room's messages in id order; ids themselves are
 // ordered by the database (the room row's counter), not by this lock.
 //
+// create_room holds createMu from the creator's rate check through the
+// count of their rooms to the insert, so concurrent requests cannot pass
+// the per-user cap together; only create_room takes it. A room change is
+// broadcast as one small room_created or room_deleted, never the list.
+//
 // Online and Offline (hub.PresenceListener) are called by the hub with its
 // lock held: they take only Rooms.mu, update the online set and queue an
 // event, never block and never call the hub. Nothing may call the hub
@@ -43,8 +48,11 @@
 // What would have to cross instances, over a backplane behind the same
 // Hub interface (e.g. an MQTT topic per room, or LISTEN/NOTIFY):
 //   - the fan-out of chat_message, user_joined, user_left, user_typing,
-//     room_list and room_deleted (SendToUsers and Broadcast reach this
+//     room_created and room_deleted (SendToUsers and Broadcast reach this
 //     instance's connections only);
+//   - the room creation rate, which is per instance (the cap of rooms per
+//     user is counted in PostgreSQL, but two instances may each let one
+//     more through at once);
 //   - presence: the online set is per instance, so "online" and the
 //     user_left/"offline" decision would need a shared view (a presence
 //     message per first/last connection, or heartbeat rows with expiry),

@@ -7,7 +7,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 
 	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
@@ -36,6 +39,10 @@ type (
 	}
 )
 
+// CodeLimitReached is the error code of a create_room past the per-user
+// room cap.
+const CodeLimitReached = "limit_reached"
+
 // Reasons of user_joined and user_left.
 const (
 	reasonOnline  = "online"  // user_joined: first connection after being away
@@ -55,12 +62,16 @@ func (r *Rooms) decode(req hub.Request, v any, shape string) error {
 // reject counts a refused request and returns the error the client gets.
 func (r *Rooms) reject(reason, code, format string, args ...any) error {
 	r.m.rejected.WithLabelValues(reason).Inc()
-	return hub.Errorf(code, format, args...)
+	e := hub.Errorf(code, format, args...)
+	if s := r.m.rejectLog[reason]; s != nil {
+		s.Do(func() { r.log.Info("request refused", "reason", reason, "message", e.Message) })
+	}
+	return e
 }
 
 func (r *Rooms) checkRoomName(name string) error {
 	if err := model.ValidRoomName(name); err != nil {
-		return r.reject(reasonInvalidRoom, hub.CodeBadRequest, "invalid room name %q: %v", truncate(name, 80), err)
+		return r.reject(reasonInvalidRoom, hub.CodeBadRequest, "invalid room name %q: %v", model.Truncate(name, 80), err)
 	}
 	return nil
 }
@@ -130,9 +141,9 @@ func (r *Rooms) createRoom(ctx context.Context, req hub.Request) (hub.Reply, err
 		d.Kind = model.RoomKindChat
 	}
 	if !model.ValidRoomKind(d.Kind) {
-		return hub.Reply{}, r.reject(reasonBadKind, hub.CodeBadRequest, "unknown room kind %q (want chat or alerts)", truncate(d.Kind, 32))
+		return hub.Reply{}, r.reject(reasonBadKind, hub.CodeBadRequest, "unknown room kind %q (want chat or alerts)", model.Truncate(d.Kind, 32))
 	}
-	rm, created, err := r.st.CreateRoom(ctx, d.Room, d.Kind, req.User)
+	rm, created, err := r.createLimited(ctx, d.Room, d.Kind, req.User)
 	if err != nil {
 		return hub.Reply{}, err
 	}
@@ -140,21 +151,51 @@ func (r *Rooms) createRoom(ctx context.Context, req hub.Request) (hub.Reply, err
 		return hub.Reply{}, r.reject(reasonRoomTaken, hub.CodeConflict, "room %q already exists; join it or pick another name", d.Room)
 	}
 	r.m.roomsCreated.Inc()
-	r.broadcastRoomList(ctx)
+	// The creator is its one member, and online: it is asking.
+	r.broadcastRoomChange("room_created", model.RoomInfo{Room: rm, Members: 1, Online: 1})
 	return hub.Reply{Type: "created", Data: rm}, nil
 }
 
-// broadcastRoomList sends the room list to every connection. A failure is
-// logged, not returned: the room change itself is done, and clients
-// reload the list over REST.
-func (r *Rooms) broadcastRoomList(ctx context.Context) {
-	infos, err := r.st.RoomInfos(ctx, "", r.onlineUsers())
-	if err == nil {
-		err = r.hub.Broadcast("room_list", roomList{Rooms: infos})
+// createLimited creates a room within the creator's limits: the creation
+// rate (a token bucket per user) and the number of rooms they have
+// created that still exist. Refusals are counted and say which limit and
+// when to retry.
+func (r *Rooms) createLimited(ctx context.Context, name, kind, user string) (model.Room, bool, error) {
+	now := r.cfg.Now()
+	r.createMu.Lock()
+	defer r.createMu.Unlock()
+	lim, ok := r.creators.Get(user)
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(r.cfg.CreateRate/60), r.cfg.CreateBurst)
+		r.creators.Add(user, lim)
 	}
+	res := lim.ReserveN(now, 1)
+	if wait := res.DelayFrom(now); wait > 0 {
+		res.CancelAt(now)
+		return model.Room{}, false, r.reject(reasonCreateRate, hub.CodeRateLimited,
+			"you may create %g rooms a minute; retry in %d s", r.cfg.CreateRate, int(max(1, (wait+time.Second-1)/time.Second)))
+	}
+	n, err := r.st.RoomsCreatedBy(ctx, user)
 	if err != nil {
+		return model.Room{}, false, err
+	}
+	if n >= r.cfg.MaxRoomsPerUser {
+		res.CancelAt(now) // nothing was created
+		return model.Room{}, false, r.reject(reasonTooManyRooms, CodeLimitReached,
+			"you have created %d rooms, the most one user may have; ask an admin to delete one", n)
+	}
+	return r.st.CreateRoom(ctx, name, kind, user)
+}
+
+// broadcastRoomChange tells every connection of one room created or
+// deleted: one small message per change, never the whole list (a flood of
+// changes would otherwise send every connection the list each time).
+// Clients load the full list over REST or list_rooms. A failure is
+// counted and logged, not returned: the change itself is done.
+func (r *Rooms) broadcastRoomChange(typ string, data any) {
+	if err := r.hub.Broadcast(typ, data); err != nil {
 		r.m.dropped.WithLabelValues(dropRoomList).Inc()
-		r.log.Warn("room_list not broadcast", "err", err)
+		r.log.Warn("room change not broadcast", "type", typ, "err", err)
 	}
 }
 
@@ -289,7 +330,7 @@ func (r *Rooms) alertID(ctx context.Context, raw json.RawMessage) (*int64, error
 	}
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
-		return nil, r.reject(reasonBadData, hub.CodeBadRequest, "alert_id must be a positive integer, not %s", truncate(string(raw), 32))
+		return nil, r.reject(reasonBadData, hub.CodeBadRequest, "alert_id must be a positive integer, not %s", model.Truncate(string(raw), 32))
 	}
 	if r.alerts == nil {
 		return nil, r.reject(reasonUnknownAlert, hub.CodeBadRequest, "alert_id is not supported: alerts are not enabled on this server")
@@ -400,7 +441,7 @@ func (r *Rooms) directMessage(ctx context.Context, req hub.Request) (hub.Reply, 
 		return hub.Reply{}, r.reject(reasonBadData, hub.CodeBadRequest, `direct_message needs "to": the user to write to`)
 	}
 	if _, err := r.st.User(ctx, d.To); r.isNotFound(err) {
-		return hub.Reply{}, r.reject(reasonUnknownUser, hub.CodeNotFound, "no user %q", truncate(d.To, 80))
+		return hub.Reply{}, r.reject(reasonUnknownUser, hub.CodeNotFound, "no user %q", model.Truncate(d.To, 80))
 	} else if err != nil {
 		return hub.Reply{}, err
 	}
@@ -426,7 +467,7 @@ func (r *Rooms) deleteRoom(ctx context.Context, req hub.Request) (hub.Reply, err
 	if err != nil {
 		return hub.Reply{}, err
 	}
-	members, err := r.st.DeleteRoom(ctx, rm.Name)
+	_, err = r.st.DeleteRoom(ctx, rm.Name)
 	if r.isNotFound(err) { // deleted meanwhile by someone else
 		return hub.Reply{}, r.reject(reasonUnknownRoom, hub.CodeNotFound, "no room %q", rm.Name)
 	}
@@ -434,15 +475,8 @@ func (r *Rooms) deleteRoom(ctx context.Context, req hub.Request) (hub.Reply, err
 		return hub.Reply{}, err
 	}
 	r.m.roomsDeleted.Inc()
-	online := r.onlineUsers()
-	var to []string
-	for _, u := range members {
-		if contains(online, u) {
-			to = append(to, u)
-		}
-	}
-	r.send(to, "room_deleted", map[string]string{"room": rm.Name, "by": req.User})
-	r.broadcastRoomList(ctx)
+	// Everyone: members leave the room, the others drop it from their list.
+	r.broadcastRoomChange("room_deleted", map[string]string{"room": rm.Name, "by": req.User})
 	return hub.Reply{Type: "deleted", Data: roomOnly{Room: rm.Name}}, nil
 }
 
@@ -462,20 +496,4 @@ func (r *Rooms) send(users []string, typ string, data any) {
 func contains(sorted []string, s string) bool {
 	_, ok := slices.BinarySearch(sorted, s)
 	return ok
-}
-
-// truncate shortens s to at most n bytes, on a character boundary, for
-// echoing client input in error messages.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := 0
-	for i := range s {
-		if i > n {
-			break
-		}
-		cut = i
-	}
-	return s[:cut] + "…"
 }

@@ -1,6 +1,11 @@
 package rooms
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
 
 // Reasons of watchroom_rooms_rejected_total: why a request was refused.
 const (
@@ -16,18 +21,27 @@ const (
 	reasonNotMember      = "not_member"
 	reasonRoomTaken      = "room_taken"
 	reasonFixedRoom      = "fixed_room"
+	reasonCreateRate     = "create_rate_limited" // create_room faster than the per-user rate
+	reasonTooManyRooms   = "too_many_rooms"      // create_room past the per-user cap
 )
 
 // Reasons of watchroom_rooms_dropped_total: notifications not sent.
 const (
 	dropTypingThrottled   = "typing_throttled"    // more than one user_typing per interval
 	dropFanout            = "fanout_error"        // a stored message could not be fanned out
-	dropRoomList          = "room_list_error"     // room_list not broadcast after a change
+	dropRoomList          = "room_list_error"     // room_created/room_deleted not broadcast
 	dropPresence          = "presence_error"      // user_joined/user_left not announced
 	dropPresenceQueueFull = "presence_queue_full" // Run stopped or far behind
 )
 
+var rejectReasons = []string{reasonBadData, reasonInvalidRoom, reasonBadKind, reasonEmptyContent,
+	reasonContentTooLong, reasonBadContent, reasonUnknownRoom, reasonUnknownUser, reasonUnknownAlert,
+	reasonNotMember, reasonRoomTaken, reasonFixedRoom, reasonCreateRate, reasonTooManyRooms}
+
 type metrics struct {
+	// rejectLog bounds the log lines of refusals: the first of each
+	// reason, then one a second. Filled in newMetrics, then only read.
+	rejectLog      map[string]*rate.Sometimes
 	rejected       *prometheus.CounterVec
 	dropped        *prometheus.CounterVec
 	chatMessages   prometheus.Counter
@@ -40,6 +54,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		rejectLog: map[string]*rate.Sometimes{},
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_rooms_rejected_total", Help: "Room, chat and direct-message requests refused, by reason."}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -59,6 +74,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry() // tests that do not look at metrics
+	}
+	for _, r := range rejectReasons {
+		m.rejectLog[r] = &rate.Sometimes{First: 1, Interval: time.Second}
 	}
 	reg.MustRegister(m.rejected, m.dropped, m.chatMessages, m.directMessages, m.roomsCreated, m.roomsDeleted, m.presence, m.online)
 	return m

@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
@@ -19,6 +21,7 @@ import (
 // Store is the part of the database rooms use.
 type Store interface {
 	CreateRoom(ctx context.Context, name, kind, creator string) (room model.Room, created bool, err error)
+	RoomsCreatedBy(ctx context.Context, creator string) (int, error)
 	Membership(ctx context.Context, room, user string) (model.Room, bool, error)
 	RoomInfos(ctx context.Context, user string, online []string) ([]model.RoomInfo, error)
 	JoinRoom(ctx context.Context, room, user string) (joined bool, err error)
@@ -69,6 +72,13 @@ type Config struct {
 	TypingInterval time.Duration
 	// JoinHistory is how many messages a joined reply carries (50).
 	JoinHistory int
+	// MaxRoomsPerUser is how many rooms one user may have created and not
+	// deleted (DefaultMaxRoomsPerUser).
+	MaxRoomsPerUser int
+	// CreateRate is how many rooms one user may create per minute after a
+	// burst of CreateBurst (DefaultCreateRate, DefaultCreateBurst).
+	CreateRate  float64
+	CreateBurst int
 	// NotFound is the store's "no such row" sentinel, matched with
 	// errors.Is.
 	NotFound error
@@ -88,6 +98,15 @@ func (c *Config) defaults() {
 	if c.JoinHistory <= 0 {
 		c.JoinHistory = 50
 	}
+	if c.MaxRoomsPerUser <= 0 {
+		c.MaxRoomsPerUser = DefaultMaxRoomsPerUser
+	}
+	if c.CreateRate <= 0 {
+		c.CreateRate = DefaultCreateRate
+	}
+	if c.CreateBurst <= 0 {
+		c.CreateBurst = DefaultCreateBurst
+	}
 	if c.NotFound == nil {
 		c.NotFound = errors.New("rooms: no NotFound sentinel configured")
 	}
@@ -101,6 +120,19 @@ func (c *Config) defaults() {
 
 // DefaultOfflineGrace is the presence grace period when none is configured.
 const DefaultOfflineGrace = 10 * time.Second
+
+// Defaults of the room creation limits (WATCHROOM_ROOMS_PER_USER,
+// WATCHROOM_ROOM_CREATE_RATE, WATCHROOM_ROOM_CREATE_BURST).
+const (
+	DefaultMaxRoomsPerUser = 20
+	DefaultCreateRate      = 5 // per minute
+	DefaultCreateBurst     = 5
+)
+
+// maxCreators bounds the table of per-user creation limiters; the least
+// recently used one is evicted (a user evicted gets a fresh burst, which
+// the per-user cap still bounds).
+const maxCreators = 10000
 
 // Limits of the history request and the REST route.
 const (
@@ -133,6 +165,13 @@ type Rooms struct {
 	typingMu sync.Mutex
 	typing   map[typingKey]time.Time // last user_typing forwarded
 
+	// createMu guards creators and orders "count, then create" of one
+	// user's rooms on this instance, so that concurrent create_room
+	// requests cannot pass the cap together. Held across two queries; only
+	// create_room takes it.
+	createMu sync.Mutex
+	creators *simplelru.LRU[string, *rate.Limiter]
+
 	// roomLocks order "store, then fan out" of the messages of one room, so
 	// that this instance delivers a room's messages in id order. Striped:
 	// rooms that share a lock only wait for each other's insert.
@@ -148,11 +187,13 @@ func New(cfg Config, st Store, h Hub, alerts AlertChecker, reg prometheus.Regist
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	creators, _ := simplelru.NewLRU[string, *rate.Limiter](maxCreators, nil) // fails only for a size < 1
 	return &Rooms{
 		cfg: cfg, st: st, hub: h, alerts: alerts, log: log, m: newMetrics(reg),
-		online: map[string]struct{}{},
-		wake:   make(chan struct{}, 1),
-		typing: map[typingKey]time.Time{},
+		online:   map[string]struct{}{},
+		wake:     make(chan struct{}, 1),
+		typing:   map[typingKey]time.Time{},
+		creators: creators,
 	}
 }
 

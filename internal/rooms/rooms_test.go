@@ -80,8 +80,8 @@ func TestRequestErrors(t *testing.T) {
 			}
 		})
 	}
-	if extra := e.hub.take(); len(extra) != 1 || extra[0].typ != "room_list" {
-		t.Errorf("refused requests sent %+v; want only the room_list of the one create", extra)
+	if extra := e.hub.take(); len(extra) != 1 || extra[0].typ != "room_created" {
+		t.Errorf("refused requests sent %+v; want only the room_created of the one create", extra)
 	}
 	if got := testutil.ToFloat64(e.rooms.m.rejected.WithLabelValues(reasonContentTooLong)); got != 2 {
 		t.Errorf("rejected{content_too_long} = %v, want 2", got)
@@ -115,7 +115,7 @@ func TestCreateJoinChatLeaveDelete(t *testing.T) {
 	e := newEnv(t)
 	e.connect("ana", "bob", "vic", "root") // cid stays offline
 
-	// create_room: reply created, room_list to everyone.
+	// create_room: reply created, room_created to everyone.
 	rep, err := e.hub.call(t, "ana", model.RoleAnalyst, "create_room", map[string]string{"room": "ops-night", "kind": "chat"})
 	if err != nil {
 		t.Fatal(err)
@@ -124,12 +124,11 @@ func TestCreateJoinChatLeaveDelete(t *testing.T) {
 		t.Errorf("create reply %s %+v", rep.Type, created)
 	}
 	got := e.hub.take()
-	if len(got) != 1 || got[0].typ != "room_list" || got[0].users != nil {
-		t.Fatalf("after create sent %+v; want one room_list broadcast", got)
+	if len(got) != 1 || got[0].typ != "room_created" || got[0].users != nil {
+		t.Fatalf("after create sent %+v; want one room_created broadcast", got)
 	}
-	list := decodeData[struct{ Rooms []model.RoomInfo }](t, got[0])
-	if i := slices.IndexFunc(list.Rooms, func(r model.RoomInfo) bool { return r.Name == "ops-night" }); i < 0 || list.Rooms[i].Members != 1 || list.Rooms[i].Online != 1 {
-		t.Errorf("room_list = %+v; want ops-night with 1 member online (its creator)", list.Rooms)
+	if info := decodeData[model.RoomInfo](t, got[0]); info.Name != "ops-night" || info.Creator != "ana" || info.Members != 1 || info.Online != 1 || info.Member != nil {
+		t.Errorf("room_created = %+v; want ops-night with 1 member online (its creator), no member flag", info)
 	}
 
 	// join_room: reply joined with members and history; user_joined to
@@ -243,14 +242,14 @@ func TestCreateJoinChatLeaveDelete(t *testing.T) {
 		t.Errorf("posting after leaving: %v, want forbidden", err)
 	}
 
-	// delete_room: members online get room_deleted, everyone a new list.
+	// delete_room: everyone gets room_deleted, no list.
 	rep, err = e.hub.call(t, "root", model.RoleAdmin, "delete_room", map[string]string{"room": "ops-night"})
 	if err != nil || rep.Type != "deleted" {
 		t.Fatalf("delete = %+v, %v", rep, err)
 	}
 	got = e.hub.take()
-	if len(got) != 2 || got[0].typ != "room_deleted" || !slices.Equal(got[0].users, []string{"ana"}) || got[1].typ != "room_list" || got[1].users != nil {
-		t.Fatalf("after delete sent %+v; want room_deleted to ana (cid is offline), then a room_list broadcast", got)
+	if len(got) != 1 || got[0].typ != "room_deleted" || got[0].users != nil || string(got[0].data) != `{"by":"root","room":"ops-night"}` {
+		t.Fatalf("after delete sent %+v; want one room_deleted broadcast", got)
 	}
 	if _, err := e.rooms.Messages(context.Background(), "ops-night", 0, 10); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("messages of a deleted room: %v, want not found", err)

@@ -208,3 +208,13 @@ func (s *Store) DeleteRoom(ctx context.Context, room string) (members []string, 
 	slices.Sort(members)
 	return members, nil
 }
+
+// RoomsCreatedBy counts the rooms creator has created that still exist
+// (the per-user room cap of create_room).
+func (s *Store) RoomsCreatedBy(ctx context.Context, creator string) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM rooms WHERE creator = $1 AND NOT fixed`, creator).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: rooms created by %s: %w", creator, err)
+	}
+	return n, nil
+}

@@ -140,7 +140,7 @@ const rulesShape = `body must be {"rules":[{"metric":"temperature","kind":"thres
 func (a *App) putRules(c *fiber.Ctx) error {
 	cl := claimsOf(c)
 	if !cl.Role.AtLeast(minRoleToChangeRules) {
-		a.m.rejected.WithLabelValues("forbidden").Inc()
+		a.reject(reasonForbidden)
 		return apiError(fiber.StatusForbidden, "forbidden",
 			"changing alert rules needs role "+string(minRoleToChangeRules)+" or above; you are "+string(cl.Role))
 	}

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"errors"
+	"mime"
 	"strconv"
 	"strings"
 	"time"
@@ -20,9 +22,19 @@ type loginRequest struct {
 }
 
 func (a *App) postLogin(c *fiber.Ctx) error {
-	if !a.login.allow(c.IP()) {
-		a.m.rejected.WithLabelValues("login_rate_limited").Inc()
-		return apiError(fiber.StatusTooManyRequests, "rate_limited", "too many login attempts; wait a minute")
+	// Only JSON: a browser sends it cross-site only after a CORS preflight
+	// this server never answers, so a form on another site cannot post a
+	// login (login CSRF).
+	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
+		a.reject(reasonLoginNotJSON, "content_type", model.Truncate(c.Get(fiber.HeaderContentType), 80))
+		return apiError(fiber.StatusUnsupportedMediaType, "unsupported_media_type",
+			`POST /api/login takes Content-Type: application/json with {"username":...,"password":...}`)
+	}
+	addr := c.IP()
+	if ok, wait := a.login.allowAddr(addr); !ok {
+		a.reject(reasonLoginAddrLimited, "addr", addr)
+		c.Set(fiber.HeaderRetryAfter, retryAfter(wait))
+		return apiError(fiber.StatusTooManyRequests, "rate_limited", "too many login attempts from your address; retry after "+retryAfter(wait)+" s")
 	}
 	var req loginRequest
 	if err := c.BodyParser(&req); err != nil {
@@ -31,19 +43,36 @@ func (a *App) postLogin(c *fiber.Ctx) error {
 	if req.Username == "" || req.Password == "" {
 		return apiError(fiber.StatusBadRequest, "bad_request", "username and password are required")
 	}
+	if model.ValidID(req.Username) != nil {
+		// No such user can exist (names are checked on creation), and the
+		// name is not a key for the account table: it could be 64 KiB long.
+		_ = auth.CheckNoUser(req.Password)
+		a.reject(reasonLoginFailed, "addr", addr)
+		return apiError(fiber.StatusUnauthorized, "unauthorized", "wrong user name or password")
+	}
+	if ok, wait := a.login.allowAccount(req.Username, addr); !ok {
+		a.reject(reasonLoginAccountHeld, "addr", addr) // no user name: it may be a mistyped password
+		c.Set(fiber.HeaderRetryAfter, retryAfter(wait))
+		return apiError(fiber.StatusTooManyRequests, "rate_limited", "too many failed logins for this account; retry after "+retryAfter(wait)+" s")
+	}
 	u, err := a.cfg.Store.User(c.UserContext(), req.Username)
 	switch {
 	case a.cfg.IsNotFound(err):
 		_ = auth.CheckNoUser(req.Password)
-		a.m.rejected.WithLabelValues("login_failed").Inc()
-		return apiError(fiber.StatusUnauthorized, "unauthorized", "wrong user name or password")
+		err = errors.New("no such user")
 	case err != nil:
 		return err
+	default:
+		err = auth.CheckPassword(u.PasswordHash, req.Password)
 	}
-	if err := auth.CheckPassword(u.PasswordHash, req.Password); err != nil {
-		a.m.rejected.WithLabelValues("login_failed").Inc()
+	if err != nil {
+		// Unknown names are held like real ones: the answer must not tell
+		// which exist.
+		a.login.failed(req.Username)
+		a.reject(reasonLoginFailed, "addr", addr)
 		return apiError(fiber.StatusUnauthorized, "unauthorized", "wrong user name or password")
 	}
+	a.login.succeeded(u.Name, addr)
 	tok, exp, err := a.cfg.Tokens.Issue(u.Name, u.Role)
 	if err != nil {
 		return err
@@ -55,12 +84,12 @@ func (a *App) requireAuth(c *fiber.Ctx) error {
 	// The scheme name is case-insensitive (RFC 9110, section 11.1).
 	scheme, tok, _ := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		a.m.rejected.WithLabelValues("no_token").Inc()
+		a.reject(reasonNoToken)
 		return apiError(fiber.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <token> (from POST /api/login)")
 	}
 	cl, err := a.cfg.Tokens.Verify(tok)
 	if err != nil {
-		a.m.rejected.WithLabelValues("bad_token").Inc()
+		a.reject(reasonBadToken)
 		return apiError(fiber.StatusUnauthorized, "unauthorized", "invalid or expired token; log in again")
 	}
 	c.Locals(claimsKey, cl)

@@ -2,15 +2,37 @@ package web
 
 import (
 	"errors"
+	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 )
+
+// Reasons of watchroom_http_rejected_total.
+const (
+	reasonNoToken          = "no_token"
+	reasonBadToken         = "bad_token"
+	reasonForbidden        = "forbidden"
+	reasonBadOrigin        = "bad_origin"
+	reasonLoginFailed      = "login_failed"
+	reasonLoginNotJSON     = "login_not_json"
+	reasonLoginAddrLimited = "login_rate_limited" // the address's bucket is empty
+	reasonLoginAccountHeld = "login_account_held" // the account's delay after failures
+)
+
+var rejectReasons = []string{reasonNoToken, reasonBadToken, reasonForbidden, reasonBadOrigin,
+	reasonLoginFailed, reasonLoginNotJSON, reasonLoginAddrLimited, reasonLoginAccountHeld}
 
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	rejected *prometheus.CounterVec
+	// rejectLog bounds the log lines of rejections: the first of each
+	// reason, then one a second. Filled once in newHTTPMetrics, read only.
+	rejectLog map[string]*rate.Sometimes
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -21,7 +43,30 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Name: "watchroom_http_rejected_total", Help: "HTTP requests refused before reaching a handler, by reason."}, []string{"reason"}),
 	}
 	reg.MustRegister(m.requests, m.rejected)
+	m.rejectLog = map[string]*rate.Sometimes{}
+	for _, r := range rejectReasons {
+		m.rejectLog[r] = &rate.Sometimes{First: 1, Interval: time.Second}
+	}
 	return m
+}
+
+// reject counts a refused request under reason and logs it at a bounded
+// rate; attrs say more (never a password or token).
+func (a *App) reject(reason string, attrs ...any) {
+	a.m.rejected.WithLabelValues(reason).Inc()
+	if s := a.m.rejectLog[reason]; s != nil {
+		s.Do(func() { a.cfg.Log.Warn("request refused", append([]any{"reason", reason}, attrs...)...) })
+	}
+}
+
+// NewMetricsServer serves /metrics of g (and nothing else) for the
+// separate metrics listener, WATCHROOM_METRICS_ADDR: the metrics tell
+// who is connected and how busy the server is, so they stay off the
+// public port.
+func NewMetricsServer(g prometheus.Gatherer) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 
 // observe counts every request by its route pattern (not its path, which

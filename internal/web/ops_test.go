@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -95,7 +96,10 @@ func TestMetrics(t *testing.T) {
 	e.do(t, http.MethodGet, "/api/nope", tok, nil)                // API 404
 	e.do(t, http.MethodGet, "/api/sensors/s-1/readings", "", nil) // no token
 
-	r := e.do(t, http.MethodGet, "/metrics", "", nil)
+	// /metrics is on its own listener (NewMetricsServer), not the App.
+	rec := httptest.NewRecorder()
+	NewMetricsServer(e.reg).Handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	r := response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /metrics: %s", r)
 	}

@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -12,10 +14,8 @@ import (
 	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/watchroom/watchroom/internal/auth"
 	"github.com/watchroom/watchroom/internal/hub"
@@ -64,6 +64,19 @@ type Config struct {
 	Rooms          RoomService  // chat rooms REST; nil serves none
 	Alerts         AlertService // alerts and rules REST; nil serves none
 	Log            *slog.Logger
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For (the client address: login limits) and
+	// X-Forwarded-Host (the same-host Origin rule) are believed. Empty:
+	// none, the connection's address counts.
+	TrustedProxies []string
+	// TLS, when set, makes Serve speak HTTPS (and so wss:// on /ws).
+	TLS *tls.Config
+	// Now is the clock of the login limits; time.Now when nil.
+	Now func() time.Time
+	// LoginTracked bounds each table of the login limits (addresses,
+	// accounts, known addresses of an account); 65536 when 0.
+	LoginTracked int
+
 	// BaseContext is handed to WebSocket connections; cancelling it is not
 	// how they end (Hub.Shutdown is), it only carries values and deadlines.
 	BaseContext context.Context
@@ -73,7 +86,7 @@ type Config struct {
 type App struct {
 	cfg   Config
 	fiber *fiber.App
-	login *loginLimiter
+	login *loginGuard
 	m     *httpMetrics
 }
 
@@ -88,7 +101,10 @@ func New(cfg Config) *App {
 	if cfg.IsNotFound == nil {
 		cfg.IsNotFound = func(error) bool { return false }
 	}
-	a := &App{cfg: cfg, login: newLoginLimiter(), m: newHTTPMetrics(cfg.Registerer)}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &App{cfg: cfg, login: newLoginGuard(cfg.Now, cfg.LoginTracked), m: newHTTPMetrics(cfg.Registerer)}
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "watchroom",
 		DisableStartupMessage: true,
@@ -97,10 +113,16 @@ func New(cfg Config) *App {
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		ReadBufferSize:        8192,
-		// Trust no proxy headers: Hostname() (the same-host Origin rule)
-		// and IP() (the login limiter) read the connection, not
-		// X-Forwarded-* headers any client can set.
+		// Proxy headers only from the configured proxies: Hostname() (the
+		// same-host Origin rule) and IP() (the login limits) read the
+		// connection otherwise, not X-Forwarded-* headers any client can
+		// set. IP() takes the first valid address of the header, so the
+		// proxy must set X-Forwarded-For, not append to the client's
+		// (docs/deploy.md).
 		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             fiber.HeaderXForwardedFor,
+		EnableIPValidation:      true,
 		// Strings from Params, Query and the body stay valid after the
 		// handler returns (fasthttp reuses its buffers otherwise): caches
 		// such as the alert rules keep them.
@@ -114,9 +136,10 @@ func (a *App) routes() {
 	f := a.fiber
 	f.Use(recover.New()) // a handler's panic fails its request, not the process
 	f.Use(a.observe)
+	f.Use(securityHeaders)
 	f.Get("/healthz", a.healthz)
 	f.Get("/readyz", a.readyz)
-	f.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(a.cfg.Gatherer, promhttp.HandlerOpts{})))
+	// /metrics is not here: NewMetricsServer serves it on its own listener.
 
 	f.Get("/ws", a.checkOrigin, websocket.New(func(c *websocket.Conn) {
 		tokenInQuery := c.Query("token") != "" || c.Query("access_token") != "" || c.Query("jwt") != ""
@@ -155,8 +178,12 @@ func (a *App) routes() {
 // Fiber returns the underlying app, for tests that need app.Test.
 func (a *App) Fiber() *fiber.App { return a.fiber }
 
-// Serve accepts HTTP connections on ln until Shutdown.
+// Serve accepts HTTP connections on ln until Shutdown; HTTPS when the
+// Config has TLS.
 func (a *App) Serve(ln net.Listener) error {
+	if a.cfg.TLS != nil {
+		ln = tls.NewListener(ln, a.cfg.TLS)
+	}
 	if err := a.fiber.Listener(ln); err != nil {
 		return err
 	}
@@ -219,6 +246,15 @@ func (a *App) errorHandler(c *fiber.Ctx, err error) error {
 	return c.Status(ae.Status).JSON(fiber.Map{"error": fiber.Map{"code": ae.Code, "message": ae.Message}})
 }
 
+// LoadTLS reads a certificate chain and its key (PEM files) for Config.TLS.
+func LoadTLS(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("web: TLS certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
 func codeForStatus(status int) string {
 	switch status {
 	case fiber.StatusBadRequest:
@@ -233,6 +269,8 @@ func codeForStatus(status int) string {
 		return "method_not_allowed"
 	case fiber.StatusRequestEntityTooLarge:
 		return "too_large"
+	case fiber.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
 	case fiber.StatusTooManyRequests:
 		return "rate_limited"
 	case fiber.StatusUpgradeRequired:
