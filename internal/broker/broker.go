@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,10 +9,12 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -21,6 +24,14 @@ const (
 	DefaultMaxInflight = 1000
 	DefaultMaxQueued   = 100000
 )
+
+// MaxPacketSize bounds a whole MQTT packet (topic, headers and payload) in
+// both of Watchroom's brokers: here, and max_packet_size in
+// mosquitto/mosquitto.conf. A reading is a few hundred bytes; 256 KiB leaves
+// room for a batch of them and refuses the rest. mochi checks it against
+// the length in the fixed header and disconnects the client before reading
+// the packet's body, so an oversize message is never held in memory.
+const MaxPacketSize = 256 << 10
 
 // maxPacketIDs bounds what one session can hold: every stored QoS 1/2
 // message occupies one of the 16-bit packet ids.
@@ -42,8 +53,12 @@ type Config struct {
 	// ids). 0 means DefaultMaxQueued.
 	MaxQueued int
 	// Registerer, if set, receives the broker's collectors: dropped
-	// messages by reason, connected clients, in-flight messages.
+	// messages by reason, connected clients, in-flight messages, refusals.
 	Registerer prometheus.Registerer
+	// Auth, if set, turns on authentication and topic authorization (see
+	// AuthConfig). nil lets every client in with access to every topic:
+	// for tests of the broker alone, never for serve or demo.
+	Auth *AuthConfig
 }
 
 // Broker is an embedded MQTT broker.
@@ -52,10 +67,14 @@ type Broker struct {
 	log *slog.Logger
 	srv *mqtt.Server
 
+	auth *authHook // nil without Config.Auth
+
 	mu      sync.Mutex
 	started bool
 	closed  bool
 	addr    atomic.Pointer[string]
+	stop    chan struct{} // closed by Close; ends the revocation poller
+	polled  chan struct{} // closed when the poller has returned
 }
 
 // New builds a broker; it does not listen until Start.
@@ -91,6 +110,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	// store so a subscriber that stalls is not skipped.
 	caps.MaximumClientWritesPending = int32(cfg.MaxQueued)
 	caps.ReceiveMaximum = uint16(cfg.MaxInflight)
+	caps.MaximumPacketSize = MaxPacketSize
 
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
@@ -98,10 +118,18 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		// $SYS topics are not used by Watchroom; refresh them rarely.
 		SysTopicResendInterval: 60,
 	})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	b := &Broker{cfg: cfg, log: log, srv: srv, stop: make(chan struct{}), polled: make(chan struct{})}
+	var hook mqtt.Hook = new(auth.AllowHook)
+	if cfg.Auth != nil {
+		if cfg.Auth.Devices == nil || cfg.Auth.IsNotFound == nil || cfg.Auth.ServicePassword == "" {
+			return nil, errors.New("broker: auth needs Devices, IsNotFound and ServicePassword")
+		}
+		b.auth = newAuthHook(*cfg.Auth, log)
+		hook = b.auth
+	}
+	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: add auth hook: %w", err)
 	}
-	b := &Broker{cfg: cfg, log: log, srv: srv}
 	if cfg.Registerer != nil {
 		if err := b.register(cfg.Registerer); err != nil {
 			return nil, err
@@ -134,6 +162,9 @@ func (b *Broker) register(reg prometheus.Registerer) error {
 			Name: "watchroom_broker_inflight_messages",
 			Help: "QoS 1/2 messages sent or queued but not yet acknowledged, all sessions.",
 		}, func() float64 { return float64(atomic.LoadInt64(&info.Inflight)) }),
+	}
+	if b.auth != nil {
+		collectors = append(collectors, b.auth.denied)
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
@@ -175,6 +206,11 @@ func (b *Broker) Start() error {
 	addr := ln.Addr().String()
 	b.addr.Store(&addr)
 	b.started = true
+	if b.auth != nil {
+		go b.pollRevocations()
+	} else {
+		close(b.polled)
+	}
 	b.log.Info("embedded MQTT broker listening", "addr", addr,
 		"max_inflight", b.cfg.MaxInflight, "max_queued", b.cfg.MaxQueued)
 	return nil
@@ -216,8 +252,62 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
+	close(b.stop)
+	if b.started {
+		<-b.polled
+	}
 	if err := b.srv.Close(); err != nil {
 		return fmt.Errorf("broker: close: %w", err)
 	}
 	return nil
+}
+
+// Revoke disconnects every client connected as device id and makes its
+// next connect read the database. Call it after the device was revoked in
+// the store; devices revoked by another process are found by the poller
+// within AuthConfig.CacheTTL. A no-op without Config.Auth.
+func (b *Broker) Revoke(id string) {
+	if b.auth == nil || id == "" || ReservedUser(id) {
+		return
+	}
+	b.auth.forget(id)
+	for _, cl := range b.srv.Clients.GetAll() {
+		if string(cl.Properties.Username) == id {
+			b.log.Info("disconnecting revoked device", "device", id, "client_id", cl.ID)
+			_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		}
+	}
+}
+
+// pollRevocations asks the store every CacheTTL which devices were revoked
+// since it last asked, and disconnects them: a device revoked with the
+// command line (another process) is cut off even while it only listens.
+func (b *Broker) pollRevocations() {
+	defer close(b.polled)
+	tick := time.NewTicker(b.auth.cfg.CacheTTL)
+	defer tick.Stop()
+	var since time.Time // zero: the first poll reads every revoked device
+	first := true
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), b.auth.cfg.lookupTimeout)
+		ids, latest, err := b.auth.cfg.Devices.DevicesRevokedSince(ctx, since)
+		cancel()
+		switch {
+		case err != nil:
+			b.log.Warn("polling revoked devices failed", "err", err)
+		case first:
+			// Revoked before this start: nothing is connected yet.
+			since, first = latest, false
+		default:
+			since = latest
+			for _, id := range ids {
+				b.Revoke(id)
+			}
+		}
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,7 +299,8 @@ func (d *Devices) onConnect(c mqtt.Client) {
 		}
 	}
 	d.subbed.Store(true)
-	d.log.Info("devices: connected", "broker", d.cfg.BrokerURL, "client_id", d.cfg.ClientID)
+	// Redacted: the URL may carry the broker password.
+	d.log.Info("devices: connected", "broker", redactedURL(d.cfg.BrokerURL), "client_id", d.cfg.ClientID)
 }
 
 // onMessage runs on paho's router goroutine and must not block: it hands
@@ -355,4 +357,13 @@ func (d *Devices) notify(ctx context.Context, user string, ref json.RawMessage, 
 
 func latencyMS(from, to time.Time) float64 {
 	return float64(to.Sub(from)) / float64(time.Millisecond)
+}
+
+// redactedURL is raw with any password replaced by "xxxxx".
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }

@@ -103,3 +103,28 @@ func (s *Store) DeviceRegistered(ctx context.Context, id string) (bool, error) {
 	}
 	return ok, nil
 }
+
+// DevicesRevokedSince returns the ids of devices revoked after since and the
+// latest revocation time among them (since when there is none). Times are
+// the database's clock: pass back the returned time, not the caller's, so
+// that clock skew cannot skip a revocation. The broker polls it to
+// disconnect devices revoked by another process.
+func (s *Store) DevicesRevokedSince(ctx context.Context, since time.Time) ([]string, time.Time, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, revoked_at FROM devices WHERE revoked_at > $1 ORDER BY revoked_at`, since)
+	if err != nil {
+		return nil, since, fmt.Errorf("store: devices revoked since: %w", err)
+	}
+	var ids []string
+	var id string
+	var at time.Time
+	latest := since
+	_, err = pgx.ForEachRow(rows, []any{&id, &at}, func() error {
+		ids = append(ids, id)
+		latest = at
+		return nil
+	})
+	if err != nil {
+		return nil, since, fmt.Errorf("store: devices revoked since: %w", err)
+	}
+	return ids, latest, nil
+}

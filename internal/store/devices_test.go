@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestDevices(t *testing.T) {
@@ -40,8 +41,19 @@ func TestDevices(t *testing.T) {
 		t.Fatal("AddDevice accepted an id with a slash (an MQTT level separator)")
 	}
 
+	none, since, err := s.DevicesRevokedSince(ctx, time.Time{})
+	if err != nil || len(none) != 0 || !since.IsZero() {
+		t.Fatalf("DevicesRevokedSince before any revoke = %v, %v, %v", none, since, err)
+	}
 	if err := s.RevokeDevice(ctx, "d1"); err != nil {
 		t.Fatalf("RevokeDevice: %v", err)
+	}
+	revoked, since, err := s.DevicesRevokedSince(ctx, time.Time{})
+	if err != nil || len(revoked) != 1 || revoked[0] != "d1" || since.IsZero() {
+		t.Fatalf("DevicesRevokedSince = %v, %v, %v; want d1", revoked, since, err)
+	}
+	if again, _, err := s.DevicesRevokedSince(ctx, since); err != nil || len(again) != 0 {
+		t.Fatalf("DevicesRevokedSince(latest) = %v, %v; want none", again, err)
 	}
 	if err := s.RevokeDevice(ctx, "d1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second RevokeDevice: err = %v, want ErrNotFound", err)
