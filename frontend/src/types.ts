@@ -105,6 +105,9 @@ export interface RoomListData {
   rooms: RoomInfo[];
 }
 
+/** room_created: one new room, sent to everyone (never the whole list). */
+export type RoomCreatedData = RoomInfo;
+
 export interface RoomMember {
   user: string;
   online: boolean;

@@ -115,4 +115,37 @@ describe('ChatStore', () => {
     sock().receive({ type: 'direct_message', id: 7, data: { id: 78, from: 'alice', to: 'bob', content: 'hey', ts: '2026-01-01T00:00:01Z' } });
     expect(chat.dms.get('bob')!.messages.map((m) => m.content)).toEqual(['yo', 'hey']);
   });
+  it('keeps the room list right from room_created and room_deleted deltas', async () => {
+    const { chat, sock } = setup();
+    const info = (room: string, extra: Record<string, unknown> = {}) => ({
+      room,
+      kind: 'chat',
+      creator: 'bob',
+      created_at: '2026-01-01T00:00:00Z',
+      fixed: false,
+      members: 1,
+      online: 1,
+      ...extra,
+    });
+    sock().receive({
+      type: 'room_list',
+      ref: 'r1',
+      data: { rooms: [info('alerts', { kind: 'alerts', fixed: true }), info('general', { fixed: true }), info('ops', { member: true })] },
+    });
+    sock().receive({ type: 'room_created', data: info('night') });
+    sock().receive({ type: 'batch', data: [{ type: 'room_created', data: info('day') }] });
+    const names = () => [...chat.rooms.values()].filter((v) => v.info).map((v) => v.name).sort();
+    expect(names()).toEqual(['alerts', 'day', 'general', 'night', 'ops']);
+    expect(chat.rooms.get('night')!.info!.members).toBe(1);
+    // A repeat of a known room keeps what REST said about membership.
+    sock().receive({ type: 'room_created', data: info('ops') });
+    expect(chat.isMember('ops')).toBe(true);
+    // Deleting goes to everyone, members or not.
+    sock().receive({ type: 'room_deleted', data: { room: 'night', by: 'root' } });
+    expect(names()).toEqual(['alerts', 'day', 'general', 'ops']);
+    // Malformed deltas change nothing.
+    sock().receive({ type: 'room_created', data: { nope: 1 } });
+    sock().receive({ type: 'room_created' });
+    expect(names()).toEqual(['alerts', 'day', 'general', 'ops']);
+  });
 });

@@ -13,6 +13,7 @@ import type {
   Envelope,
   HistoryData,
   JoinedData,
+  RoomCreatedData,
   RoomDeletedData,
   RoomInfo,
   RoomListData,
@@ -85,7 +86,10 @@ export class ChatStore {
     this.ws = ws;
     this.api = api;
     ws.on<ChatMessage>('chat_message', (m) => m.data && this.addMessages(m.data.room, [m.data], true));
+    // The full list comes only as the reply to list_rooms (and over REST);
+    // changes arrive one room at a time.
     ws.on<RoomListData>('room_list', (m) => m.data && this.applyRoomList(m.data.rooms));
+    ws.on<RoomCreatedData>('room_created', (m) => m.data && this.onCreated(m.data));
     ws.on<JoinedData>('joined', (m) => m.data && this.onJoined(m.data));
     ws.on<{ room: string }>('left', (m) => m.data && this.onLeft(m.data.room));
     ws.on<UserJoinedData>('user_joined', (m) => m.data && this.onPresence(m.data.room, m.data.user, true));
@@ -364,6 +368,14 @@ export class ChatStore {
     if (d.id !== undefined && dm.messages.some((m) => m.id === d.id)) return;
     dm.messages = [...dm.messages, d].sort((a, b) => (parseTs(a.ts) || 0) - (parseTs(b.ts) || 0));
     if (this.current !== dmKey(other) && from !== this.me) dm.unread++;
+    this.changed.changed();
+  }
+
+  private onCreated(info: RoomInfo): void {
+    if (!info || typeof info.room !== 'string') return;
+    const v = this.room(info.room);
+    // Keep what is known of an existing entry (e.g. member from REST).
+    v.info = { ...info, member: v.info?.member ?? info.member };
     this.changed.changed();
   }
 
