@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/watchroom/watchroom/internal/model"
 	"github.com/watchroom/watchroom/internal/store"
 )
 
@@ -44,46 +42,6 @@ func runMigrate(ctx context.Context, args, env []string, stderr io.Writer) error
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	return store.Migrate(ctx, *dbURL, log)
-}
-
-func runUserAdd(ctx context.Context, args, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dbURL := databaseURL(fs, env)
-	name := fs.String("name", "", "user name (letters, digits, '-', '_', '.')")
-	roleName := fs.String("role", "", "viewer, analyst, operator or admin")
-	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if *name == "" || *roleName == "" || !*fromStdin {
-		return errors.New("user add needs --name, --role and --password-stdin (passwords never go on the command line)")
-	}
-	role, err := model.ParseRole(*roleName)
-	if err != nil {
-		return err
-	}
-	if *dbURL == "" {
-		return errors.New("WATCHROOM_DATABASE_URL (or --database-url) is required")
-	}
-	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read password: %w", err)
-	}
-	password := strings.TrimRight(line, "\r\n")
-	if err := store.Migrate(ctx, *dbURL, nil); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, *dbURL)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := upsertUser(ctx, st, *name, role, password); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "user %s saved with role %s\n", *name, role)
-	return nil
 }
 
 // runHealthcheck asks the local server's /healthz; for container health

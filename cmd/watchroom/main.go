@@ -32,7 +32,9 @@ Commands:
   serve       run the server (configuration: flags or WATCHROOM_* variables; see README)
   demo        run everything on this machine: server, embedded broker, simulator, demo users
   migrate     apply database migrations and exit
-  user add    create or update a user: --name NAME --role viewer|analyst|operator|admin --password-stdin
+  user        users: add --name NAME --role viewer|analyst|operator|admin --password-stdin,
+              passwd --name NAME --password-stdin, disable|enable|delete --name NAME
+              (every change but enable ends the user's sessions at once)
   simulate    publish simulated sensor readings and answer device commands
   healthcheck exit 0 when the local server answers /healthz (for container health checks)
 
@@ -54,11 +56,7 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 	case "migrate":
 		return runMigrate(ctx, rest, env, stderr)
 	case "user":
-		if len(rest) == 0 || rest[0] != "add" {
-			fmt.Fprint(stderr, "Usage: watchroom user add --name NAME --role ROLE --password-stdin\n")
-			return errUsage
-		}
-		return runUserAdd(ctx, rest[1:], env, stdin, stdout, stderr)
+		return runUser(ctx, rest, env, stdin, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, rest, env, stderr)
 	case "healthcheck":

@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	if err != nil {
 		return err
 	}
+	sessions := auth.NewSessions(tokens, st, time.Now)
 	if cfg.AdminPassword != "" {
 		if err := upsertUser(ctx, st, "admin", model.RoleAdmin, cfg.AdminPassword); err != nil {
 			return fmt.Errorf("admin user from WATCHROOM_ADMIN_PASSWORD: %w", err)
@@ -121,8 +122,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		WriteTimeout: cfg.WSWriteTimeout,
 		ResumeMax:    cfg.ResumeMax,
 		ResumeMaxAge: cfg.ResumeMaxAge,
-		IsNotFound:   isNotFound,
-	}, tokens, st, reg, log.With("component", "hub"))
+		MaxPerUser:   cfg.WSMaxPerUser,
+		MaxPerAddr:   cfg.WSMaxPerAddr,
+	}, sessions, st, reg, log.With("component", "hub"))
+	// Revocations made anywhere end the sessions here within a poll.
+	revocations := auth.NewWatcher(st, auth.DefaultWatchInterval, func(ctx context.Context, e model.SessionEvent) {
+		sessions.Forget(e.User)
+		h.Recheck(ctx, e.User)
+	}, log.With("component", "auth"))
 	h.HandleResume("readings", hub.ReplayReadings(st))
 
 	mem, err := newMemoryReleaser(func() int64 { return h.Stats().ActiveConnections }, debug.FreeOSMemory,
@@ -185,7 +192,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		}
 	}
 	app := web.New(web.Config{
-		Store: st, Tokens: tokens, Hub: h, IsNotFound: isNotFound,
+		Store: st, Tokens: sessions, Hub: h, IsNotFound: isNotFound,
 		Ready: []web.ReadyCheck{
 			{Name: "database", Check: st.Ping},
 			{Name: "mqtt_ingest", Check: connected(in.Connected)},
@@ -219,6 +226,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 
 	hubTask := start(func(ctx context.Context) error { return h.Run(ctx) })
+	revocationsTask := start(revocations.Run)
 	alertsTask := start(det.Run) // before ingest: it loads its state first
 	ingestTask := start(in.Run)
 	devTask := start(dev.Run)
@@ -273,6 +281,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		log.Error("rooms shutdown", "err", err)
 	}
 	_ = memTask.stop()
+	_ = revocationsTask.stop()
 	_ = hubTask.stop()
 	log.Info("stopped")
 	return runErr
@@ -383,21 +392,6 @@ func newTokens(ctx context.Context, cfg config.Config, st *store.Store) (*auth.T
 		return nil, fmt.Errorf("WATCHROOM_JWT_SECRET: %w", err)
 	}
 	return t, nil
-}
-
-type userStore interface {
-	UpsertUser(ctx context.Context, name string, role model.Role, passwordHash string) error
-}
-
-func upsertUser(ctx context.Context, st userStore, name string, role model.Role, password string) error {
-	if err := model.ValidID(name); err != nil {
-		return fmt.Errorf("user name %q: %w", name, err)
-	}
-	h, err := auth.HashPassword(password)
-	if err != nil {
-		return err
-	}
-	return st.UpsertUser(ctx, name, role, h)
 }
 
 // commandSender is the part of devices the command request needs.

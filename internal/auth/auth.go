@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -67,10 +69,13 @@ type Claims struct {
 	User      string
 	Role      model.Role
 	ExpiresAt time.Time
+	ID        string // the token's own id (jti): a logout revokes this one token
+	Version   int64  // the user's token version when it was issued (see Sessions)
 }
 
 type claims struct {
-	Role string `json:"role"`
+	Role    string `json:"role"`
+	Version int64  `json:"ver,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -93,14 +98,26 @@ func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) (*Tokens,
 }
 
 // Issue returns a signed token for user with role, and when it expires.
+// Its version is 0: Sessions, which knows the user's version, issues the
+// tokens users log in with.
 func (t *Tokens) Issue(user string, role model.Role) (string, time.Time, error) {
+	return t.issue(user, role, 0)
+}
+
+func (t *Tokens) issue(user string, role model.Role, version int64) (string, time.Time, error) {
 	now := t.now()
 	exp := now.Add(t.ttl).Truncate(time.Second)
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", time.Time{}, fmt.Errorf("auth: token id: %w", err)
+	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims{
-		Role: string(role),
+		Role:    string(role),
+		Version: version,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
 			Subject:   user,
+			ID:        hex.EncodeToString(id[:]),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp),
 		},
@@ -128,5 +145,5 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if err != nil || c.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: missing user or role", ErrBadToken)
 	}
-	return Claims{User: c.Subject, Role: role, ExpiresAt: c.ExpiresAt.Time}, nil
+	return Claims{User: c.Subject, Role: role, ExpiresAt: c.ExpiresAt.Time, ID: c.ID, Version: c.Version}, nil
 }

@@ -55,6 +55,8 @@ type Config struct {
 	WSRate         float64
 	WSBurst        int
 	WSWriteTimeout time.Duration
+	WSMaxPerUser   int
+	WSMaxPerAddr   int
 	ResumeMax      int
 	ResumeMaxAge   time.Duration
 
@@ -113,6 +115,8 @@ func Vars() []Var {
 		{"WATCHROOM_WS_PING_INTERVAL", "ws-ping-interval", "30s", "WebSocket ping period; a connection silent for two periods is closed", dur(func(c *Config) *time.Duration { return &c.WSPingInterval })},
 		{"WATCHROOM_WS_RATE", "ws-rate", "20", "requests per second allowed per WebSocket connection", flt(func(c *Config) *float64 { return &c.WSRate })},
 		{"WATCHROOM_WS_BURST", "ws-burst", "40", "request burst allowed per WebSocket connection", intv(func(c *Config) *int { return &c.WSBurst })},
+		{"WATCHROOM_WS_MAX_PER_USER", "ws-max-per-user", "20", "open WebSocket connections allowed per user; more are refused with close code 4029", intv(func(c *Config) *int { return &c.WSMaxPerUser })},
+		{"WATCHROOM_WS_MAX_PER_ADDR", "ws-max-per-addr", "200", "open WebSocket connections allowed per client address (behind WATCHROOM_TRUSTED_PROXIES, the forwarded one); more are refused with 4029", intv(func(c *Config) *int { return &c.WSMaxPerAddr })},
 		{"WATCHROOM_WS_WRITE_TIMEOUT", "ws-write-timeout", "5s", "deadline of each WebSocket frame write; a client that stops reading is closed when one is missed", dur(func(c *Config) *time.Duration { return &c.WSWriteTimeout })},
 		{"WATCHROOM_RESUME_MAX", "resume-max", "10000", "messages one stream of a resume may replay; more answers resume_failed (too_many) and the client reloads over REST", intv(func(c *Config) *int { return &c.ResumeMax })},
 		{"WATCHROOM_RESUME_MAX_AGE", "resume-max-age", "1h", "how far back a resume of readings may reach; older answers resume_failed (too_old)", dur(func(c *Config) *time.Duration { return &c.ResumeMaxAge })},
@@ -207,6 +211,9 @@ func (c Config) validate() error {
 	}
 	if c.NewSeriesBurst < minNewSeriesBurst {
 		errs = append(errs, fmt.Errorf("new series burst %d must be at least %d (a message may carry that many metrics, and one needs a token each)", c.NewSeriesBurst, minNewSeriesBurst))
+	}
+	if c.WSMaxPerUser < 1 || c.WSMaxPerAddr < 1 {
+		errs = append(errs, errors.New("ws connection caps must be positive"))
 	}
 	if c.ResumeMax < 1 {
 		errs = append(errs, fmt.Errorf("resume max %d must be positive", c.ResumeMax))

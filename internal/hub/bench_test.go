@@ -157,7 +157,7 @@ func newBenchEnv(b *testing.B, clients int) *benchEnv {
 		b.Fatal(err)
 	}
 	env := &benchEnv{reg: prometheus.NewRegistry()}
-	env.hub = New(Config{}, tokens, newFakeStore(), env.reg, slog.New(slog.DiscardHandler))
+	env.hub = New(Config{}, &tokenAuth{Tokens: tokens}, newFakeStore(), env.reg, slog.New(slog.DiscardHandler))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})

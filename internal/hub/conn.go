@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/watchroom/watchroom/internal/auth"
 	"github.com/watchroom/watchroom/internal/model"
 )
 
@@ -32,10 +34,15 @@ type conn struct {
 	ws      *websocket.Conn
 	user    string
 	role    model.Role
-	expires time.Time
-	since   time.Time
-	limiter *rate.Limiter // reader goroutine only
-	filter  atomic.Pointer[filter]
+	expires time.Time // reader goroutine only (re-auth changes it)
+	addr    string
+	claims  atomic.Pointer[auth.Claims] // the current token's; read by Recheck
+
+	expiryMu   sync.Mutex
+	expiryStop func() bool // stops the pending expiry timer
+	since      time.Time
+	limiter    *rate.Limiter // reader goroutine only
+	filter     atomic.Pointer[filter]
 
 	send chan outMsg // bounded in items; never closed (senders may race with the end)
 
@@ -43,12 +50,15 @@ type conn struct {
 	// resume in progress, or the latest-per-series map of thinned
 	// readings. Every enqueuer takes it (see push); it is never held
 	// while blocking.
-	mu       sync.Mutex
-	holding  bool          // a resume is reading its replay: live messages wait in held
-	held     []heldItem    // in arrival order
-	heldMsgs int           // messages in held
-	thin     *thinning     // non-nil while readings are being conflated
-	thinKick chan struct{} // capacity 1: tells the writer that thin was started
+	mu      sync.Mutex
+	holding bool // a resume is reading its replay: live messages wait in held
+	// awaitingResume: the auth message announced a resume that has not
+	// started yet; live messages are held meanwhile.
+	awaitingResume bool
+	held           []heldItem    // in arrival order
+	heldMsgs       int           // messages in held
+	thin           *thinning     // non-nil while readings are being conflated
+	thinKick       chan struct{} // capacity 1: tells the writer that thin was started
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by fail: the writer sends closeCode and stops
@@ -155,6 +165,11 @@ func (c *conn) hold() {
 func (c *conn) release(before func(heldKeys map[string]struct{}) [][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.releaseLocked(before)
+}
+
+// releaseLocked is release with c.mu held.
+func (c *conn) releaseLocked(before func(heldKeys map[string]struct{}) [][]byte) {
 	held := c.held
 	c.held, c.heldMsgs, c.holding = nil, 0, false
 	keys := make(map[string]struct{})
@@ -504,9 +519,9 @@ func (c *conn) handle(ctx context.Context, b []byte) {
 		return
 	}
 	h.m.messagesIn.WithLabelValues(req.Type).Inc()
-	// Acks are exempt from the rate limit: a client catching up on many
-	// redelivered messages must be able to confirm them all.
-	if req.Type != "ack" && !c.limiter.Allow() {
+	// Acks count too (each costs a database write); a client catching up
+	// on many redelivered messages confirms them in one ack with an array.
+	if !c.limiter.Allow() {
 		c.replyError(req.ID, Errorf(CodeRateLimited, "more than %g requests per second", h.cfg.Rate))
 		return
 	}
@@ -523,6 +538,9 @@ func (c *conn) handle(ctx context.Context, b []byte) {
 		return
 	case "resume":
 		c.resume(ctx, req)
+		return
+	case "auth":
+		c.reauth(ctx, req)
 		return
 	}
 	rep, err := rt.fn(ctx, Request{User: c.user, Role: c.role, Type: req.Type, ID: req.ID, Data: req.Data})
@@ -557,18 +575,55 @@ func (c *conn) subscribe(req envelope) {
 	c.reply("subscribed", req.ID, next.describe())
 }
 
+// maxAckIDs bounds the ids one ack may confirm: as many as are sent on
+// connect (pendingLimit).
+const maxAckIDs = pendingLimit
+
 func (c *conn) ack(ctx context.Context, req envelope) {
-	id, err := strconv.ParseInt(string(bytes.Trim(req.Ref, `"`)), 10, 64)
-	if err != nil || id <= 0 {
-		c.replyError(req.ID, Errorf(CodeBadRequest, "ack needs ref: the id of the message being confirmed"))
+	ids, e := decodeAckRef(req.Ref)
+	if e != nil {
+		c.replyError(req.ID, e)
 		return
 	}
-	if err := c.h.deliveries.AckDelivery(ctx, c.user, id); err != nil {
-		if c.h.cfg.IsNotFound(err) {
-			c.replyError(req.ID, Errorf(CodeNotFound, "no unacknowledged message %d for you", id))
-			return
-		}
-		c.h.log.Error("ack delivery", "user", c.user, "id", id, "err", err)
+	acked, err := c.h.deliveries.AckDeliveries(ctx, c.user, ids)
+	if err != nil {
+		c.h.log.Error("ack deliveries", "user", c.user, "ids", len(ids), "err", err)
 		c.replyError(req.ID, Errorf(CodeInternal, "could not record the ack; it will be delivered again"))
+		return
 	}
+	if len(acked) < len(ids) {
+		missing := slices.DeleteFunc(slices.Clone(ids), func(id int64) bool { return slices.Contains(acked, id) })
+		c.replyError(req.ID, Errorf(CodeNotFound, "no unacknowledged message %v for you", missing))
+	}
+}
+
+// decodeAckRef reads an ack's ref: one server message id (a number or a
+// numeric string) or an array of up to maxAckIDs of them.
+func decodeAckRef(ref json.RawMessage) ([]int64, *Error) {
+	bad := Errorf(CodeBadRequest, "ack needs ref: the id of the message being confirmed, or an array of up to %d ids", maxAckIDs)
+	one := func(raw []byte) (int64, bool) {
+		id, err := strconv.ParseInt(string(bytes.Trim(raw, `"`)), 10, 64)
+		return id, err == nil && id > 0
+	}
+	ref = bytes.TrimSpace(ref)
+	if len(ref) > 0 && ref[0] == '[' {
+		var raws []json.RawMessage
+		if err := json.Unmarshal(ref, &raws); err != nil || len(raws) == 0 || len(raws) > maxAckIDs {
+			return nil, bad
+		}
+		ids := make([]int64, len(raws))
+		for i, r := range raws {
+			id, ok := one(r)
+			if !ok {
+				return nil, bad
+			}
+			ids[i] = id
+		}
+		return ids, nil
+	}
+	id, ok := one(ref)
+	if !ok {
+		return nil, bad
+	}
+	return []int64{id}, nil
 }

@@ -17,16 +17,21 @@ import (
 	"github.com/watchroom/watchroom/internal/model"
 )
 
-// Authenticator verifies the token of an auth message.
+// Authenticator verifies the token of an auth message (Verify) and tells
+// whether the claims of an open connection are still valid (Check: a
+// revoked session must end; see Recheck).
 type Authenticator interface {
-	Verify(token string) (auth.Claims, error)
+	Verify(ctx context.Context, token string) (auth.Claims, error)
+	Check(ctx context.Context, c auth.Claims) error
 }
 
 // DeliveryStore keeps messages that must be acknowledged until they are.
 type DeliveryStore interface {
 	// InsertDeliveries stores ds in one go and returns them with their ids.
 	InsertDeliveries(ctx context.Context, ds []model.Delivery) ([]model.Delivery, error)
-	AckDelivery(ctx context.Context, recipient string, id int64) error
+	// AckDeliveries deletes the recipient's deliveries ids and returns
+	// those it deleted.
+	AckDeliveries(ctx context.Context, recipient string, ids []int64) ([]int64, error)
 	PendingDeliveries(ctx context.Context, recipient string, limit int) ([]model.Delivery, error)
 }
 
@@ -43,9 +48,8 @@ type Config struct {
 	ReadLimit    int64         // bytes per frame; larger closes with 1009 (64 KiB)
 	Rate         float64       // requests per second per connection (20)
 	Burst        int           // request burst per connection (40)
-	// IsNotFound reports whether a DeliveryStore error means "no such
-	// delivery" (the store's sentinel), to answer not_found.
-	IsNotFound func(error) bool
+	MaxPerUser   int           // open connections per user; more are refused with 4029 (20)
+	MaxPerAddr   int           // open connections per client address; more are refused with 4029 (200)
 }
 
 func (c *Config) defaults() {
@@ -60,9 +64,8 @@ func (c *Config) defaults() {
 	setDefault(&c.ReadLimit, 64<<10)
 	setDefault(&c.Rate, 20)
 	setDefault(&c.Burst, 40)
-	if c.IsNotFound == nil {
-		c.IsNotFound = func(error) bool { return false }
-	}
+	setDefault(&c.MaxPerUser, 20)
+	setDefault(&c.MaxPerAddr, 200)
 }
 
 // highWater is the queue length from which readings are thinned.
@@ -110,8 +113,9 @@ type Hub struct {
 	routes     map[string]route
 	replayers  map[string]Replayer
 
-	mu       sync.Mutex // guards byUser, closed, presence calls and writes to conns
+	mu       sync.Mutex // guards byUser, byAddr, closed, presence calls and writes to conns
 	byUser   map[string]map[*conn]struct{}
+	byAddr   map[string]int // open connections per client address
 	presence PresenceListener
 	closed   bool
 	conns    atomic.Pointer[[]*conn] // copy-on-write snapshot for broadcasts
@@ -122,6 +126,10 @@ type Hub struct {
 	// afterRegister, when set by a test, runs right after a connection is
 	// registered: the first moment broadcasts can reach it.
 	afterRegister func()
+
+	// afterFunc runs f after d and returns its stop function: the token
+	// expiry of each connection (time.AfterFunc; tests fire it by hand).
+	afterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 // New returns a Hub. reg receives the hub's metrics.
@@ -132,6 +140,10 @@ func New(cfg Config, a Authenticator, d DeliveryStore, reg prometheus.Registerer
 		routes:    map[string]route{},
 		replayers: map[string]Replayer{},
 		byUser:    map[string]map[*conn]struct{}{},
+		byAddr:    map[string]int{},
+		afterFunc: func(d time.Duration, f func()) func() bool {
+			return time.AfterFunc(d, f).Stop
+		},
 	}
 	h.conns.Store(&[]*conn{})
 	h.stats.start = h.now()
@@ -140,6 +152,7 @@ func New(cfg Config, a Authenticator, d DeliveryStore, reg prometheus.Registerer
 	h.routes["unsubscribe"] = route{model.RoleViewer, nil} // handled by the connection
 	h.routes["ack"] = route{model.RoleViewer, nil}         // handled by the connection
 	h.routes["resume"] = route{model.RoleViewer, nil}      // handled by the connection
+	h.routes["auth"] = route{model.RoleViewer, nil}        // a new token for the open connection
 	return h
 }
 
@@ -172,12 +185,22 @@ func (h *Hub) Online(user string) bool {
 	return len(h.byUser[user]) > 0
 }
 
-// register adds an authenticated connection; false once shutting down.
-func (h *Hub) register(c *conn) bool {
+// register adds an authenticated connection. It refuses (with the reason
+// for the metrics) once shutting down, or past the per-user and
+// per-address connection caps.
+func (h *Hub) register(c *conn) (ok bool, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return false
+	switch {
+	case h.closed:
+		return false, reasonShutdown
+	case len(h.byUser[c.user]) >= h.cfg.MaxPerUser:
+		return false, reasonTooManyForUser
+	case c.addr != "" && h.byAddr[c.addr] >= h.cfg.MaxPerAddr:
+		return false, reasonTooManyForAddr
+	}
+	if c.addr != "" {
+		h.byAddr[c.addr]++
 	}
 	set := h.byUser[c.user]
 	if set == nil {
@@ -190,12 +213,17 @@ func (h *Hub) register(c *conn) bool {
 	set[c] = struct{}{}
 	h.wg.Add(1)
 	h.storeSnapshotLocked(append(h.snapshot(), c))
-	return true
+	return true, ""
 }
 
 func (h *Hub) unregister(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if c.addr != "" {
+		if h.byAddr[c.addr]--; h.byAddr[c.addr] <= 0 {
+			delete(h.byAddr, c.addr)
+		}
+	}
 	if set := h.byUser[c.user]; set != nil {
 		delete(set, c)
 		if len(set) == 0 {

@@ -15,6 +15,10 @@ const (
 	reasonTokenExpired = "token_expired"
 	reasonPongTimeout  = "pong_timeout"
 	reasonWriteTimeout = "write_timeout" // a frame could not be written within WriteTimeout
+	reasonRevoked      = "session_revoked"
+	// Refused at connect: the per-user or per-address cap (4029).
+	reasonTooManyForUser = "too_many_for_user"
+	reasonTooManyForAddr = "too_many_for_address"
 )
 
 type metrics struct {

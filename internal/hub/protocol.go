@@ -17,6 +17,7 @@ const (
 	CloseTooBig       = 1009 // frame over the read limit (sent by the websocket library)
 	CloseAuthFailed   = 4001 // no, bad or expired auth
 	CloseSlowConsumer = 4008 // send queue overflowed
+	CloseTooMany      = 4029 // too many connections for the user or the address
 )
 
 // Error codes of {"type":"error"} replies.
@@ -29,6 +30,7 @@ const (
 	CodeNotFound    = "not_found"
 	CodeConflict    = "conflict"
 	CodeInternal    = "internal"
+	CodeTooMany     = "too_many_connections"
 )
 
 // Error is a request failure reported to the client as {"type":"error"}.

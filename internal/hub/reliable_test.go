@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/watchroom/watchroom/internal/model"
@@ -125,9 +127,12 @@ func TestPendingBoundedByQueue(t *testing.T) {
 		if len(got) == 0 {
 			t.Fatalf("connection %d got nothing with %d pending", round, env.store.count("erin"))
 		}
-		for _, m := range got {
-			c.send(map[string]any{"type": "ack", "ref": m.ID})
+		// One ack confirms them all.
+		ids := make([]json.RawMessage, len(got))
+		for i, m := range got {
+			ids[i] = m.ID
 		}
+		c.send(map[string]any{"type": "ack", "ref": ids})
 		c.roundTrip(2)
 		c.close(t)
 	}
@@ -153,5 +158,46 @@ func TestSendReliableStoreError(t *testing.T) {
 	}
 	if err := env.hub.SendReliable(context.Background(), "alice", "x", nil, make(chan int)); err == nil {
 		t.Error("no error for data that cannot be encoded")
+	}
+}
+
+func TestDecodeAckRef(t *testing.T) {
+	many := "[" + strings.Repeat("1,", maxAckIDs) + "1]"
+	for _, tt := range []struct {
+		ref  string
+		want []int64
+	}{
+		{`42`, []int64{42}}, {`"42"`, []int64{42}}, {`[1,"2",3]`, []int64{1, 2, 3}},
+		{`0`, nil}, {`-1`, nil}, {`[]`, nil}, {`[0]`, nil}, {`["x"]`, nil}, {`{}`, nil}, {``, nil}, {many, nil},
+	} {
+		got, e := decodeAckRef(json.RawMessage(tt.ref))
+		if (e == nil) != (tt.want != nil) || !slices.Equal(got, tt.want) {
+			t.Errorf("decodeAckRef(%.20s) = %v, %v; want %v", tt.ref, got, e, tt.want)
+		}
+	}
+}
+
+// TestBatchAck: one ack confirms several messages; ids that are not
+// waiting for this user are named in one not_found, the others acked.
+func TestBatchAck(t *testing.T) {
+	env := newEnv(t, Config{}, envOptions{})
+	ctx := context.Background()
+	for range 3 {
+		if err := env.hub.SendReliable(ctx, "erin", "command_response", nil, commandResponse{Status: "success"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := env.connect("erin", model.RoleViewer)
+	got := c.roundTrip(1)
+	if len(got) != 3 {
+		t.Fatalf("got %d pending, want 3", len(got))
+	}
+	c.send(map[string]any{"type": "ack", "id": "b", "ref": []json.RawMessage{got[0].ID, got[2].ID, json.RawMessage("999")}})
+	m := c.expectError(CodeNotFound, `"b"`)
+	if !strings.Contains(string(m.Data), "[999]") {
+		t.Errorf("not_found names %s, want only 999", m.Data)
+	}
+	if n := env.store.count("erin"); n != 1 {
+		t.Errorf("%d deliveries pending after the batch ack, want 1", n)
 	}
 }

@@ -35,7 +35,7 @@ func TestInvalidFramesDoNotClose(t *testing.T) {
 		{"array id", fws.TextMessage, `{"type":"ping","id":[1]}`, CodeBadRequest, ""},
 		{"bool id", fws.TextMessage, `{"type":"ping","id":true}`, CodeBadRequest, ""},
 		{"binary frame", fws.BinaryMessage, `{"type":"ping","id":5}`, CodeBadRequest, ""},
-		{"auth again", fws.TextMessage, `{"type":"auth","id":6,"data":{"token":"x"}}`, CodeUnknownType, "6"},
+		{"auth again with a bad token", fws.TextMessage, `{"type":"auth","id":6,"data":{"token":"x"}}`, CodeForbidden, "6"},
 		{"subscribe without data", fws.TextMessage, `{"type":"subscribe","id":7}`, CodeBadRequest, "7"},
 		{"ack without ref", fws.TextMessage, `{"type":"ack","id":8}`, CodeBadRequest, "8"},
 		{"ack with a non-numeric ref", fws.TextMessage, `{"type":"ack","id":9,"ref":"abc"}`, CodeBadRequest, "9"},
@@ -111,12 +111,22 @@ func TestRateLimit(t *testing.T) {
 	if pongs < 5 || limited == 0 {
 		t.Errorf("%d pongs, %d rate_limited; want at least the burst of 5 answered and some limited", pongs, limited)
 	}
-	// Acks are never rate-limited: each gets its own answer (not_found here).
+	// Acks count against the same limit (each is a database write).
 	for i := range n {
 		c.send(map[string]any{"type": "ack", "id": i, "ref": 1000 + i})
 	}
+	limitedAcks := 0
 	for i := range n {
-		c.expectError(CodeNotFound, jsonNumber(i))
+		m := c.next()
+		if string(m.Ref) != jsonNumber(i) || m.Type != "error" {
+			t.Fatalf("ack reply %d: %s", i, m.raw)
+		}
+		if m.errorCode() == CodeRateLimited {
+			limitedAcks++
+		}
+	}
+	if limitedAcks == 0 {
+		t.Errorf("no ack of %d was rate-limited", n)
 	}
 	// Bare text pings count against the same limit.
 	for range n {

@@ -100,6 +100,22 @@ func (h *Hub) HandleResume(stream string, fn Replayer) {
 	h.replayers[stream] = fn
 }
 
+// resumeWait is how long a connection whose auth announced a resume holds
+// live messages for the resume request before it sends them anyway.
+const resumeWait = 10 * time.Second
+
+// giveUpResume releases the held live messages when the announced resume
+// did not come within resumeWait. Called by the timer.
+func (c *conn) giveUpResume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.awaitingResume {
+		c.awaitingResume = false
+		c.h.m.resumes.WithLabelValues("not_sent").Inc()
+		c.releaseLocked(func(map[string]struct{}) [][]byte { return nil })
+	}
+}
+
 // resumeTimeout bounds reading every stream's replay; live messages are
 // held meanwhile.
 const resumeTimeout = 10 * time.Second
@@ -140,7 +156,9 @@ func (c *conn) resume(ctx context.Context, req envelope) {
 		c.replyError(req.ID, e)
 		return
 	}
-	c.hold()
+	c.mu.Lock()
+	c.holding, c.awaitingResume = true, false
+	c.mu.Unlock()
 	replays, fail, err := h.readReplays(ctx, c, cur, streams)
 	var be *Error
 	switch {

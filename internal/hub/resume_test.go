@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -261,5 +262,58 @@ func TestReplayReadings(t *testing.T) {
 				t.Errorf("first key %q", r.Msgs[0].Key)
 			}
 		})
+	}
+}
+
+// TestResumeAnnouncedInAuth: a client that says in its auth message that
+// it will resume gets no live message before its replay: what is published
+// between auth_ok and the resume request is held, then sent after resumed
+// unless the replay holds it. Without the resume request, the held
+// messages go out when the wait ends.
+func TestResumeAnnouncedInAuth(t *testing.T) {
+	tm := &timers{}
+	var env *testEnv
+	env = newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
+		h.afterFunc = tm.afterFunc
+		h.HandleResume("readings", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+			return replayOf(seq(1, 5)), nil
+		})
+	}})
+	auth := func() *client {
+		c := env.dial(dialOptions{})
+		c.send(map[string]any{"type": "auth", "data": map[string]any{"token": env.token("ann", model.RoleViewer), "resume": true}})
+		c.expectType("auth_ok")
+		return c
+	}
+	c := auth()
+	env.eventually("ann is registered", func() bool { return env.hub.Online("ann") })
+	env.hub.PublishReadings(seq(4, 7)) // 4 and 5 are also in the replay
+	c.send(map[string]any{"type": "resume", "id": 1, "data": map[string]any{"readings": map[string]string{"since": "2026-11-21T10:00:00Z"}}})
+	var got []string
+	for len(got) < 8 {
+		m := c.next()
+		if m.Type == "reading" {
+			got = append(got, fmt.Sprint(readingOf(t, m).Value))
+		} else {
+			got = append(got, m.Type+string(m.Data))
+		}
+	}
+	want := []string{"1", "2", "3", `resumed{"readings":3}`, "4", "5", "6", "7"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+
+	// Announced but never sent: the held messages follow when the wait ends.
+	c.close(t)
+	n := tm.count()
+	c2 := auth()
+	env.eventually("the wait is armed", func() bool { return tm.count() >= n+2 }) // expiry and resume wait
+	env.hub.PublishReadings(seq(8, 8))
+	tm.fire(tm.count() - 1)
+	if v := readingOf(t, c2.next()).Value; v != 8 {
+		t.Fatalf("after the wait: reading %v, want 8", v)
+	}
+	if got := env.counter("watchroom_ws_resumes_total", "outcome", "not_sent"); got != 1 {
+		t.Errorf("resumes{outcome=not_sent} = %v", got)
 	}
 }

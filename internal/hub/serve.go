@@ -14,6 +14,9 @@ type ServeOptions struct {
 	// TokenInQuery is set when the upgrade URL carried a token: it is
 	// refused, since URLs end up in logs.
 	TokenInQuery bool
+	// Addr is the client's address (behind trusted proxies, the one they
+	// forwarded), for the per-address connection cap; empty: not capped.
+	Addr string
 }
 
 // pendingLimit bounds the unacknowledged deliveries sent on connect; the
@@ -24,7 +27,7 @@ const pendingLimit = 500
 // from the upgrade handler and blocks for the life of the connection.
 func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, opt ServeOptions) {
 	ws.SetReadLimit(h.cfg.ReadLimit)
-	c, reason, msg := h.authenticate(ws, opt)
+	c, reason, msg := h.authenticate(ctx, ws, opt)
 	if c == nil {
 		h.m.disconnects.WithLabelValues(reason).Inc()
 		h.rejectAuth(ws, msg)
@@ -34,11 +37,29 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, opt ServeOptions) {
 	// first frame the client gets: once registered, broadcasts may queue
 	// readings, chat and presence at any moment, and a client ignores what
 	// comes before auth_ok.
-	c.reply("auth_ok", nil, map[string]any{"user": c.user, "role": c.role, "expires_at": FormatTime(c.expires)})
-	if !h.register(c) {
-		h.m.disconnects.WithLabelValues(reasonShutdown).Inc()
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+	c.reply("auth_ok", nil, authOK(c.user, c.role, c.expires))
+	if c.awaitingResume {
+		// The client announced a resume: hold live messages from the
+		// start, so none is sent before the replay (see resume.go).
+		c.hold()
+	}
+	if ok, reason := h.register(c); !ok {
+		h.m.disconnects.WithLabelValues(reason).Inc()
+		code, text := CloseGoingAway, "server shutting down"
+		if reason != reasonShutdown {
+			code, text = CloseTooMany, "too many connections"
+			h.rejectWith(ws, code, text, mustEncode("error", nil, map[string]string{"code": CodeTooMany,
+				"message": "too many open connections for this user or address; close some first"}))
+			return
+		}
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
 		return
+	}
+	c.scheduleExpiry()
+	defer c.stopExpiry()
+	if c.awaitingResume {
+		stop := h.afterFunc(resumeWait, c.giveUpResume)
+		defer stop()
 	}
 	if h.afterRegister != nil {
 		h.afterRegister()
@@ -73,7 +94,7 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, opt ServeOptions) {
 // authenticate waits for the first frame, which must be a valid auth
 // message. On failure it returns the metric reason and the message for the
 // client. No other goroutine touches ws yet, so writing here is safe.
-func (h *Hub) authenticate(ws *websocket.Conn, opt ServeOptions) (*conn, string, string) {
+func (h *Hub) authenticate(ctx context.Context, ws *websocket.Conn, opt ServeOptions) (*conn, string, string) {
 	if opt.TokenInQuery {
 		return nil, reasonAuthFailed, "tokens in the URL are refused; send {\"type\":\"auth\",\"data\":{\"token\":...}} as the first message"
 	}
@@ -93,17 +114,18 @@ func (h *Hub) authenticate(ws *websocket.Conn, opt ServeOptions) (*conn, string,
 		return nil, reasonAuthFailed, "the first message must be {\"type\":\"auth\",\"data\":{\"token\":...}}"
 	}
 	var d struct {
-		Token string `json:"token"`
+		Token  string `json:"token"`
+		Resume bool   `json:"resume"`
 	}
 	if err := json.Unmarshal(req.Data, &d); err != nil || d.Token == "" {
 		return nil, reasonAuthFailed, "auth needs data.token"
 	}
-	claims, err := h.auth.Verify(d.Token)
+	claims, err := h.auth.Verify(ctx, d.Token)
 	if err != nil {
-		return nil, reasonAuthFailed, "invalid or expired token"
+		return nil, reasonAuthFailed, "invalid, expired or revoked token"
 	}
 	c := &conn{
-		h: h, ws: ws, user: claims.User, role: claims.Role, expires: claims.ExpiresAt,
+		h: h, ws: ws, user: claims.User, role: claims.Role, expires: claims.ExpiresAt, addr: opt.Addr,
 		since:    h.now(),
 		limiter:  rate.NewLimiter(rate.Limit(h.cfg.Rate), h.cfg.Burst),
 		send:     make(chan outMsg, h.cfg.SendQueue),
@@ -111,6 +133,8 @@ func (h *Hub) authenticate(ws *websocket.Conn, opt ServeOptions) (*conn, string,
 		thinKick: make(chan struct{}, 1),
 	}
 	c.filter.Store(allSensors)
+	c.claims.Store(&claims)
+	c.awaitingResume = d.Resume
 	return c, "", ""
 }
 
@@ -118,10 +142,17 @@ func (h *Hub) rejectAuth(ws *websocket.Conn, msg string) {
 	if msg == "" {
 		return // the connection is already gone
 	}
+	h.rejectWith(ws, CloseAuthFailed, "unauthorized", mustEncode("auth_error", nil, map[string]string{"message": msg}))
+}
+
+// rejectWith writes last and a close frame with code to a connection that
+// was never registered (no writer goroutine runs), then waits briefly for
+// the client's answer.
+func (h *Hub) rejectWith(ws *websocket.Conn, code int, text string, last []byte) {
 	deadline := time.Now().Add(time.Second)
 	_ = ws.SetWriteDeadline(deadline)
-	_ = ws.WriteMessage(websocket.TextMessage, mustEncode("auth_error", nil, map[string]string{"message": msg}))
-	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseAuthFailed, "unauthorized"), deadline)
+	_ = ws.WriteMessage(websocket.TextMessage, last)
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline)
 	// Give the client a moment to read the close frame before the socket goes.
 	_ = ws.SetReadDeadline(deadline)
 	for {

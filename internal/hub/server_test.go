@@ -33,9 +33,6 @@ const waitFor = 5 * time.Second
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
-// errNoDelivery is the fake store's not-found sentinel.
-var errNoDelivery = errors.New("fakestore: no such delivery")
-
 // fakeStore is an in-memory DeliveryStore: ids increase, Ack deletes.
 type fakeStore struct {
 	mu      sync.Mutex
@@ -58,15 +55,17 @@ func (s *fakeStore) InsertDeliveries(_ context.Context, ds []model.Delivery) ([]
 	return out, nil
 }
 
-func (s *fakeStore) AckDelivery(_ context.Context, recipient string, id int64) error {
+func (s *fakeStore) AckDeliveries(_ context.Context, recipient string, ids []int64) ([]int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, ok := s.pending[id]
-	if !ok || d.User != recipient {
-		return fmt.Errorf("fakestore: ack %d for %s: %w", id, recipient, errNoDelivery)
+	acked := []int64{}
+	for _, id := range ids {
+		if d, ok := s.pending[id]; ok && d.User == recipient {
+			delete(s.pending, id)
+			acked = append(acked, id)
+		}
 	}
-	delete(s.pending, id)
-	return nil
+	return acked, nil
 }
 
 func (s *fakeStore) PendingDeliveries(_ context.Context, recipient string, limit int) ([]model.Delivery, error) {
@@ -95,6 +94,37 @@ func (s *fakeStore) count(user string) int {
 		}
 	}
 	return n
+}
+
+// tokenAuth is the hub's Authenticator in tests: real tokens, and the
+// users in revoked have their sessions refused.
+type tokenAuth struct {
+	*auth.Tokens
+	mu      sync.Mutex
+	revoked map[string]bool
+}
+
+func (a *tokenAuth) Verify(ctx context.Context, token string) (auth.Claims, error) {
+	c, err := a.Tokens.Verify(token)
+	if err != nil {
+		return auth.Claims{}, err
+	}
+	return c, a.Check(ctx, c)
+}
+
+func (a *tokenAuth) Check(_ context.Context, c auth.Claims) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revoked[c.User] {
+		return fmt.Errorf("%w: test", auth.ErrRevoked)
+	}
+	return nil
+}
+
+func (a *tokenAuth) revoke(user string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.revoked[user] = true
 }
 
 // fakeClock is the hub's clock in tests that move time (token expiry).
@@ -136,6 +166,7 @@ type testEnv struct {
 	store  *fakeStore
 	reg    *prometheus.Registry
 	tokens *auth.Tokens
+	auth   *tokenAuth
 	addr   string
 	// serving counts upgrade handlers still inside Serve.
 	serving atomic.Int64
@@ -151,10 +182,8 @@ func newEnv(t *testing.T, cfg Config, opt envOptions) *testEnv {
 	}
 	logs := &lockedBuffer{}
 	env := &testEnv{t: t, store: newFakeStore(), reg: prometheus.NewRegistry(), tokens: tokens}
-	if cfg.IsNotFound == nil {
-		cfg.IsNotFound = func(err error) bool { return errors.Is(err, errNoDelivery) }
-	}
-	env.hub = New(cfg, tokens, env.store, env.reg, slog.New(slog.NewTextHandler(logs, nil)))
+	env.auth = &tokenAuth{Tokens: tokens, revoked: map[string]bool{}}
+	env.hub = New(cfg, env.auth, env.store, env.reg, slog.New(slog.NewTextHandler(logs, nil)))
 	if opt.setup != nil {
 		opt.setup(env.hub)
 	}
@@ -164,7 +193,7 @@ func newEnv(t *testing.T, cfg Config, opt envOptions) *testEnv {
 	app.Get("/ws", websocket.New(func(c *websocket.Conn) {
 		env.serving.Add(1)
 		defer env.serving.Add(-1)
-		env.hub.Serve(ctx, c.Conn, ServeOptions{TokenInQuery: c.Query("token") != ""})
+		env.hub.Serve(ctx, c.Conn, ServeOptions{TokenInQuery: c.Query("token") != "", Addr: c.Query("addr")})
 	}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

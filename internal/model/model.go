@@ -70,6 +70,21 @@ type User struct {
 	CreatedAt    time.Time `json:"created_at"`
 }
 
+// TokenState is what decides whether a user's token is still valid.
+type TokenState struct {
+	Active  bool  // the user exists and is not disabled
+	Version int64 // the user's token version; tokens of another are revoked
+	Revoked bool  // this one token was revoked (logout)
+}
+
+// SessionEvent records a revocation: of one token (JTI set) or of all the
+// user's tokens.
+type SessionEvent struct {
+	ID   int64
+	User string
+	JTI  string
+}
+
 // Command statuses.
 const (
 	CommandPending = "pending"

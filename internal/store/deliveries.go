@@ -62,18 +62,19 @@ RETURNING id`, recipients, types, refs, data)
 	return out, nil
 }
 
-// AckDelivery deletes the delivery id of recipient. It returns an error
-// matching ErrNotFound when recipient has no such delivery: already acked,
-// or someone else's.
-func (s *Store) AckDelivery(ctx context.Context, recipient string, id int64) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM deliveries WHERE recipient = $1 AND id = $2`, recipient, id)
+// AckDeliveries deletes the deliveries ids of recipient, in one
+// statement, and returns the ids it deleted; the others were already
+// acked, or are someone else's.
+func (s *Store) AckDeliveries(ctx context.Context, recipient string, ids []int64) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, `DELETE FROM deliveries WHERE recipient = $1 AND id = ANY($2) RETURNING id`, recipient, ids)
 	if err != nil {
-		return fmt.Errorf("store: ack delivery: %w", err)
+		return nil, fmt.Errorf("store: ack deliveries: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store: ack delivery: %w", ErrNotFound)
+	acked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("store: ack deliveries: %w", err)
 	}
-	return nil
+	return acked, nil
 }
 
 // PendingDeliveries returns up to limit unacknowledged deliveries of

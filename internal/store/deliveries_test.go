@@ -2,7 +2,7 @@ package store
 
 import (
 	"encoding/json"
-	"errors"
+	"slices"
 	"testing"
 
 	"github.com/watchroom/watchroom/internal/model"
@@ -83,21 +83,20 @@ func TestDeliveries(t *testing.T) {
 
 	t.Run("ack", func(t *testing.T) {
 		tests := []struct {
-			name    string
-			user    string
-			id      int64
-			wantErr error
+			name string
+			user string
+			ids  []int64
+			want []int64
 		}{
-			{"wrong recipient", "bob", ids[0], ErrNotFound},
-			{"right recipient", "ana", ids[0], nil},
-			{"acked twice", "ana", ids[0], ErrNotFound},
-			{"unknown id", "ana", ids[2] + 1000, ErrNotFound},
+			{"wrong recipient", "bob", []int64{ids[0]}, []int64{}},
+			{"right recipient", "ana", []int64{ids[0]}, []int64{ids[0]}},
+			{"acked twice, with an unknown id", "ana", []int64{ids[0], ids[2] + 1000}, []int64{}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				err := s.AckDelivery(ctx, tt.user, tt.id)
-				if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
-					t.Fatalf("AckDelivery(%s, %d) = %v, want %v", tt.user, tt.id, err, tt.wantErr)
+				got, err := s.AckDeliveries(ctx, tt.user, tt.ids)
+				if err != nil || !slices.Equal(got, tt.want) {
+					t.Fatalf("AckDeliveries(%s, %v) = %v, %v, want %v", tt.user, tt.ids, got, err, tt.want)
 				}
 			})
 		}

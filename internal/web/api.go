@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"mime"
 	"strconv"
 	"strings"
@@ -73,7 +74,7 @@ func (a *App) postLogin(c *fiber.Ctx) error {
 		return apiError(fiber.StatusUnauthorized, "unauthorized", "wrong user name or password")
 	}
 	a.login.succeeded(u.Name, addr)
-	tok, exp, err := a.cfg.Tokens.Issue(u.Name, u.Role)
+	tok, exp, err := a.cfg.Tokens.Issue(c.UserContext(), u.Name, u.Role)
 	if err != nil {
 		return err
 	}
@@ -87,10 +88,13 @@ func (a *App) requireAuth(c *fiber.Ctx) error {
 		a.reject(reasonNoToken)
 		return apiError(fiber.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <token> (from POST /api/login)")
 	}
-	cl, err := a.cfg.Tokens.Verify(tok)
+	cl, err := a.cfg.Tokens.Verify(c.UserContext(), tok)
+	if err != nil && !errors.Is(err, auth.ErrBadToken) && !errors.Is(err, auth.ErrRevoked) {
+		return fmt.Errorf("verify token: %w", err) // the database failed, not the token
+	}
 	if err != nil {
 		a.reject(reasonBadToken)
-		return apiError(fiber.StatusUnauthorized, "unauthorized", "invalid or expired token; log in again")
+		return apiError(fiber.StatusUnauthorized, "unauthorized", "invalid, expired or revoked token; log in again")
 	}
 	c.Locals(claimsKey, cl)
 	return c.Next()

@@ -28,7 +28,7 @@ func newWSEnv(t *testing.T, st *store.Store, allowed []string) *wsEnv {
 	t.Helper()
 	var h *hub.Hub
 	e := newEnv(t, st, func(c *Config) {
-		h = hub.New(hub.Config{AuthTimeout: 5 * time.Second}, c.Tokens, st, c.Registerer,
+		h = hub.New(hub.Config{AuthTimeout: 5 * time.Second}, c.Tokens.(plainSessions), st, c.Registerer,
 			slog.New(slog.NewTextHandler(io.Discard, nil)))
 		c.Hub = h
 		c.AllowedOrigins = allowed

@@ -32,10 +32,11 @@ type Store interface {
 	Commands(ctx context.Context, sensorID string, limit int) ([]model.Command, error)
 }
 
-// Tokens issues and verifies login tokens.
+// Tokens issues, verifies and revokes login tokens (auth.Sessions).
 type Tokens interface {
-	Issue(user string, role model.Role) (string, time.Time, error)
-	Verify(token string) (auth.Claims, error)
+	Issue(ctx context.Context, user string, role model.Role) (string, time.Time, error)
+	Verify(ctx context.Context, token string) (auth.Claims, error)
+	Revoke(ctx context.Context, c auth.Claims) error
 }
 
 // Hub serves WebSocket connections and reports their statistics.
@@ -143,7 +144,7 @@ func (a *App) routes() {
 
 	f.Get("/ws", a.checkOrigin, websocket.New(func(c *websocket.Conn) {
 		tokenInQuery := c.Query("token") != "" || c.Query("access_token") != "" || c.Query("jwt") != ""
-		a.cfg.Hub.Serve(a.cfg.BaseContext, c.Conn, hub.ServeOptions{TokenInQuery: tokenInQuery})
+		a.cfg.Hub.Serve(a.cfg.BaseContext, c.Conn, hub.ServeOptions{TokenInQuery: tokenInQuery, Addr: c.IP()})
 	}, websocket.Config{
 		// Origins are checked by checkOrigin; compression stays off so the
 		// read limit counts real bytes (no decompression bombs).
@@ -156,6 +157,8 @@ func (a *App) routes() {
 	api.Post("/login", a.postLogin)
 	api.Use(a.requireAuth)
 	api.Get("/me", a.getMe)
+	api.Post("/logout", a.postLogout)
+	api.Post("/refresh", a.postRefresh)
 	api.Get("/sensors", a.getSensors)
 	api.Get("/sensors/:id/readings", a.getReadings)
 	api.Get("/commands", a.getCommands)

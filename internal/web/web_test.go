@@ -69,6 +69,20 @@ func newTokens(tb testing.TB, now func() time.Time) *auth.Tokens {
 	return tk
 }
 
+// plainSessions checks signatures and claims only, for the REST tests that
+// issue tokens for users who are not in the database; revocation is tested
+// with auth.Sessions in sessions_test.go.
+type plainSessions struct{ *auth.Tokens }
+
+func (p plainSessions) Issue(_ context.Context, user string, role model.Role) (string, time.Time, error) {
+	return p.Tokens.Issue(user, role)
+}
+func (p plainSessions) Verify(_ context.Context, tok string) (auth.Claims, error) {
+	return p.Tokens.Verify(tok)
+}
+func (plainSessions) Check(context.Context, auth.Claims) error  { return nil }
+func (plainSessions) Revoke(context.Context, auth.Claims) error { return nil }
+
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
 // testCtx is bounded in time so a hung query fails instead of hanging.
@@ -101,7 +115,7 @@ func newEnv(t *testing.T, st *store.Store, edit func(*Config)) *testEnv {
 		}},
 	}
 	cfg := Config{
-		Store: st, Tokens: e.tokens, Hub: e.hub, IsNotFound: isNotFound,
+		Store: st, Tokens: plainSessions{e.tokens}, Hub: e.hub, IsNotFound: isNotFound,
 		Gatherer: e.reg, Registerer: e.reg,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
