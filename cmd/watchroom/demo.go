@@ -9,14 +9,17 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/watchroom/watchroom/internal/broker"
 	"github.com/watchroom/watchroom/internal/model"
 	"github.com/watchroom/watchroom/internal/sim"
 	"github.com/watchroom/watchroom/internal/store"
+	"github.com/watchroom/watchroom/internal/web"
 )
 
 // demoDatabaseURL is the local PostgreSQL that the README's set-up
@@ -53,26 +56,35 @@ func runDemo(ctx context.Context, args, env []string, stdout, stderr io.Writer) 
 		return err
 	}
 
-	// The demo starts the embedded broker itself (unless WATCHROOM_MQTT_URL
-	// names one), so the simulator knows where to publish.
-	url, stopBroker, err := brokerURL(cfg, log)
-	if err != nil {
+	// With the embedded broker the simulator connects as the gateway user,
+	// which may act for all of its sensors over one connection (devices
+	// registered one by one would need a connection each). The demo
+	// registers the simulated sensors as devices too, so the dashboard
+	// marks them registered and WATCHROOM_SENSORS=registered accepts them.
+	external := cfg.MQTTURL != ""
+	if !external && cfg.MQTTGatewayPassword == "" {
+		cfg.MQTTGatewayPassword = broker.NewSecret()
+	}
+	if err := registerDemoDevices(ctx, cfg.DatabaseURL, demoSensors); err != nil {
 		return err
 	}
-	defer stopBroker()
-	cfg.MQTTURL = url
 
 	simCtx, stopSim := context.WithCancel(ctx)
 	defer stopSim()
 	simDone := make(chan error, 1)
-	ready := func(httpAddr string) {
-		fmt.Fprintf(stdout, "\nWatchroom demo is running.\n\n  Dashboard: http://%s/\n\n  Users (passwords are new on every demo start):\n", browserAddr(httpAddr))
+	ready := func(s served) {
+		fmt.Fprintf(stdout, "\nWatchroom demo is running.\n\n  Dashboard: http://%s/\n\n  Users (passwords are new on every demo start):\n", browserAddr(s.httpAddr))
 		for _, u := range users {
 			fmt.Fprintf(stdout, "    %-9s %-11s password: %s\n", u.name, "("+string(u.role)+")", u.password)
 		}
-		fmt.Fprintf(stdout, "\n  MQTT broker: %s (publish your own readings to sensors/<id>/<metric>)\n  Stop with Ctrl-C.\n\n", redactURL(cfg.MQTTURL))
+		simURL := cfg.MQTTURL
+		if !external {
+			simURL = s.gatewayURL
+			fmt.Fprintf(stdout, "\n  MQTT broker: %s (register a device with `watchroom device add --id ID`, then\n  publish as user ID to sensors/ID/<metric>; see docs/mqtt.md)\n", redactURL(s.gatewayURL))
+		}
+		fmt.Fprintf(stdout, "  Stop with Ctrl-C.\n\n")
 		go func() {
-			s, err := sim.New(sim.Config{BrokerURL: cfg.MQTTURL, Sensors: 12, Rate: 1, Anomalies: 0.01}, log.With("component", "sim"))
+			s, err := sim.New(sim.Config{BrokerURL: simURL, Sensors: demoSensors, Rate: 1, Anomalies: 0.01}, log.With("component", "sim"))
 			if err != nil {
 				simDone <- err
 				return
@@ -90,6 +102,27 @@ func runDemo(ctx context.Context, args, env []string, stdout, stderr io.Writer) 
 	case <-time.After(5 * time.Second):
 	}
 	return err
+}
+
+// demoSensors is how many sensors the demo simulates (s-1 ... s-N).
+const demoSensors = 12
+
+// registerDemoDevices registers the simulated sensors as devices, unless
+// they are already. Their secrets are thrown away: the simulator speaks for
+// them as the gateway.
+func registerDemoDevices(ctx context.Context, dbURL string, n int) error {
+	st, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := 1; i <= n; i++ {
+		_, err := deviceAdmin{st: st}.AddDevice(ctx, "s-"+strconv.Itoa(i), "demo")
+		if err != nil && !errors.Is(err, web.ErrDeviceExists) {
+			return err
+		}
+	}
+	return nil
 }
 
 type demoUser struct {

@@ -35,6 +35,7 @@ Commands:
   user        users: add --name NAME --role viewer|analyst|operator|admin --password-stdin,
               passwd --name NAME --password-stdin, disable|enable|delete --name NAME
               (every change but enable ends the user's sessions at once)
+  device      MQTT device credentials: add --id ID, list, revoke --id ID, export-mosquitto --passwd FILE --acl FILE
   simulate    publish simulated sensor readings and answer device commands
   healthcheck exit 0 when the local server answers /healthz (for container health checks)
 
@@ -57,6 +58,8 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 		return runMigrate(ctx, rest, env, stderr)
 	case "user":
 		return runUser(ctx, rest, env, stdin, stdout, stderr)
+	case "device":
+		return runDevice(ctx, rest, env, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, rest, env, stderr)
 	case "healthcheck":

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -81,9 +82,8 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 //     client; stop rooms, the hub's ticker and the memory task; stop the
 //     embedded broker; close the database pool.
 //
-// ready, when not nil, is called with the HTTP address once everything is
-// listening.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(httpAddr string)) error {
+// ready, when not nil, is called once everything is listening.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(served)) error {
 	if err := store.Migrate(ctx, cfg.DatabaseURL, log.With("component", "store")); err != nil {
 		return err
 	}
@@ -104,11 +104,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		}
 	}
 
-	mqttURL, stopBroker, err := brokerURL(cfg, log)
+	mqtt, err := brokerURL(cfg, st, log)
 	if err != nil {
 		return err
 	}
-	defer stopBroker()
+	defer mqtt.stop()
+	mqttURL := mqtt.url
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -172,7 +173,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 	dev, err := devices.New(devices.Config{
 		BrokerURL: mqttURL,
-		ClientID:  cfg.MQTTClientID + "-devices",
+		ClientID:  cfg.MQTTClientID + devicesClientSuffix,
 		Timeout:   cfg.CommandTimeout,
 		NotFound:  store.ErrNotFound,
 	}, st, h, reg, log.With("component", "devices"))
@@ -206,6 +207,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		// wire: web rooms/alerts
 		Rooms:       rm,
 		Alerts:      det,
+		Devices:     deviceAdmin{st: st, revoked: mqtt.revoke},
 		Log:         log.With("component", "web"),
 		BaseContext: context.WithoutCancel(ctx),
 	})
@@ -241,7 +243,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	go func() { httpErr <- app.Serve(ln) }()
 	log.Info("watchroom serving", "http", ln.Addr().String(), "tls", tlsCfg != nil, "metrics", cfg.MetricsAddr, "mqtt", redactURL(mqttURL), "client_id", cfg.MQTTClientID)
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(served{httpAddr: ln.Addr().String(), gatewayURL: mqtt.gatewayURL})
 	}
 
 	var runErr error
@@ -298,21 +300,64 @@ func admission(cfg config.Config, st *store.Store) ingest.Admission {
 	return a
 }
 
-// brokerURL returns the configured broker, or starts the embedded one
-// when none is configured. stop ends what it started.
-func brokerURL(cfg config.Config, log *slog.Logger) (url string, stop func(), err error) {
+// served is what serve tells its ready callback.
+type served struct {
+	httpAddr string
+	// gatewayURL is the embedded broker's URL with the gateway user's
+	// credentials, "" with an external broker or no gateway password.
+	gatewayURL string
+}
+
+// mqttBroker is the broker serve's clients use.
+type mqttBroker struct {
+	url        string // with the credentials of Watchroom's own clients
+	gatewayURL string // see served
+	revoke     func(id string)
+	stop       func()
+}
+
+// brokerURL returns the configured broker, or starts the embedded one when
+// none is configured. The embedded broker checks every client against the
+// devices table (AuthConfig); Watchroom's own clients use a service
+// password generated here, on every start, and never written anywhere.
+func brokerURL(cfg config.Config, st *store.Store, log *slog.Logger) (mqttBroker, error) {
 	if cfg.MQTTURL != "" {
-		return cfg.MQTTURL, func() {}, nil
+		return mqttBroker{url: cfg.MQTTURL, revoke: func(string) {}, stop: func() {}}, nil
 	}
-	b, err := broker.New(broker.Config{Addr: cfg.MQTTListen}, log.With("component", "broker"))
+	servicePass := broker.NewSecret()
+	b, err := broker.New(broker.Config{Addr: cfg.MQTTListen, Auth: &broker.AuthConfig{
+		Devices:          st,
+		IsNotFound:       isNotFound,
+		ServicePassword:  servicePass,
+		GatewayPassword:  cfg.MQTTGatewayPassword,
+		AllowAnonymous:   cfg.Sensors == config.SensorsOpen,
+		ServiceClientIDs: []string{cfg.MQTTClientID, cfg.MQTTClientID + devicesClientSuffix},
+	}}, log.With("component", "broker"))
 	if err != nil {
-		return "", nil, err
+		return mqttBroker{}, err
 	}
 	if err := b.Start(); err != nil {
-		return "", nil, err
+		return mqttBroker{}, err
 	}
-	log.Info("embedded MQTT broker listening", "addr", b.Addr())
-	return b.URL(), func() { _ = b.Close() }, nil
+	log.Info("embedded MQTT broker listening", "addr", b.Addr(), "anonymous_readings", cfg.Sensors == config.SensorsOpen,
+		"gateway", cfg.MQTTGatewayPassword != "")
+	m := mqttBroker{url: withUser(b.URL(), broker.ServiceUser, servicePass), revoke: b.Revoke, stop: func() { _ = b.Close() }}
+	if cfg.MQTTGatewayPassword != "" {
+		m.gatewayURL = withUser(b.URL(), broker.GatewayUser, cfg.MQTTGatewayPassword)
+	}
+	return m, nil
+}
+
+// devicesClientSuffix makes the command client's id from the instance's.
+const devicesClientSuffix = "-devices"
+
+func withUser(raw, user, pass string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.User = url.UserPassword(user, pass)
+	return u.String()
 }
 
 // task is a long-running part with its own context, so that serve can

@@ -81,6 +81,9 @@ type Config struct {
 	// BaseContext is handed to WebSocket connections; cancelling it is not
 	// how they end (Hub.Shutdown is), it only carries values and deadlines.
 	BaseContext context.Context
+
+	// Devices serves the MQTT devices REST routes; nil serves none.
+	Devices DeviceService
 }
 
 // App is the HTTP server.
@@ -168,6 +171,9 @@ func (a *App) routes() {
 	}
 	if a.cfg.Alerts != nil {
 		a.alertRoutes(api)
+	}
+	if a.cfg.Devices != nil {
+		a.deviceRoutes(api)
 	}
 	api.Use(func(c *fiber.Ctx) error {
 		return apiError(fiber.StatusNotFound, "not_found", "no such API route: "+c.Method()+" "+c.Path())
