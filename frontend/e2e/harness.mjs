@@ -204,6 +204,9 @@ class Stack {
       WATCHROOM_DATABASE_URL: this.dbURL,
       WATCHROOM_MQTT_URL: this.mqttURL,
       WATCHROOM_HTTP_ADDR: `127.0.0.1:${this.httpPort}`,
+      // No metrics listener: its default port is one per machine, and the
+      // browser tests run servers side by side.
+      WATCHROOM_METRICS_ADDR: '',
       WATCHROOM_ADMIN_PASSWORD: PASSWORDS.admin,
       WATCHROOM_MQTT_CLIENT_ID: `watchroom-e2e-${process.pid}`,
       WATCHROOM_LOG_LEVEL: 'info',
