@@ -50,9 +50,11 @@ func WriteACL(w io.Writer, serviceUser string, withGateway bool) error {
 topic write sensors/#
 
 # Watchroom itself: ingest reads every reading, the command client writes
-# commands and reads responses.
+# commands and reads responses; $SYS (which # does not cover) is for the
+# container's health check.
 user ` + serviceUser + `
 topic readwrite #
+topic read $SYS/#
 `)
 	if withGateway {
 		b.WriteString(`

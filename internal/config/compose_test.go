@@ -434,7 +434,12 @@ func TestComposeFile(t *testing.T) {
 			t.Error("watchroom: WATCHROOM_MQTT_URL empty, so it would start its embedded broker instead of using mosquitto")
 		}
 		if i := slices.Index(sim.Command, "--mqtt-url"); i >= 0 && i+1 < len(sim.Command) {
-			urls["simulator --mqtt-url"] = sim.Command[i+1]
+			// compose interpolates command too (the gateway password).
+			v, err := interpolate(sim.Command[i+1])
+			if err != nil {
+				t.Fatalf("simulator --mqtt-url: %v", err)
+			}
+			urls["simulator --mqtt-url"] = v
 		} else {
 			t.Errorf("simulator command %v has no --mqtt-url", sim.Command)
 		}
