@@ -24,6 +24,17 @@
 // retained messages (reason "retained"): the broker sends them on every
 // subscription, as stale copies of what was delivered live.
 //
+// # Admission
+//
+// After decoding, Admission decides whether a message's sensor may create
+// readings (see admit.go and docs/mqtt.md): in registered mode only
+// registered devices (SensorRegistry, answers cached for RegistryTTL), and
+// in every mode series never seen before only at a bounded rate (the known
+// set is seeded from the store by Run's goroutine before the first message
+// and grows with every series admitted). A refused message is rejected
+// like a malformed one: acked in its place, counted, logged at a bounded
+// rate.
+//
 // # Readings without "ts"
 //
 // They are stamped with the time the message was received (Ingest.now,

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -203,7 +204,30 @@ func (a *App) getCommands(c *fiber.Ctx) error {
 	if cs == nil {
 		cs = []model.Command{}
 	}
-	return c.JSON(fiber.Map{"commands": cs})
+	if claimsOf(c).Role.AtLeast(minRoleToSeeCommandIDs) {
+		return c.JSON(fiber.Map{"commands": cs})
+	}
+	out := make([]redactedCommand, len(cs))
+	for i := range cs {
+		out[i].Command = cs[i]
+	}
+	return c.JSON(fiber.Map{"commands": out})
+}
+
+// minRoleToSeeCommandIDs may see the id and params of each command. A
+// command's id is all it takes to answer it in the device's name on
+// devices/{id}/responses while it is pending, and its params may hold what
+// only those who may send commands should read. Everyone else gets the
+// history without them.
+const minRoleToSeeCommandIDs = model.RoleOperator
+
+// redactedCommand is a model.Command without command_id and params: the
+// outer fields, empty and omitempty, hide the embedded ones of the same
+// JSON name (encoding/json takes the shallower field).
+type redactedCommand struct {
+	model.Command
+	ID     string          `json:"command_id,omitempty"`
+	Params json.RawMessage `json:"params,omitempty"`
 }
 
 func (a *App) getStats(c *fiber.Ctx) error {

@@ -367,7 +367,7 @@ func TestReadings(t *testing.T) {
 func TestCommands(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, newStore(t), nil)
-	tok := e.token(t, "alice", model.RoleViewer)
+	tok := e.token(t, "alice", model.RoleOperator)
 
 	r := e.do(t, http.MethodGet, "/api/commands", tok, nil)
 	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"commands":[]}` {
@@ -417,6 +417,30 @@ func TestCommands(t *testing.T) {
 				}
 				if c.ID == "c2" && (c.Status != model.CommandPending || string(c.Params) != `{"delay": 5}` && string(c.Params) != `{"delay":5}`) {
 					t.Errorf("c2 = %+v (params %s), want pending with its params", c, c.Params)
+				}
+			}
+		})
+	}
+
+	// Viewers and analysts get the history without command ids and params.
+	for _, role := range []model.Role{model.RoleViewer, model.RoleAnalyst} {
+		t.Run("redacted for "+string(role), func(t *testing.T) {
+			var got struct {
+				Commands []map[string]json.RawMessage `json:"commands"`
+			}
+			decode(t, e.do(t, http.MethodGet, "/api/commands", e.token(t, "victor", role), nil), &got)
+			if len(got.Commands) != 3 {
+				t.Fatalf("%d commands, want 3", len(got.Commands))
+			}
+			for _, c := range got.Commands {
+				if _, ok := c["command_id"]; ok {
+					t.Errorf("command_id shown to a %s: %v", role, c)
+				}
+				if _, ok := c["params"]; ok {
+					t.Errorf("params shown to a %s: %v", role, c)
+				}
+				if c["action"] == nil || c["status"] == nil || c["issued_by"] == nil {
+					t.Errorf("history row %v lacks action, status or issued_by", c)
 				}
 			}
 		})
