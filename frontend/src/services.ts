@@ -16,6 +16,7 @@ import { errorText, parseTs } from './common/format';
 import { FrameBatcher, Observable } from './common/frame';
 import { Clock } from './common/hooks';
 import { WsClient, wsURL } from './common/ws';
+import { registeredIds, type Device } from './sensors/devices';
 import { fetchSpan } from './sensors/series';
 import { SPARK_WINDOW_MS, SensorStore, sensorKey } from './sensors/store';
 import type { Alert, GapData, MeResponse, Reading, ResumeData, Role, Sensor } from './types';
@@ -44,6 +45,8 @@ export class Services {
   loginNotice = '';
   me: { user: string; role: Role } | null = null;
   sensorsError = '';
+  /** Ids of the registered MQTT devices, for the tiles' badge. */
+  registered: Set<string> = new Set();
   /** Notify about new critical alerts with sound / a browser notification. */
   prefs = loadPrefs();
   audio?: AudioContext;
@@ -168,7 +171,17 @@ export class Services {
 
   /** Loads everything over REST: on start and after a reconnect that could not resume. */
   async reloadAll(): Promise<void> {
-    await Promise.all([this.loadSensors(), this.loadAlerts(), this.chat.reload()]);
+    await Promise.all([this.loadSensors(), this.loadAlerts(), this.chat.reload(), this.loadDevices()]);
+  }
+
+  /** Loads which sensors are registered devices; without the list no badge shows. */
+  async loadDevices(): Promise<void> {
+    try {
+      this.registered = registeredIds(await this.api.get<{ devices: Device[] }>('/api/devices'));
+    } catch {
+      this.registered = new Set();
+    }
+    this.sensors.keysChanged.changed();
   }
 
   async loadSensors(): Promise<void> {

@@ -82,13 +82,14 @@ function Tile({ k, host, onOpen }: { k: string; host: SparkHost; onOpen: Props['
   const tone = sev ?? (stale ? 'stale' : 'normal');
   const value = formatValue(s.value);
   const ageText = s.ts ? `${formatAge(Math.max(0, age))} ago` : 'no data';
+  const registered = svc.registered.has(s.sensorId);
   return (
     <li ref={ref} class={`tile tone-${tone}${stale ? ' stale' : ''}`} data-sensor={s.sensorId} data-metric={s.metric}>
       <button
         type="button"
         class="tile-button"
         onClick={() => onOpen(s.sensorId, s.metric)}
-        aria-label={`${s.sensorId} ${s.metric}: ${value} ${s.unit}, ${ageText}${stale ? ', stale' : ''}${sev ? `, ${sev} alert` : ''}`}
+        aria-label={`${s.sensorId} ${s.metric}: ${value} ${s.unit}, ${ageText}${stale ? ', stale' : ''}${sev ? `, ${sev} alert` : ''}${registered ? ', registered device' : ''}`}
       >
         <span class="tile-head">
           <span class="tile-id" title={s.sensorId}>
@@ -105,6 +106,11 @@ function Tile({ k, host, onOpen }: { k: string; host: SparkHost; onOpen: Props['
         <Sparkline ring={s.spark} version={s.version} tone={tone} host={host} visible={visible} />
         <span class="tile-foot">
           {sev && <span class={`badge sev-${sev}`}>{sev}</span>}
+          {registered && (
+            <span class="badge registered" title="Registered device: it connects with its own MQTT credentials">
+              reg
+            </span>
+          )}
           <span class="tile-age">{stale ? `stale · ${ageText}` : ageText}</span>
         </span>
       </button>

@@ -1,0 +1,17 @@
+// Which sensors are registered MQTT devices (GET /api/devices): the tiles
+// mark them. The list is public to every signed-in user; it never holds
+// secrets.
+
+export interface Device {
+  id: string;
+  active: boolean;
+  created_by: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+/** The ids of the active devices of a GET /api/devices answer. */
+export function registeredIds(res: { devices?: Device[] } | Device[] | null | undefined): Set<string> {
+  const list = Array.isArray(res) ? res : (res?.devices ?? []);
+  return new Set(list.filter((d) => d.active).map((d) => d.id));
+}
