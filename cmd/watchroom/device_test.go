@@ -407,3 +407,30 @@ func mustRead(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
 }
+
+// The simulator answers commands through the embedded broker as the gateway
+// user, the way `watchroom demo` runs it.
+func TestGatewayAnswersCommandsOnEmbeddedBroker(t *testing.T) {
+	db := newDB(t)
+	addUser(t, db, "olga", "operator", "olga-password")
+	mqttPort := mqtttest.FreePort(t)
+	srv := startServer(t, baseEnv(t, db, "", fmt.Sprintf("WATCHROOM_MQTT_LISTEN=127.0.0.1:%d", mqttPort),
+		"WATCHROOM_MQTT_GATEWAY_PASSWORD=gw-secret", "WATCHROOM_COMMAND_TIMEOUT=1500ms"))
+	runSimulator(t, fmt.Sprintf("tcp://%s:gw-secret@127.0.0.1:%d", broker.GatewayUser, mqttPort))
+	ws := connect(t, srv.addr, login(t, srv.addr, "olga", "olga-password"))
+	var resp struct{ Status string }
+	for attempt := 0; attempt < 5 && resp.Status != "success"; attempt++ {
+		ws.send(map[string]any{"type": "command", "id": attempt, "data": map[string]any{"sensor_id": "s-1", "action": "calibrate_sensor", "params": map[string]any{}}})
+		m := ws.nextOf("command_response", 10*time.Second)
+		if err := json.Unmarshal(m.Data, &resp); err != nil {
+			t.Fatal(err)
+		}
+		ws.send(map[string]any{"type": "ack", "ref": json.RawMessage(m.ID)})
+	}
+	if resp.Status != "success" {
+		t.Fatalf("command through the gateway: status %s, want success", resp.Status)
+	}
+	if strings.Contains(srv.logs.String(), "gw-secret") {
+		t.Error("the gateway password reached the log")
+	}
+}

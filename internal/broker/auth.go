@@ -203,7 +203,7 @@ func allowed(user, topic string, write bool) bool {
 		return true
 	case GatewayUser:
 		if write {
-			return under(topic, "sensors") || matchesDevice(topic, "+", "responses")
+			return under(topic, "sensors") || isDeviceTopic(topic, "responses")
 		}
 		// Subscriptions arrive as filters, deliveries as topics.
 		return matchesDevice(topic, "+", "commands") || isDeviceTopic(topic, "commands")
