@@ -1,8 +1,10 @@
 // Package broker owns the embedded MQTT broker (mochi-mqtt) that Watchroom
 // runs when no external broker is configured: single-machine installs and
-// `watchroom demo`. It listens on one TCP address, lets every client in
-// (anonymous, all topics) and is tuned so that QoS 1 messages are not dropped
-// for persistent sessions:
+// `watchroom demo`. It listens on one TCP address, lets in only the clients
+// AuthConfig allows (devices from the devices table, Watchroom's service
+// user, the gateway, anonymous readings in open mode; auth.go), refuses
+// packets over MaxPacketSize, and is tuned so that QoS 1 messages are not
+// dropped for persistent sessions:
 //
 //   - an MQTT 3.1.1 session with CleanSession=false is never expired, so its
 //     subscriptions stay and QoS 1 messages queue while the client is away and
@@ -26,8 +28,8 @@
 // last PUBACK). Watchroom's own clients reconnect only after losing their
 // connection, so this window is narrow; Mosquitto does not have it.
 //
-// Concurrency: New, Start and Close may be called from any goroutine and are
-// serialised by the Broker; Start and Close each take effect once. Addr and
+// Concurrency: New, Start, Close and Revoke may be called from any goroutine;
+// New, Start and Close are serialised by the Broker; Start and Close each take effect once. Addr and
 // URL are safe from any goroutine once Start has returned. mochi runs its own
 // goroutines (one accept loop, two per client, one housekeeping loop); Close
 // stops them.
