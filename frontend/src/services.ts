@@ -15,7 +15,7 @@ import { Api, Session, isMissingEndpoint } from './common/api';
 import { errorText, parseTs } from './common/format';
 import { FrameBatcher, Observable } from './common/frame';
 import { Clock } from './common/hooks';
-import { WsClient, wsURL } from './common/ws';
+import { type AuthFailureKind, WsClient, wsURL } from './common/ws';
 import { registeredIds, type Device } from './sensors/devices';
 import { fetchSpan } from './sensors/series';
 import { SPARK_WINDOW_MS, SensorStore, sensorKey } from './sensors/store';
@@ -24,6 +24,13 @@ import type { Alert, GapData, MeResponse, Reading, ResumeData, Role, Sensor } fr
 /** Sparklines of this many tiles are backfilled over REST on load and reconnect. */
 const BACKFILL_TILES = 48;
 const BACKFILL_CONCURRENCY = 3;
+
+/** What the login screen says when the session ended by itself. */
+export const SESSION_NOTICE: Record<AuthFailureKind, string> = {
+  revoked: 'Your session was ended; log in again.',
+  expired: 'Your session expired; log in again.',
+  invalid: 'Your session has ended; log in again.',
+};
 
 export class Services {
   readonly batcher = new FrameBatcher();
@@ -74,8 +81,8 @@ export class Services {
       if (uncovered.includes('readings')) void this.loadSensors();
       if (uncovered.includes('alerts')) void this.loadAlerts();
     });
-    this.ws.authError.on(() => this.expire('Your session has ended. Please log in again.'));
-    this.api.unauthorized.on(() => this.expire('Your session has ended. Please log in again.'));
+    this.ws.authError.on((f) => this.expire(SESSION_NOTICE[f.kind]));
+    this.api.unauthorized.on(() => this.expire(SESSION_NOTICE.invalid));
     this.alerts.newCritical.on((a) => this.announce(a));
   }
 

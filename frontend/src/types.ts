@@ -27,6 +27,8 @@ export interface Envelope<T extends string = string, D = unknown> {
 
 export interface AuthData {
   token: string;
+  /** On a reconnect that sends `resume` right after auth_ok: the server holds live messages until the replay. */
+  resume?: boolean;
 }
 export interface AuthOkData {
   user: string;
@@ -240,6 +242,9 @@ export interface LoginResponse {
   user: string;
   role: Role;
 }
+
+/** POST /api/refresh: a fresh token for the same user, with the role they have now. */
+export type RefreshResponse = LoginResponse;
 
 export interface MeResponse {
   user: string;

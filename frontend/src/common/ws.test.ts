@@ -228,10 +228,10 @@ describe('WsClient', () => {
     s1.receive(resp);
     s1.receive({ type: 'batch', data: [{ type: 'alert', id: 42, data: { id: 7 } }, resp] });
     expect(got.map((m) => m.id)).toEqual([41, 42]);
+    // A frame's acks go out as one ack after it.
     expect(s1.json().filter((m) => m.type === 'ack')).toEqual([
       { type: 'ack', ref: 41 },
-      { type: 'ack', ref: 42 },
-      { type: 'ack', ref: 41 },
+      { type: 'ack', ref: [42, 41] },
     ]);
 
     // Redelivery on the next connection: acked again, handled once.
@@ -295,7 +295,7 @@ describe('WsClient', () => {
   it('stops and reports on auth_error instead of retrying', () => {
     const h = harness();
     const errors: string[] = [];
-    h.client.authError.on((m) => errors.push(m));
+    h.client.authError.on((f) => errors.push(f.message));
     h.client.start();
     const s = h.last();
     s.open();
@@ -310,7 +310,7 @@ describe('WsClient', () => {
   it('stops on auth_error after auth_ok (token expired mid-connection)', () => {
     const h = harness();
     const errors: string[] = [];
-    h.client.authError.on((m) => errors.push(m));
+    h.client.authError.on((f) => errors.push(f.message));
     h.client.start();
     const s = h.connect();
     s.receive({ type: 'auth_error', data: { message: 'token expired' } });
@@ -323,7 +323,7 @@ describe('WsClient', () => {
   it('treats close code 4001 without auth_error as an auth failure', () => {
     const h = harness();
     const errors: string[] = [];
-    h.client.authError.on((m) => errors.push(m));
+    h.client.authError.on((f) => errors.push(f.message));
     h.client.start();
     h.last().open();
     h.last().drop(4001);
@@ -586,6 +586,229 @@ describe('WsClient resume', () => {
     const s = h.connect();
     expect(resumes(s)).toHaveLength(0);
     expect(h.reloads).toEqual([]);
+  });
+});
+
+describe('WsClient resume announced in auth', () => {
+  const cursors: ResumeData = { readings: { since: '2026-11-21T10:00:00.123Z' }, alerts: 3 };
+  const reconnect = (h: Harness) => {
+    h.last().drop(1006);
+    vi.advanceTimersByTime(h.client.status.retryAt! - Date.now());
+    return h.connect();
+  };
+
+  it('says resume:true in the auth of every reconnect that resumes, and still sends resume after auth_ok', () => {
+    const h = harness({ getResume: () => cursors });
+    h.client.start();
+    const first = h.connect();
+    expect(first.json()[0]).toEqual({ type: 'auth', data: { token: 'tok-1' } });
+    for (let n = 0; n < 2; n++) {
+      const s = reconnect(h);
+      const sent = s.json();
+      expect(sent[0]).toEqual({ type: 'auth', data: { token: 'tok-1', resume: true } });
+      expect(sent[1]).toMatchObject({ type: 'resume', data: cursors });
+    }
+  });
+
+  it('does not announce a resume it will not send: no cursors source, or a fresh login', () => {
+    const plain = harness();
+    plain.client.start();
+    plain.connect();
+    expect(reconnect(plain).json()[0]).toEqual({ type: 'auth', data: { token: 'tok-1' } });
+
+    const h = harness({ getResume: () => cursors });
+    h.client.start();
+    h.connect();
+    h.client.stop();
+    h.client.start();
+    expect(h.connect().json()[0]).toEqual({ type: 'auth', data: { token: 'tok-1' } });
+  });
+
+  it('releases the held messages with an empty resume when the cursors are gone, and reloads', () => {
+    let current: ResumeData | null = cursors;
+    const h = harness({ getResume: () => current });
+    const reloads: string[] = [];
+    h.client.reloadNeeded.on((r) => reloads.push(r));
+    h.client.start();
+    h.connect();
+    current = null;
+    const s = reconnect(h);
+    const sent = s.json();
+    expect(sent[0].data).toEqual({ token: 'tok-1', resume: true });
+    expect(sent[1]).toMatchObject({ type: 'resume', data: {} });
+    expect(reloads).toEqual(['no_resume']);
+    // Its answer is not taken for a resume of the cursors.
+    s.receive({ type: 'resumed', ref: sent[1].id, data: {} });
+    expect(reloads).toEqual(['no_resume']);
+  });
+});
+
+describe('WsClient token refresh on the open connection', () => {
+  it('sends the new token as an auth request and resolves with the auth_ok that answers it', async () => {
+    const h = harness();
+    const statuses: (string | undefined)[] = [];
+    h.client.statusChanged.on((st) => statuses.push(st.role));
+    h.client.start();
+    const s = h.connect();
+    const done = h.client.reauth('tok-2');
+    const auth = s.json().at(-1)!;
+    expect(auth).toEqual({ type: 'auth', id: expect.any(String), data: { token: 'tok-2' } });
+    s.receive({ type: 'auth_ok', ref: auth.id, data: { user: 'alice', role: 'admin', expires_at: '2030-01-02T00:00:00.000Z' } });
+    await expect(done).resolves.toEqual({ user: 'alice', role: 'admin', expires_at: '2030-01-02T00:00:00.000Z' });
+    // Still the same connection, now with the new token's role; no resume, no reload.
+    expect(h.client.status).toMatchObject({ state: 'connected', role: 'admin' });
+    expect(h.sockets).toHaveLength(1);
+    expect(s.json().filter((m) => m.type === 'resume')).toEqual([]);
+  });
+
+  it('rejects with the server error for a token it refuses, and keeps the connection', async () => {
+    const h = harness();
+    h.client.start();
+    const s = h.connect();
+    const done = h.client.reauth('tok-bob');
+    s.receive({ type: 'error', ref: s.json().at(-1)!.id, data: { code: 'forbidden', message: 'a connection cannot change user' } });
+    await expect(done).rejects.toMatchObject({ code: 'forbidden' });
+    expect(h.client.status.state).toBe('connected');
+  });
+
+  it('sends nothing while disconnected: the next connection reads the new token', async () => {
+    let token = 'tok-1';
+    const h = harness({ getToken: () => token });
+    h.client.start();
+    h.connect();
+    h.last().drop();
+    token = 'tok-2';
+    await expect(h.client.reauth('tok-2')).resolves.toBeNull();
+    vi.advanceTimersByTime(h.client.status.retryAt! - Date.now());
+    const s = h.connect();
+    expect(s.json()[0].data).toMatchObject({ token: 'tok-2' });
+    expect(s.json().filter((m) => m.type === 'auth')).toHaveLength(1);
+  });
+});
+
+describe('WsClient close codes', () => {
+  it.each([
+    ['session revoked; log in again', 'session revoked', 'revoked'],
+    ['token expired; log in again', 'token expired', 'expired'],
+  ])('on auth_error "%s" and close 4001 "%s": reports %s and never reconnects', (message, reason, kind) => {
+    const h = harness();
+    const failures: unknown[] = [];
+    h.client.authError.on((f) => failures.push(f));
+    h.client.start();
+    const s = h.connect();
+    s.receive({ type: 'auth_error', data: { message } });
+    s.onclose?.({ code: 4001, reason });
+    expect(failures).toEqual([{ kind, message }]);
+    vi.advanceTimersByTime(10 * 60_000);
+    expect(h.sockets).toHaveLength(1);
+    expect(h.client.status.state).toBe('offline');
+  });
+
+  it('reads the kind from the close reason when no auth_error came', () => {
+    const h = harness();
+    const failures: unknown[] = [];
+    h.client.authError.on((f) => failures.push(f));
+    h.client.start();
+    const s = h.connect();
+    s.readyState = 3;
+    s.onclose?.({ code: 4001, reason: 'session revoked' });
+    expect(failures).toEqual([{ kind: 'revoked', message: 'session revoked' }]);
+    vi.advanceTimersByTime(10 * 60_000);
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it('on 4029 says too many connections and retries with a backoff that starts at 8 s and grows', () => {
+    const h = harness();
+    h.client.start();
+    h.connect();
+    const refuse = () => {
+      const s = h.last();
+      s.open();
+      s.receive({ type: 'error', data: { code: 'too_many_connections', message: 'too many open connections' } });
+      s.readyState = 3;
+      s.onclose?.({ code: 4029, reason: 'too many connections' });
+    };
+    h.last().drop(1001);
+    vi.advanceTimersByTime(h.client.status.retryAt! - Date.now());
+    const delays: number[] = [];
+    for (let n = 0; n < 4; n++) {
+      refuse();
+      const st = h.client.status;
+      expect(st).toMatchObject({ state: 'reconnecting', refused: 'too_many_connections' });
+      delays.push(st.retryAt! - Date.now());
+      const before = h.sockets.length;
+      vi.advanceTimersByTime(st.retryAt! - Date.now() - 1);
+      expect(h.sockets).toHaveLength(before);
+      vi.advanceTimersByTime(1);
+      expect(h.sockets).toHaveLength(before + 1);
+    }
+    expect(delays).toEqual([8000, 16000, 30000, 30000]);
+    // Let in: the notice goes, the backoff starts over.
+    h.connect();
+    expect(h.client.status.refused).toBeUndefined();
+    h.last().drop(1006);
+    expect(h.client.status.retryAt! - Date.now()).toBe(1000);
+  });
+});
+
+describe('WsClient batch acks', () => {
+  const alertMsg = (id: number) => ({ type: 'alert', id, data: { id } });
+  const acks = (s: FakeSocket) => s.json().filter((m) => m.type === 'ack');
+
+  it('acks the deliveries that come with auth_ok in one ack', () => {
+    const h = harness();
+    h.client.start();
+    const s = h.last();
+    s.open();
+    s.receive({
+      type: 'batch',
+      data: [
+        { type: 'auth_ok', data: { user: 'alice', role: 'operator' } },
+        alertMsg(1),
+        { type: 'direct_message', id: 2, data: { id: 5 } },
+        { type: 'reading', data: { sensor_id: 's', metric: 'm', value: 1, ts: '2026-01-01T00:00:00Z' } },
+        { type: 'command_response', id: '3', ref: 'c1', data: {} },
+      ],
+    });
+    expect(acks(s)).toEqual([{ type: 'ack', ref: [1, 2, '3'] }]);
+  });
+
+  it('names an id once per ack even when the frame holds it twice', () => {
+    const h = harness();
+    h.client.start();
+    const s = h.connect();
+    s.receive({ type: 'batch', data: [alertMsg(7), alertMsg(8), alertMsg(7)] });
+    expect(acks(s)).toEqual([{ type: 'ack', ref: [7, 8] }]);
+  });
+
+  it('splits a frame of more than 500 acked messages into acks of at most 500 ids', () => {
+    const h = harness();
+    h.client.start();
+    const s = h.connect();
+    const ids = Array.from({ length: 1201 }, (_, i) => 100 + i);
+    s.receive({ type: 'batch', data: ids.map(alertMsg) });
+    const sent = acks(s).map((m) => m.ref as unknown as number[]);
+    expect(sent.map((r) => r.length)).toEqual([500, 500, 201]);
+    expect(sent.flat()).toEqual(ids);
+  });
+
+  it('sends one ack per frame, not per message, however many frames come', () => {
+    const h = harness();
+    h.client.start();
+    const s = h.connect();
+    for (let f = 0; f < 10; f++) s.receive({ type: 'batch', data: [alertMsg(f * 10 + 1), alertMsg(f * 10 + 2)] });
+    expect(acks(s)).toHaveLength(10);
+  });
+
+  it('drops the acks of a connection that closed before they went out', () => {
+    const h = harness();
+    h.client.start();
+    const s = h.connect();
+    const onMessage = s.onmessage!;
+    // A handler that kills the connection while the frame is handled.
+    h.client.on('alert', () => s.drop());
+    onMessage({ data: JSON.stringify({ type: 'batch', data: [alertMsg(1), alertMsg(2)] }) });
+    expect(acks(s)).toEqual([]);
   });
 });
 

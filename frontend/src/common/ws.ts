@@ -1,8 +1,8 @@
 // The one WebSocket client of the dashboard. It owns the connection to /ws:
 // first-message auth, reconnection with backoff, resuming after a reconnect,
 // the queue of messages typed while offline, batch unwrapping, acks and
-// de-duplication of acked deliveries, keepalive, and routing of messages by
-// type to subscribers. Views never touch a WebSocket; they subscribe here
+// de-duplication of acked deliveries, keepalive, sending a refreshed token on
+// the open connection, and routing of messages by type to subscribers. Views never touch a WebSocket; they subscribe here
 // and send through here.
 //
 // Everything runs on the page's one thread; handlers are called
@@ -10,7 +10,7 @@
 // stores (which render once per animation frame), never render themselves.
 
 import { Emitter } from './emitter';
-import type { AuthOkData, Envelope, ErrorData, MsgId, ResumeData, ResumedData, Role } from '../types';
+import type { AuthData, AuthOkData, Envelope, ErrorData, MsgId, ResumeData, ResumedData, Role } from '../types';
 
 /** The subset of the browser WebSocket the client uses (fakes implement it in tests). */
 export interface WebSocketLike {
@@ -31,6 +31,8 @@ export interface ConnStatus {
   state: ConnState;
   /** When state is 'reconnecting': epoch ms of the next attempt. */
   retryAt?: number;
+  /** When reconnecting: why the server refused the last connection, if it said. */
+  refused?: 'too_many_connections';
   /** Failed attempts since the last successful auth. */
   attempt: number;
   user?: string;
@@ -41,6 +43,14 @@ export const BACKOFF_BASE_MS = 1000;
 export const BACKOFF_CAP_MS = 30_000;
 /** Each delay is the nominal one ±20%, never above the cap. */
 export const BACKOFF_JITTER = 0.2;
+/**
+ * After close 4029 (too many connections) the next attempt waits at least
+ * the delay of this attempt number (8 s): the other tabs that hold the
+ * connections do not close within a second.
+ */
+export const TOO_MANY_MIN_ATTEMPT = 3;
+/** The server takes at most this many ids in one ack. */
+export const MAX_ACK_IDS = 500;
 
 /**
  * backoffDelay returns the wait before reconnect attempt number attempt
@@ -52,6 +62,26 @@ export function backoffDelay(attempt: number, random: () => number = Math.random
   const nominal = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 30));
   const factor = 1 - BACKOFF_JITTER + 2 * BACKOFF_JITTER * random();
   return Math.round(Math.min(BACKOFF_CAP_MS, nominal * factor));
+}
+
+/** Why the session ended: the server revoked it, the token expired, or the token was refused. */
+export type AuthFailureKind = 'revoked' | 'expired' | 'invalid';
+
+export interface AuthFailure {
+  kind: AuthFailureKind;
+  /** The server's auth_error message or close reason, or the client's own. */
+  message: string;
+}
+
+/**
+ * authFailureKind reads the server's auth_error message ("session revoked;
+ * log in again", "token expired; log in again", "invalid or expired
+ * token") or 4001 close reason ("session revoked", "token expired").
+ */
+export function authFailureKind(text: string): AuthFailureKind {
+  if (/revoked/i.test(text)) return 'revoked';
+  if (/expired/i.test(text)) return 'expired';
+  return 'invalid';
 }
 
 /** The error a request's promise rejects with. */
@@ -137,6 +167,12 @@ export class WsClient {
   private readonly seenOrder: string[] = [];
   private outboxList: Envelope[] = [];
   private statusValue: ConnStatus = { state: 'idle', attempt: 0 };
+  /** Whether this connection's auth said `"resume":true` (the server holds live messages until the resume). */
+  private resumeAnnounced = false;
+  /** Ids to ack, collected while a frame is handled and sent as one ack after it. */
+  private ackIds: MsgId[] = [];
+  private ackKeys = new Set<string>();
+  private ackScheduled = false;
   /** The id of the resume waiting for its answer on this connection. */
   private resumeRef: string | null = null;
   private resumeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -158,8 +194,8 @@ export class WsClient {
   readonly reloadNeeded = new Emitter<ReloadReason>();
   /** Fired when the server has replayed what was missed (the `resumed` answer): nothing to reload. */
   readonly resumed = new Emitter<ResumedData>();
-  /** Fired on auth_error or close 4001: the token is no good, log in again. */
-  readonly authError = new Emitter<string>();
+  /** Fired on auth_error or close 4001: the token is no good, log in again (never retried with it). */
+  readonly authError = new Emitter<AuthFailure>();
   /** Fired when the outgoing queue changes (a message queued or flushed). */
   readonly outboxChanged = new Emitter<readonly Envelope[]>();
 
@@ -280,6 +316,24 @@ export class WsClient {
   }
 
   /**
+   * Sends a refreshed token on the open connection, so that the server
+   * keeps it open past the old token's expiry. Resolves with the auth_ok
+   * answer, or null when there is no authenticated connection (the next
+   * one reads the new token through getToken); rejects with the server's
+   * error (forbidden: a token it does not accept).
+   */
+  async reauth(token: string): Promise<AuthOkData | null> {
+    if (!this.authed) return null;
+    const { reply } = this.request<AuthData>('auth', { token });
+    const m = await reply;
+    const d = (m.data ?? {}) as Partial<AuthOkData>;
+    if (this.statusValue.state === 'connected' && d.user) {
+      this.setStatus({ ...this.statusValue, user: d.user, role: d.role });
+    }
+    return d as AuthOkData;
+  }
+
+  /**
    * Sends a request with a fresh id. The promise resolves with the first
    * message whose ref is that id, or rejects with the error that carries
    * it, or with code 'timeout'. A request that could not be sent or queued
@@ -337,11 +391,17 @@ export class WsClient {
       return;
     }
     this.ws = ws;
+    // A reconnect resumes right after auth_ok; saying so in the auth makes
+    // the server hold live messages until the replay, so that none comes
+    // twice or moves the cursors before they are read.
+    const resume = this.everAuthed && this.opts.getResume !== undefined;
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      this.resumeAnnounced = resume;
       // The token goes in the first message, never in the URL (URLs end up
       // in proxy and server logs).
-      ws.send(JSON.stringify({ type: 'auth', data: { token } }));
+      const data: AuthData = resume ? { token, resume: true } : { token };
+      ws.send(JSON.stringify({ type: 'auth', data }));
     };
     ws.onmessage = (ev) => {
       if (this.ws !== ws) return;
@@ -352,7 +412,7 @@ export class WsClient {
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
-      this.onClosed(ev.code);
+      this.onClosed(ev.code, ev.reason);
     };
     this.authTimer = setTimeout(() => {
       if (this.ws === ws && !this.authed) this.abandon(ws, 4000, 'auth timeout');
@@ -367,7 +427,7 @@ export class WsClient {
     } catch {
       // ignore
     }
-    this.onClosed(code, true);
+    this.onClosed(code, reason, true);
   }
 
   private detach(): void {
@@ -380,25 +440,36 @@ export class WsClient {
     }
     this.ws = null;
     this.authed = false;
+    this.resumeAnnounced = false;
+    // Acks belong to their connection's frames; what a dead one did not
+    // ack comes again on the next connection and is acked there.
+    this.ackIds = [];
+    this.ackKeys.clear();
   }
 
-  private onClosed(code: number, alreadyDetached = false): void {
+  private onClosed(code: number, reason: string, alreadyDetached = false): void {
     if (!alreadyDetached) this.detach();
     this.clearConnTimers();
     if (!this.started) return;
     if (code === 4001) {
-      this.failAuth('session expired or invalid');
+      // Usually an auth_error came first and failed the session already.
+      this.failAuth(reason || 'session expired or invalid');
       return;
     }
     if (this.authFailed) return;
+    if (code === 4029) {
+      this.attempt = Math.max(this.attempt, TOO_MANY_MIN_ATTEMPT);
+      this.scheduleReconnect('too_many_connections');
+      return;
+    }
     this.scheduleReconnect();
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(refused?: ConnStatus['refused']): void {
     const delay = backoffDelay(this.attempt, this.opts.random);
     this.attempt++;
     const retryAt = this.opts.now() + delay;
-    this.setStatus({ state: this.online ? 'reconnecting' : 'offline', retryAt, attempt: this.attempt });
+    this.setStatus({ state: this.online ? 'reconnecting' : 'offline', retryAt, attempt: this.attempt, refused });
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 
@@ -416,7 +487,7 @@ export class WsClient {
       }
     }
     this.setStatus({ state: 'offline', attempt: this.attempt });
-    this.authError.emit(message);
+    this.authError.emit({ kind: authFailureKind(message), message });
   }
 
   private clearConnTimers(): void {
@@ -489,9 +560,12 @@ export class WsClient {
       if (Array.isArray(msg.data)) {
         for (const m of msg.data) this.onMessage(m);
       }
-      return;
+    } else {
+      this.onMessage(msg);
     }
-    this.onMessage(msg);
+    // One ack for the whole frame (a batch, the deliveries pending since
+    // the last connection): acks count against the request rate limit.
+    this.flushAcks();
   }
 
   private onMessage(m: unknown): void {
@@ -516,7 +590,7 @@ export class WsClient {
     if (m.id !== undefined && m.id !== null) {
       // Ack every time, duplicates included: a redelivery means the server
       // never got the earlier ack.
-      this.rawSend({ type: 'ack', ref: m.id });
+      this.queueAck(m.id);
       const key = String(m.id);
       if (this.seen.has(key)) return;
       this.remember(key);
@@ -569,6 +643,9 @@ export class WsClient {
   private sendResume(): void {
     const fresh = this.opts.getResume?.() ?? null;
     if (!fresh) {
+      // The auth promised a resume: an empty one releases the live
+      // messages the server holds for it now rather than after its wait.
+      if (this.resumeAnnounced) this.rawSend({ type: 'resume', id: this.nextId(), data: {} });
       this.reloadNeeded.emit('no_resume');
       return;
     }
@@ -608,6 +685,33 @@ export class WsClient {
       if (p && !p.timer && this.opts.requestTimeoutMs > 0) this.armRequestTimer(key!, p, this.opts.requestTimeoutMs);
     }
     this.outboxChanged.emit(this.outboxList);
+  }
+
+  /** Collects id for the ack sent at the end of this frame (or, outside one, at the next microtask). */
+  private queueAck(id: MsgId): void {
+    const key = String(id);
+    if (this.ackKeys.has(key)) return; // twice in one frame: one ack says it
+    this.ackKeys.add(key);
+    this.ackIds.push(id);
+    if (!this.ackScheduled) {
+      this.ackScheduled = true;
+      queueMicrotask(() => {
+        this.ackScheduled = false;
+        this.flushAcks();
+      });
+    }
+  }
+
+  /** Sends the collected acks: one id as a plain ref, more as arrays of up to MAX_ACK_IDS. */
+  private flushAcks(): void {
+    if (this.ackIds.length === 0) return;
+    const ids = this.ackIds;
+    this.ackIds = [];
+    this.ackKeys.clear();
+    for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
+      const chunk = ids.slice(i, i + MAX_ACK_IDS);
+      this.rawSend({ type: 'ack', ref: chunk.length === 1 ? chunk[0] : chunk });
+    }
   }
 
   private rawSend(msg: unknown): void {
