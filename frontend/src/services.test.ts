@@ -3,7 +3,7 @@
 // WebSocket and fetch are replaced by hand-written fakes.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Services, collectResume } from './services';
+import { SESSION_NOTICE, Services, collectResume } from './services';
 import { sensorKey } from './sensors/store';
 import type { Alert, ChatMessage, DirectMessage, Envelope, Reading } from './types';
 
@@ -48,6 +48,8 @@ class FakeWebSocket {
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
+/** An expiry far enough ahead that no token refresh happens during a test. */
+const later = () => iso(Date.now() + 12 * 3600_000);
 const reading = (sensor: string, ms: number, value: number): Reading => ({
   sensor_id: sensor,
   metric: 'temperature',
@@ -78,6 +80,17 @@ const dm = (id: number): DirectMessage => ({ id, from: 'bob', to: 'alice', conte
 /** The fake REST server: what it holds, and every request it got. */
 class FakeRest {
   requests: string[] = [];
+  /** The Authorization header of each request, in step with requests. */
+  auth: (string | undefined)[] = [];
+  /** How long the login token lasts. */
+  loginTtl = 12 * 3600_000;
+  /** What POST /api/refresh answers: 200 with a new token, or this status. */
+  refreshStatus = 200;
+  refreshed = 0;
+  /** POST /api/logout fails as a network error. */
+  logoutDown = false;
+  /** Runs when POST /api/logout arrives. */
+  onLogout = () => {};
   sensors = [{ sensor_id: 's-1', metric: 'temperature', unit: '°C', first_seen: iso(T0), last_seen: iso(T0), last_value: 20 }];
   alerts: Alert[] = [alert(7, 300, T0)];
   messages: ChatMessage[] = [chat(1), chat(2)];
@@ -86,8 +99,21 @@ class FakeRest {
   fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const u = new URL(String(input), 'http://dash.test');
     this.requests.push(`${init?.method ?? 'GET'} ${u.pathname}`);
+    this.auth.push((init?.headers as Record<string, string> | undefined)?.Authorization);
     const json = (body: unknown) => new Response(JSON.stringify(body), { status: 200, headers: { 'Content-Type': 'application/json' } });
-    if (u.pathname === '/api/login') return json({ token: 'tok', expires_at: iso(T0 + 3600_000), user: 'alice', role: 'operator' });
+    if (u.pathname === '/api/login') return json({ token: 'tok', expires_at: iso(Date.now() + this.loginTtl), user: 'alice', role: 'operator' });
+    if (u.pathname === '/api/refresh') {
+      if (this.refreshStatus !== 200) {
+        return new Response('{"error":{"code":"unauthorized","message":"session revoked"}}', { status: this.refreshStatus });
+      }
+      this.refreshed++;
+      return json({ token: `tok-r${this.refreshed}`, expires_at: iso(Date.now() + 12 * 3600_000), user: 'alice', role: 'admin' });
+    }
+    if (u.pathname === '/api/logout') {
+      this.onLogout();
+      if (this.logoutDown) throw new TypeError('failed to fetch');
+      return new Response(null, { status: 204 });
+    }
     if (u.pathname === '/api/sensors') return json({ sensors: this.sensors });
     if (u.pathname === '/api/alerts') {
       const state = u.searchParams.get('state');
@@ -149,7 +175,7 @@ async function loggedIn() {
   await svc.login('alice', 'pw');
   const ws = FakeWebSocket.all[0];
   ws.open();
-  ws.receive({ type: 'auth_ok', data: { user: 'alice', role: 'operator', expires_at: iso(T0 + 3600_000) } });
+  ws.receive({ type: 'auth_ok', data: { user: 'alice', role: 'operator', expires_at: later() } });
   await settle();
   return svc;
 }
@@ -160,7 +186,7 @@ async function reconnect(svc: Services): Promise<FakeWebSocket> {
   svc.ws.reconnectNow();
   const ws = FakeWebSocket.all[FakeWebSocket.all.length - 1];
   ws.open();
-  ws.receive({ type: 'auth_ok', data: { user: 'alice', role: 'operator', expires_at: iso(T0 + 3600_000) } });
+  ws.receive({ type: 'auth_ok', data: { user: 'alice', role: 'operator', expires_at: later() } });
   return ws;
 }
 
@@ -351,5 +377,112 @@ describe('gap', () => {
     await settle();
     expect(merged[1]).toEqual([11]);
     expect(svc.sensors.get(key)!.value).toBe(12);
+  });
+});
+
+describe('session', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+  });
+
+  /** settle() for fake timers: lets the fake fetches and what they start run, without moving the clock. */
+  async function flush(): Promise<void> {
+    for (let i = 0; i < 20; i++) await vi.advanceTimersByTimeAsync(0);
+  }
+
+  async function login(): Promise<{ svc: Services; ws: FakeWebSocket }> {
+    const svc = new Services();
+    await svc.login('alice', 'pw');
+    const ws = FakeWebSocket.all[0];
+    ws.open();
+    await flush();
+    return { svc, ws };
+  }
+
+  /** Moves the clock on by ms, with a frame from the server every 20 s so that the heartbeat keeps the socket. */
+  async function pass(ws: FakeWebSocket, ms: number): Promise<void> {
+    for (let left = ms; left > 0; left -= 20_000) {
+      await vi.advanceTimersByTimeAsync(Math.min(20_000, left));
+      ws.receive('pong');
+    }
+  }
+
+  it('refreshes the token a minute before it expires and sends the new one on the open socket', async () => {
+    rest.loginTtl = 3 * 60_000;
+    const { svc, ws } = await login();
+    // auth_ok names the same expiry as the login.
+    ws.receive({ type: 'auth_ok', data: { user: 'alice', role: 'operator', expires_at: iso(Date.now() + 3 * 60_000) } });
+    await pass(ws, 2 * 60_000 - 1000);
+    expect(rest.requests).not.toContain('POST /api/refresh');
+    await pass(ws, 1000);
+    await flush();
+    const i = rest.requests.indexOf('POST /api/refresh');
+    expect(i).toBeGreaterThan(-1);
+    expect(rest.auth[i]).toBe('Bearer tok');
+    // Kept where the login token is kept: REST and the next connection use it.
+    expect(svc.session.token).toBe('tok-r1');
+    const auth = ws.sent.at(-1)!;
+    expect(auth).toEqual({ type: 'auth', id: expect.any(String), data: { token: 'tok-r1' } });
+    ws.receive({ type: 'auth_ok', ref: auth.id, data: { user: 'alice', role: 'admin', expires_at: iso(Date.now() + 12 * 3600_000) } });
+    await flush();
+    expect(svc.ws.status).toMatchObject({ state: 'connected', role: 'admin' });
+    expect(svc.me).toEqual({ user: 'alice', role: 'admin' });
+    expect(FakeWebSocket.all).toHaveLength(1);
+    expect(rest.refreshed).toBe(1);
+  });
+
+  it('goes to the login screen when the refresh is refused with 401', async () => {
+    rest.loginTtl = 2 * 60_000;
+    rest.refreshStatus = 401;
+    const { svc, ws } = await login();
+    await pass(ws, 60_000);
+    await flush();
+    expect(rest.requests).toContain('POST /api/refresh');
+    expect(svc.loggedIn).toBe(false);
+    expect(svc.loginNotice).not.toBe('');
+    expect(svc.ws.status.state).toBe('stopped');
+  });
+
+  it.each([
+    ['session revoked; log in again', 'session revoked', SESSION_NOTICE.revoked],
+    ['token expired; log in again', 'token expired', SESSION_NOTICE.expired],
+  ])('on auth_error "%s" and close 4001: the login screen says so and the old token is not used again', async (message, reason, notice) => {
+    const { svc, ws } = await login();
+    ws.receive({ type: 'auth_ok', data: { user: 'alice', role: 'operator', expires_at: later() } });
+    ws.receive({ type: 'auth_error', data: { message } });
+    ws.readyState = 3;
+    ws.onclose?.({ code: 4001, reason });
+    await flush();
+    expect(svc.loggedIn).toBe(false);
+    expect(svc.loginNotice).toBe(notice);
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    expect(FakeWebSocket.all).toHaveLength(1);
+    expect(rest.requests).not.toContain('POST /api/refresh');
+  });
+
+  it('logs out on the server with the token, after closing the socket, then forgets it', async () => {
+    const reload = vi.fn();
+    vi.stubGlobal('location', { protocol: 'http:', host: 'dash.test', reload });
+    const { svc, ws } = await login();
+    let atLogout: { token: string | null; socket: number } | undefined;
+    rest.onLogout = () => (atLogout = { token: svc.session.token, socket: ws.readyState });
+    await svc.logout();
+    const i = rest.requests.indexOf('POST /api/logout');
+    expect(rest.auth[i]).toBe('Bearer tok');
+    expect(atLogout).toEqual({ token: 'tok', socket: 3 });
+    expect(svc.loggedIn).toBe(false);
+    expect(svc.loginNotice).toBe('');
+    expect(reload).toHaveBeenCalledOnce();
+  });
+
+  it('logs out locally when the server cannot be reached', async () => {
+    const reload = vi.fn();
+    vi.stubGlobal('location', { protocol: 'http:', host: 'dash.test', reload });
+    rest.logoutDown = true;
+    const { svc } = await login();
+    await svc.logout();
+    expect(rest.requests).toContain('POST /api/logout');
+    expect(svc.loggedIn).toBe(false);
+    expect(reload).toHaveBeenCalledOnce();
   });
 });

@@ -5,6 +5,12 @@
 // page holds); the server replays what was missed as ordinary messages and
 // the stores de-duplicate them. Views reload over REST only when the resume
 // fails.
+//
+// The session: a minute before the token expires it is refreshed over REST
+// and the new one is sent on the open socket. When the server ends the
+// session (revoked, expired: auth_error and close 4001, or a 401) the page
+// goes back to the login screen with a notice saying which, and never
+// reconnects with the old token.
 
 import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
@@ -15,11 +21,12 @@ import { Api, Session, isMissingEndpoint } from './common/api';
 import { errorText, parseTs } from './common/format';
 import { FrameBatcher, Observable } from './common/frame';
 import { Clock } from './common/hooks';
+import { TokenRefresher } from './common/refresh';
 import { type AuthFailureKind, WsClient, wsURL } from './common/ws';
 import { registeredIds, type Device } from './sensors/devices';
 import { fetchSpan } from './sensors/series';
 import { SPARK_WINDOW_MS, SensorStore, sensorKey } from './sensors/store';
-import type { Alert, GapData, MeResponse, Reading, ResumeData, Role, Sensor } from './types';
+import type { Alert, AuthOkData, GapData, MeResponse, Reading, ResumeData, Role, Sensor } from './types';
 
 /** Sparklines of this many tiles are backfilled over REST on load and reconnect. */
 const BACKFILL_TILES = 48;
@@ -46,6 +53,14 @@ export class Services {
   readonly alerts = new AlertStore(this.batcher);
   readonly commands = new CommandStore(this.batcher, this.ws, this.api);
   readonly chat = new ChatStore(this.batcher, this.ws, this.api);
+  readonly refresher = new TokenRefresher({
+    refresh: () => this.api.refresh(),
+    onRefreshed: (token) => {
+      this.ws.reauth(token).catch((err) => console.warn('sending the refreshed token:', errorText(err)));
+    },
+    // api.unauthorized has fired too; either one ends the session.
+    onUnauthorized: () => this.expire(SESSION_NOTICE.invalid),
+  });
   /** Login state changes (login, logout, session expired). */
   readonly authChanged = new Observable(this.batcher);
   /** Notice when the session ends on its own ("session expired"). */
@@ -58,6 +73,7 @@ export class Services {
   prefs = loadPrefs();
   audio?: AudioContext;
   private started = false;
+  private loggingOut = false;
   /** The streams the last resume could not name a cursor for: reloaded over REST once it is answered. */
   private uncovered: ('readings' | 'alerts')[] = [];
   private readonly cleanups: (() => void)[] = [];
@@ -66,13 +82,14 @@ export class Services {
     this.ws.on<Reading>('reading', (m) => m.data && this.sensors.applyReading(m.data));
     this.ws.on<GapData>('gap', (m) => m.data && this.sensors.applyGap(m.data));
     this.ws.on<Alert>('alert', (m) => m.data && this.alerts.apply(m.data));
-    this.ws.on<{ user: string; role: Role }>('auth_ok', (m) => {
+    this.ws.on<AuthOkData>('auth_ok', (m) => {
       // A resumed session whose /api/me failed (server restarting) learns
-      // who it is here.
+      // who it is here; a refreshed token may carry a new role.
       if (m.data?.user && (this.me?.user !== m.data.user || this.me?.role !== m.data.role)) {
         this.setMe(m.data.user, m.data.role);
         this.authChanged.changed();
       }
+      if (m.data?.expires_at) this.refresher.schedule(m.data.expires_at);
     });
     this.ws.reloadNeeded.on(() => void this.reloadAll());
     this.ws.resumed.on(() => {
@@ -95,6 +112,7 @@ export class Services {
     this.loginNotice = '';
     this.setMe(res.user, res.role);
     this.start();
+    this.refresher.schedule(res.expires_at);
     this.authChanged.changed();
   }
 
@@ -116,8 +134,16 @@ export class Services {
     this.authChanged.changed();
   }
 
-  logout(): void {
+  /**
+   * Revokes the token on the server, then forgets it here. The socket is
+   * closed first: the revocation would otherwise reach it as "session
+   * revoked" and end the session a second time, with a notice.
+   */
+  async logout(): Promise<void> {
+    if (this.loggingOut) return;
+    this.loggingOut = true;
     this.stop();
+    await this.api.logout();
     this.session.token = null;
     this.me = null;
     this.authChanged.changed();
@@ -126,7 +152,7 @@ export class Services {
   }
 
   private expire(notice: string): void {
-    if (!this.loggedIn && !this.started) return;
+    if ((!this.loggedIn && !this.started) || this.loggingOut) return;
     this.stop();
     this.session.token = null;
     this.me = null;
@@ -159,6 +185,7 @@ export class Services {
   private stop(): void {
     if (!this.started) return;
     this.started = false;
+    this.refresher.stop();
     this.ws.stop();
     this.clock.stop();
     for (const fn of this.cleanups.splice(0)) fn();

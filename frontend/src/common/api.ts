@@ -3,7 +3,7 @@
 // go back to the login screen.
 
 import { Emitter } from './emitter';
-import type { LoginResponse } from '../types';
+import type { LoginResponse, RefreshResponse } from '../types';
 
 export class ApiError extends Error {
   readonly status: number;
@@ -65,6 +65,38 @@ export class Api {
     const body = (await res.json()) as LoginResponse;
     this.session.token = body.token;
     return body;
+  }
+
+  /**
+   * Exchanges the current token for a fresh one (POST /api/refresh) and
+   * keeps it where the login token is kept. A 401 (revoked or expired)
+   * fires unauthorized like any other request.
+   */
+  async refresh(): Promise<RefreshResponse> {
+    const body = await this.request<RefreshResponse>('POST', '/api/refresh');
+    this.session.token = body.token;
+    return body;
+  }
+
+  /**
+   * Revokes the current token on the server (POST /api/logout) so that it
+   * is refused from now on, everywhere. Never fails: logging out locally
+   * must not depend on the server being reachable, nor on its answer (a
+   * 401 here is not a session that ended by itself, so unauthorized is not
+   * fired). Gives up after timeoutMs.
+   */
+  async logout(timeoutMs = 5000): Promise<void> {
+    const token = this.session.token;
+    if (!token) return;
+    try {
+      await this.fetchFn('/api/logout', {
+        method: 'POST',
+        headers: { Authorization: 'Bearer ' + token },
+        signal: typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(timeoutMs) : undefined,
+      });
+    } catch {
+      // offline or the server down: the token expires by itself
+    }
   }
 
   async get<T>(path: string, params?: Record<string, string | number | undefined>, signal?: AbortSignal): Promise<T> {

@@ -97,7 +97,7 @@ function Dashboard() {
         <span class="who small">
           {svc.me?.user} <span class="muted">({svc.me?.role})</span>
         </span>
-        <button type="button" onClick={() => svc.logout()}>
+        <button type="button" onClick={() => void svc.logout()}>
           Log out
         </button>
       </header>
