@@ -68,6 +68,22 @@ type Config struct {
 	// watches every series from its first reading, not only the regular
 	// ones (see watchedLocked).
 	RegisteredOnly bool
+
+	// SpikeOpenAfter is how many breaching readings in a row a spike
+	// needs before its alert opens (3): one odd reading is noise, not an
+	// anomaly. ThresholdOpenAfter is the same for a threshold (2).
+	SpikeOpenAfter     int
+	ThresholdOpenAfter int
+	// OpenFor is how long, besides the readings above, a breach must have
+	// lasted before its alert opens (0: the readings decide alone).
+	OpenFor time.Duration
+	// FlapOpens alerts of one sensor, metric and kind opened within
+	// FlapWindow make the last one flapping (3 in 15 min): it is kept open
+	// until the series has had no breach for FlapQuiet (10 min), instead
+	// of resolving and reopening on every burst.
+	FlapOpens  int
+	FlapWindow time.Duration
+	FlapQuiet  time.Duration
 }
 
 func (c *Config) defaults() {
@@ -92,7 +108,31 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.SpikeOpenAfter <= 0 {
+		c.SpikeOpenAfter = DefaultSpikeOpenAfter
+	}
+	if c.ThresholdOpenAfter <= 0 {
+		c.ThresholdOpenAfter = DefaultThresholdOpenAfter
+	}
+	if c.FlapOpens <= 0 {
+		c.FlapOpens = DefaultFlapOpens
+	}
+	if c.FlapWindow <= 0 {
+		c.FlapWindow = DefaultFlapWindow
+	}
+	if c.FlapQuiet <= 0 {
+		c.FlapQuiet = DefaultFlapQuiet
+	}
 }
+
+// Defaults of Config's anti-noise settings (docs/alerts.md, "Noise").
+const (
+	DefaultSpikeOpenAfter     = 3
+	DefaultThresholdOpenAfter = 2
+	DefaultFlapOpens          = 3
+	DefaultFlapWindow         = 15 * time.Minute
+	DefaultFlapQuiet          = 10 * time.Minute
+)
 
 // Detection constants (docs/alerts.md).
 const (
@@ -111,6 +151,13 @@ const (
 	// regularReadings is how many readings make a series regular enough
 	// for the stale check (see watchedLocked).
 	regularReadings = 10
+	// hysteresis: a live spike alert counts a reading as normal only when
+	// its score is at most hysteresis × k; a live threshold alert only when
+	// the value is back inside the limits by thresholdHysteresis of the
+	// span. Readings in between neither breach nor count towards the
+	// resolve, so a value hovering at the limit does not flap.
+	hysteresis          = 0.75
+	thresholdHysteresis = 0.02
 )
 
 // Alert kinds as indexes of series.kinds.
@@ -153,9 +200,40 @@ type kindState struct {
 	severity string // of the live alert
 	normal   int    // consecutive normal readings while live
 
+	// Before an alert opens: the breaching readings in a row so far, when
+	// the first was evaluated, and the worst of them.
+	pending      int
+	pendingSince time.Time
+	// peak is the worst breach of the pending or live alert: its value,
+	// limit or score and severity are what the alert shows, so that the
+	// severity always matches the score shown next to it.
+	peak peakBreach
+	// Flapping: when recent alerts of this key opened, oldest first, and
+	// whether the live one is flapping (kept open until FlapQuiet passed
+	// without a breach), with the time of its last breach.
+	opens      []time.Time
+	flapping   bool
+	lastBreach time.Time
+
 	ops       []op      // changes waiting for the worker, in order
 	queued    bool      // listed in Detector.dirty
 	lastFlush time.Time // when the worker last took ops
+}
+
+// peakBreach is the worst reading of one alert: magnitude orders them
+// (the score of a spike, the distance beyond the limit of a threshold).
+type peakBreach struct {
+	set       bool
+	magnitude float64
+	value     float64
+	limit     float64
+	severity  string
+}
+
+func (p *peakBreach) fold(magnitude, value, limit float64, sev string) {
+	if !p.set || magnitude > p.magnitude {
+		*p = peakBreach{set: true, magnitude: magnitude, value: value, limit: limit, severity: sev}
+	}
 }
 
 // op is one change for the worker: a (coalesced) breach to upsert, or a
@@ -165,6 +243,12 @@ type op struct {
 	breach  model.AlertBreach // !resolve
 	at      time.Time         // resolve time
 	gen     uint64            // the kindState.gen it belongs to
+	// flapping is posted with the alert (the flapping field of the /ws
+	// alert message); it is not stored.
+	flapping bool
+	// flag: no breach to store, only the live alert to post again with
+	// flapping set (it was just found flapping).
+	flag bool
 	// urgent changes (open, escalate, resolve) go to the worker at once
 	// and are measured: evaluated is when the deciding reading was
 	// evaluated, readingTS its timestamp.
@@ -317,9 +401,11 @@ func (d *Detector) evaluateLocked(r *model.Reading, now time.Time) {
 			if beyond > criticalMargin*th.span() {
 				sev = model.SeverityCritical
 			}
-			d.breachLocked(s, kThreshold, v, limit, sev, now, r.TS)
-		} else {
+			d.breachLocked(s, kThreshold, beyond, v, limit, sev, d.cfg.ThresholdOpenAfter, now, r.TS)
+		} else if th.inside(v, thresholdHysteresis*th.span()) {
 			d.normalLocked(s, kThreshold, th.resolveAfter, now, r.TS)
+		} else {
+			d.holdLocked(s, kThreshold)
 		}
 	} else {
 		d.normalLocked(s, kThreshold, th.resolveAfter, now, r.TS)
@@ -333,17 +419,35 @@ func (d *Detector) evaluateLocked(r *model.Reading, now time.Time) {
 		// finite (any change of a constant signal is then a spike).
 		sd = math.Max(sd, 1e-9*math.Max(1, math.Abs(s.mean)))
 		score := math.Abs(v-s.mean) / sd
-		if score > sp.k {
+		switch {
+		case score > sp.k:
 			sev := model.SeverityWarning
 			if score > 2*sp.k {
 				sev = model.SeverityCritical
 			}
-			d.breachLocked(s, kSpike, v, score, sev, now, r.TS)
-		} else {
+			d.breachLocked(s, kSpike, score, v, score, sev, d.cfg.SpikeOpenAfter, now, r.TS)
+		case score <= hysteresis*sp.k:
 			d.normalLocked(s, kSpike, sp.resolveAfter, now, r.TS)
+		default:
+			d.holdLocked(s, kSpike)
 		}
-	} else {
-		d.normalLocked(s, kSpike, sp.resolveAfter, now, r.TS)
+		s.foldClipped(v, sp.k)
+		return
+	}
+	d.normalLocked(s, kSpike, sp.resolveAfter, now, r.TS)
+	s.fold(v)
+}
+
+// foldClipped folds v into the statistics after clipping it to k standard
+// deviations of the mean (a winsorised EWMA): one wild reading then moves
+// the mean and spread no more than a reading at the edge of normal does,
+// so the spread stays tight for the readings after it. A lasting change
+// of level is still learnt: each clipped reading widens the spread by
+// about (1-alpha)(1+alpha*k*k) (x1.7 at k=4), so a new level becomes
+// normal within a few dozen readings.
+func (s *series) foldClipped(v, k float64) {
+	if sd := math.Sqrt(s.variance); s.n > 0 && sd > 0 {
+		v = math.Max(s.mean-k*sd, math.Min(s.mean+k*sd, v))
 	}
 	s.fold(v)
 }
@@ -364,59 +468,106 @@ func (s *series) fold(v float64) {
 	s.n++
 }
 
-// breachLocked records a breach of kind: it opens an alert if none is
-// live, else it updates the live one (coalesced with updates not yet
-// stored).
-func (d *Detector) breachLocked(s *series, kind int, value, limit float64, sev string, now, readingTS time.Time) {
+// breachLocked records a breach of kind with the given magnitude (how
+// bad it is: the score, or the distance beyond the limit). With no live
+// alert, the breach counts towards opening one after openAfter breaches
+// in a row (and Config.OpenFor); else it updates the live one (coalesced
+// with updates not yet stored). The alert shows its worst breach.
+func (d *Detector) breachLocked(s *series, kind int, magnitude, value, limit float64, sev string, openAfter int, now, readingTS time.Time) {
 	ks := &s.kinds[kind]
 	ks.normal = 0
-	b := model.AlertBreach{
-		SensorID: s.key.sensor, Metric: s.key.metric, Kind: kindNames[kind], Severity: sev,
-		Value: value, LimitOrScore: limit, FirstAt: now, LastAt: now, Count: 1,
-	}
+	ks.lastBreach = now
 	if !ks.live {
+		if ks.pending == 0 {
+			ks.pendingSince = now
+			ks.peak = peakBreach{}
+		}
+		ks.pending++
+		ks.peak.fold(magnitude, value, limit, sev)
+		if ks.pending < openAfter || now.Sub(ks.pendingSince) < d.cfg.OpenFor {
+			return
+		}
+		p := ks.peak
+		b := model.AlertBreach{
+			SensorID: s.key.sensor, Metric: s.key.metric, Kind: kindNames[kind], Severity: p.severity,
+			Value: p.value, LimitOrScore: p.limit, FirstAt: ks.pendingSince, LastAt: now, Count: int64(ks.pending),
+		}
+		ks.pending = 0
 		ks.live = true
 		ks.gen++
 		ks.alertID = 0
-		ks.severity = sev
+		ks.severity = p.severity
+		ks.flapping = false
+		ks.opens = append(ks.opens, now)
+		if len(ks.opens) > d.cfg.FlapOpens {
+			ks.opens = ks.opens[len(ks.opens)-d.cfg.FlapOpens:]
+		}
 		d.appendOpLocked(s, kind, op{breach: b, gen: ks.gen, urgent: true, evaluated: now, readingTS: readingTS})
 		d.markDirtyLocked(s, kind)
 		return
 	}
-	escalate := sev == model.SeverityCritical && ks.severity != model.SeverityCritical
+	ks.peak.fold(magnitude, value, limit, sev)
+	p := ks.peak
+	escalate := p.severity == model.SeverityCritical && ks.severity != model.SeverityCritical
 	if escalate {
-		ks.severity = sev
+		ks.severity = p.severity
 	}
-	if n := len(ks.ops); n > 0 && !ks.ops[n-1].resolve {
+	if n := len(ks.ops); n > 0 && !ks.ops[n-1].resolve && !ks.ops[n-1].flag {
 		last := &ks.ops[n-1]
 		last.breach.Count++
-		last.breach.Value, last.breach.LimitOrScore, last.breach.LastAt = value, limit, now
-		if sev == model.SeverityCritical {
-			last.breach.Severity = sev
-		}
+		last.breach.Value, last.breach.LimitOrScore, last.breach.LastAt = p.value, p.limit, now
+		last.breach.Severity = ks.severity
+		last.flapping = ks.flapping
 		if escalate && !last.urgent {
 			last.urgent, last.evaluated, last.readingTS = true, now, readingTS
 		}
 		d.m.coalesced.Inc()
 	} else {
-		d.appendOpLocked(s, kind, op{breach: b, gen: ks.gen, urgent: escalate, evaluated: now, readingTS: readingTS})
+		b := model.AlertBreach{
+			SensorID: s.key.sensor, Metric: s.key.metric, Kind: kindNames[kind], Severity: ks.severity,
+			Value: p.value, LimitOrScore: p.limit, FirstAt: now, LastAt: now, Count: 1,
+		}
+		d.appendOpLocked(s, kind, op{breach: b, gen: ks.gen, urgent: escalate, evaluated: now, readingTS: readingTS, flapping: ks.flapping})
 	}
 	if escalate || now.Sub(ks.lastFlush) >= d.cfg.UpdateInterval {
 		d.markDirtyLocked(s, kind)
 	}
 }
 
+// holdLocked records a reading that neither breaches nor is normal (within
+// the hysteresis band): it ends a run of pending breaches and a run of
+// normal readings.
+func (d *Detector) holdLocked(s *series, kind int) {
+	ks := &s.kinds[kind]
+	ks.pending = 0
+	ks.normal = 0
+}
+
 // normalLocked counts a normal reading towards resolving a live alert of
-// kind after resolveAfter of them in a row.
+// kind after resolveAfter of them in a row. An alert that opened
+// FlapOpens times within FlapWindow is flapping instead: it is kept open
+// (and posted as flapping) until FlapQuiet has passed without a breach.
 func (d *Detector) normalLocked(s *series, kind, resolveAfter int, now, readingTS time.Time) {
 	ks := &s.kinds[kind]
+	ks.pending = 0
 	if !ks.live {
 		return
 	}
 	ks.normal++
-	if ks.normal >= resolveAfter {
-		d.resolveLocked(s, kind, now, readingTS)
+	if ks.normal < resolveAfter {
+		return
 	}
+	if !ks.flapping && len(ks.opens) >= d.cfg.FlapOpens && now.Sub(ks.opens[len(ks.opens)-d.cfg.FlapOpens]) <= d.cfg.FlapWindow {
+		ks.flapping = true
+		d.m.flapping.WithLabelValues(kindNames[kind]).Inc()
+		// Posted at once: the alert as it is, now marked flapping.
+		d.appendOpLocked(s, kind, op{flag: true, gen: ks.gen, flapping: true})
+		d.markDirtyLocked(s, kind)
+	}
+	if ks.flapping && now.Sub(ks.lastBreach) < d.cfg.FlapQuiet {
+		return
+	}
+	d.resolveLocked(s, kind, now, readingTS)
 }
 
 func (d *Detector) resolveLocked(s *series, kind int, now, readingTS time.Time) {
@@ -424,7 +575,14 @@ func (d *Detector) resolveLocked(s *series, kind int, now, readingTS time.Time) 
 	ks.live = false
 	ks.normal = 0
 	ks.alertID = 0
-	d.appendOpLocked(s, kind, op{resolve: true, at: now, gen: ks.gen, urgent: true, evaluated: now, readingTS: readingTS})
+	flapping := ks.flapping
+	if flapping {
+		// It was kept open until quiet: the episode is over, start
+		// counting opens afresh.
+		ks.flapping = false
+		ks.opens = ks.opens[:0]
+	}
+	d.appendOpLocked(s, kind, op{resolve: true, at: now, gen: ks.gen, urgent: true, evaluated: now, readingTS: readingTS, flapping: flapping})
 	d.markDirtyLocked(s, kind)
 }
 

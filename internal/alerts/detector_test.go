@@ -58,10 +58,10 @@ func TestThreshold(t *testing.T) {
 			[]string{"#1 threshold open warning n=1 v=-0.5"}},
 		{"beyond the limit by more than 10% of the range is critical", []step{{s, []float64{11.5}, false}},
 			[]string{"#1 threshold open critical n=1 v=11.5"}},
-		{"repeated breaches update one alert", []step{{2 * s, []float64{11, 10.5, 10.8}, false}},
-			[]string{"#1 threshold open warning n=1 v=11", "#1 threshold open warning n=2 v=10.5", "#1 threshold open warning n=3 v=10.8"}},
-		{"breaches within the update interval are coalesced", []step{{time.Millisecond, []float64{11, 10.5, 10.8, 10.2}, false}, {s, nil, true}},
-			[]string{"#1 threshold open warning n=1 v=11", "#1 threshold open warning n=4 v=10.2"}},
+		{"repeated breaches update one alert, which shows the worst", []step{{2 * s, []float64{10.5, 11, 10.8}, false}},
+			[]string{"#1 threshold open warning n=1 v=10.5", "#1 threshold open warning n=2 v=11", "#1 threshold open warning n=3 v=11"}},
+		{"breaches within the update interval are coalesced", []step{{time.Millisecond, []float64{10.2, 10.5, 10.8, 10.3}, false}, {s, nil, true}},
+			[]string{"#1 threshold open warning n=1 v=10.2", "#1 threshold open warning n=4 v=10.8"}},
 		{"escalation is posted at once", []step{{time.Millisecond, []float64{11, 20}, false}},
 			[]string{"#1 threshold open warning n=1 v=11", "#1 threshold open critical n=2 v=20"}},
 		{"auto-resolves after 5 normal readings", []step{{s, []float64{11, 5, 5, 5, 5}, false}, {s, []float64{5}, false}},
@@ -71,9 +71,11 @@ func TestThreshold(t *testing.T) {
 		{"after resolving, a breach opens a new alert", []step{{s, []float64{11, 5, 5, 5, 5, 5, 10.6}, false}},
 			[]string{"#1 threshold open warning n=1 v=11", "#1 threshold resolved warning n=1 v=11 by=system",
 				"#2 threshold open warning n=1 v=10.6"}},
-		{"a held-back update goes before the resolve", []step{{time.Millisecond, []float64{11, 10.7, 5, 5, 5, 5, 5}, false}},
-			[]string{"#1 threshold open warning n=1 v=11", "#1 threshold open warning n=2 v=10.7",
+		{"a held-back update goes before the resolve", []step{{time.Millisecond, []float64{10.6, 10.7, 5, 5, 5, 5, 5}, false}},
+			[]string{"#1 threshold open warning n=1 v=10.6", "#1 threshold open warning n=2 v=10.7",
 				"#1 threshold resolved warning n=2 v=10.7 by=system"}},
+		{"near the limit neither breaches nor counts as normal (hysteresis)", []step{{s, []float64{11, 9.9, 9.9, 9.9, 9.9, 9.9, 5, 5, 5, 5}, false}},
+			[]string{"#1 threshold open warning n=1 v=11"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, nil, nil)
@@ -263,13 +265,13 @@ func TestManualLifecycle(t *testing.T) {
 	// Breaches still update the acknowledged alert.
 	r.clock.add(2 * time.Second)
 	r.read("s-1", "t", time.Second, 10.6)
-	wantPosts(t, r.poster.take(), "#1 threshold acknowledged warning n=2 v=10.6")
+	wantPosts(t, r.poster.take(), "#1 threshold acknowledged warning n=2 v=11")
 
 	typ, data, err = call(resolve, `{"alert_id":1,"note":"  fan replaced  "}`)
 	if err != nil || typ != ReplyType || data.(model.Alert).State != model.AlertResolved || data.(model.Alert).Note != "fan replaced" {
 		t.Fatalf("resolve: %s %+v %v", typ, data, err)
 	}
-	wantPosts(t, r.poster.take(), "#1 threshold resolved warning n=2 v=10.6 by=bob")
+	wantPosts(t, r.poster.take(), "#1 threshold resolved warning n=2 v=11 by=bob")
 
 	// Resolved by a user while the value is still out of range: the next
 	// breach is a new alert.
@@ -281,16 +283,17 @@ func TestManualLifecycle(t *testing.T) {
 	r.clock.add(2 * time.Second)
 	r.read("s-1", "t", time.Millisecond, 10.5) // update of #2, posted at once
 	r.read("s-1", "t", time.Millisecond, 10.4) // held back
-	wantPosts(t, r.poster.take(), "#2 threshold open warning n=2 v=10.5")
+	wantPosts(t, r.poster.take(), "#2 threshold open warning n=2 v=10.9")
 	if _, _, err := call(resolve, `{"alert_id":2}`); err != nil {
 		t.Fatal(err)
 	}
-	wantPosts(t, r.poster.take(), "#2 threshold resolved warning n=2 v=10.5 by=bob")
+	wantPosts(t, r.poster.take(), "#2 threshold resolved warning n=2 v=10.9 by=bob")
 	r.clock.add(2 * time.Second)
 	r.tick()
-	wantPosts(t, r.poster.take(), "#3 threshold open warning n=1 v=10.4")
+	// It carries the worst value of the breaches it was held with.
+	wantPosts(t, r.poster.take(), "#3 threshold open warning n=1 v=10.9")
 	r.read("s-1", "t", time.Second, 5, 5, 5, 5, 5)
-	wantPosts(t, r.poster.take(), "#3 threshold resolved warning n=1 v=10.4 by=system")
+	wantPosts(t, r.poster.take(), "#3 threshold resolved warning n=1 v=10.9 by=system")
 
 	for _, tc := range []struct {
 		name     string
@@ -418,7 +421,7 @@ func TestStoreFailuresAreRetried(t *testing.T) {
 // While the store is down for long, the changes of one key stay bounded
 // and what finally gets stored still ends in the right state.
 func TestBacklogStaysBounded(t *testing.T) {
-	r := newRig(t, nil, nil)
+	r := newRig(t, nil, func(c *Config) { c.FlapOpens = 1000 }) // flapping would keep the last one open
 	r.setRules("s", model.AlertRule{Metric: "t", Kind: model.RuleThreshold, Max: fp(10), ResolveAfter: ip(1)})
 	for range 50 { // breach, resolve, breach, ... without the worker running
 		for _, v := range []float64{11, 5} {

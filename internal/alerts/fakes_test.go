@@ -238,7 +238,13 @@ func (p *fakePoster) PostReliable(_ context.Context, room, typ string, data any)
 	if p.err != nil {
 		return p.err
 	}
-	p.posts = append(p.posts, data.(model.Alert))
+	switch a := data.(type) {
+	case flappingAlert:
+		a.Alert.Note = "flapping" // tests tell the flag by it; Note is never posted
+		p.posts = append(p.posts, a.Alert)
+	default:
+		p.posts = append(p.posts, data.(model.Alert))
+	}
 	return nil
 }
 
@@ -289,7 +295,9 @@ func newRig(t *testing.T, st *fakeStore, edit func(*Config)) *rig {
 		st = newFakeStore()
 	}
 	r := &rig{t: t, store: st, poster: &fakePoster{}, clock: &clock{t: t0}, reg: prometheus.NewRegistry()}
-	cfg := Config{NotFound: errNotFound, Now: r.clock.Now}
+	// The mechanics tests open an alert on its first breach; TestNoise and
+	// TestReplayDemo run with the anti-noise defaults (edit sets them to 0).
+	cfg := Config{NotFound: errNotFound, Now: r.clock.Now, SpikeOpenAfter: 1, ThresholdOpenAfter: 1}
 	if edit != nil {
 		edit(&cfg)
 	}

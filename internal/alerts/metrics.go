@@ -27,6 +27,7 @@ type metrics struct {
 	pending   prometheus.Gauge
 	series    prometheus.Gauge
 	unwatched prometheus.Counter
+	flapping  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -66,9 +67,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		unwatched: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "watchroom_alerts_offline_unwatched_total",
 			Help: "Silences not reported offline because the series was not watched: fewer than 10 readings, no stale rule, not a registered device."}),
+		flapping: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_alerts_flapping_total",
+			Help: "Alerts kept open because they opened too often in a short time (flapping), by kind."}, []string{"kind"}),
 	}
 	reg.MustRegister(m.opened, m.resolved, m.updated, m.acked, m.coalesced, m.latency, m.dropped, m.ignored,
-		m.storeErrs, m.pending, m.series, m.unwatched)
+		m.storeErrs, m.pending, m.series, m.unwatched, m.flapping)
 	for _, r := range []string{reasonTooManySeries, reasonNotReady, reasonPostFailed, reasonShutdown, reasonBacklogFull} {
 		m.dropped.WithLabelValues(r)
 	}

@@ -61,6 +61,11 @@ func (t thresholdRule) breached(v float64) (limit, beyond float64, ok bool) {
 	return 0, 0, false
 }
 
+// inside reports whether v is within the limits by at least margin.
+func (t thresholdRule) inside(v, margin float64) bool {
+	return (t.min == nil || v >= *t.min+margin) && (t.max == nil || v <= *t.max-margin)
+}
+
 // span is what the critical margin is a share of: the width of [min, max]
 // when both are set, else the size of the one limit (1 for a limit of 0).
 func (t thresholdRule) span() float64 {

@@ -205,6 +205,27 @@ func (d *Detector) apply(ctx context.Context, ref opRef, o op) bool {
 
 func (d *Detector) applyOnce(ctx context.Context, ref opRef, o op) error {
 	key := ref.s.key
+	if o.flag {
+		d.mu.Lock()
+		ks := &ref.s.kinds[ref.kind]
+		id := ks.alertID
+		if !ks.live || ks.gen != o.gen {
+			id = 0
+		}
+		d.mu.Unlock()
+		if id == 0 {
+			return nil // resolved or replaced meanwhile: nothing to flag
+		}
+		a, err := d.store.Alert(ctx, id)
+		if errors.Is(err, d.cfg.NotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		d.post(ctx, a, o)
+		return nil
+	}
 	if o.resolve {
 		a, err := d.store.ResolveLiveAlert(ctx, key.sensor, key.metric, kindNames[ref.kind], o.at)
 		if errors.Is(err, d.cfg.NotFound) {
@@ -240,7 +261,11 @@ func (d *Detector) applyOnce(ctx context.Context, ref opRef, o op) error {
 // logged, not retried: the alert is stored, and clients reload live
 // alerts over REST when they (re)connect.
 func (d *Detector) post(ctx context.Context, a model.Alert, o op) {
-	if err := d.poster.PostReliable(ctx, model.RoomAlerts, messageType, a); err != nil {
+	var data any = a
+	if o.flapping {
+		data = flappingAlert{a}
+	}
+	if err := d.poster.PostReliable(ctx, model.RoomAlerts, messageType, data); err != nil {
 		d.m.dropped.WithLabelValues(reasonPostFailed).Inc()
 		d.log.Warn("alerts: posting an alert to room alerts failed; clients see it over REST", "alert_id", a.ID, "err", err)
 		return
@@ -254,6 +279,19 @@ func (d *Detector) post(ctx context.Context, a model.Alert, o op) {
 			d.m.latency.WithLabelValues("reading").Observe(lag.Seconds())
 		}
 	}
+}
+
+// flappingAlert is the /ws alert of an alert kept open because it was
+// flapping: the alert's JSON with "flapping": true added. The flag lives
+// in the detector's memory only (docs/alerts.md, "Noise").
+type flappingAlert struct{ model.Alert }
+
+func (f flappingAlert) MarshalJSON() ([]byte, error) {
+	b, err := f.Alert.MarshalJSON()
+	if err != nil || len(b) < 2 || b[len(b)-1] != '}' {
+		return b, err
+	}
+	return append(b[:len(b)-1], []byte(`,"flapping":true}`)...), nil
 }
 
 // shutdown stores and posts every pending change, held-back updates
