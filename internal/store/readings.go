@@ -134,7 +134,11 @@ func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (model.I
 		return model.InsertResult{}, nil
 	}
 	var res model.InsertResult
+	var seq int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, takeReadingSeq).Scan(&seq); err != nil {
+			return fmt.Errorf("seq: %w", err)
+		}
 		src := pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
 			r := &rs[i]
 			return []any{r.SensorID, r.Metric, r.Unit, r.TS, r.Value, int32(i)}, nil
@@ -146,21 +150,44 @@ func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (model.I
 		if err != nil {
 			return err
 		}
+		var fresh []int32 // staged ords inserted; nil: all of them
 		if len(keys) == len(rs) {
 			res = model.InsertResult{Fresh: rs} // all new
-		} else if res, err = sortOut(ctx, tx, rs, keys); err != nil {
+		} else if res, fresh, err = sortOut(ctx, tx, rs, keys); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, upsertSensorsFromStaging); err != nil {
 			return fmt.Errorf("sensors: %w", err)
+		}
+		if len(res.Fresh) == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, applyRollups, fresh); err != nil {
+			return fmt.Errorf("rollups: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return model.InsertResult{}, fmt.Errorf("store: insert readings: %w", err)
 	}
+	// The batch's seq goes on the inserted readings (a copy: rs belongs to
+	// the caller).
+	fresh := make([]model.Reading, len(res.Fresh))
+	for i, r := range res.Fresh {
+		r.Seq = seq
+		fresh[i] = r
+	}
+	res.Fresh = fresh
 	return res, nil
 }
+
+// takeReadingSeq takes the batch's seq (migration 00010) under an advisory
+// lock held until the transaction ends, so batches commit in seq order,
+// and leaves it in the transaction-local setting the seq column's default
+// reads. The lock serializes the batch writers of all instances; one
+// instance has one writer, which never waits on it.
+const takeReadingSeq = `SELECT set_config('watchroom.reading_seq', nextval('reading_seq')::text, true)::bigint
+FROM (SELECT pg_advisory_xact_lock(hashtext('watchroom.readings'))) l`
 
 // insertedKeys runs an INSERT ... RETURNING sensor_id, metric, ts and
 // collects the keys.
@@ -181,7 +208,9 @@ func insertedKeys(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]re
 // sortOut is the slow path of InsertReadings, for a batch in which some
 // keys were taken: it re-stamps and inserts the receipt-stamped readings
 // that lost their key and tells duplicates from conflicts among the rest.
-func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingKey) (model.InsertResult, error) {
+// It also returns the indexes (staged ords) of the readings inserted, for
+// the rollups.
+func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingKey) (model.InsertResult, []int32, error) {
 	var res model.InsertResult
 	inserted := make(map[readingKey]bool, len(keys))
 	for _, k := range keys {
@@ -205,21 +234,21 @@ func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingK
 	}
 	for round := 0; len(lost) > 0; round++ {
 		if round == restampRounds {
-			return res, fmt.Errorf("restamp: %d receipt-stamped readings found no free key in %d rounds", len(lost), restampRounds)
+			return res, nil, fmt.Errorf("restamp: %d receipt-stamped readings found no free key in %d rounds", len(lost), restampRounds)
 		}
 		if err := freeStamps(ctx, tx, rs, lost, ts); err != nil {
-			return res, err
+			return res, nil, err
 		}
 		stamps := make([]time.Time, len(lost))
 		for j, i := range lost {
 			stamps[j] = time.UnixMicro(ts[i]).UTC()
 		}
 		if _, err := tx.Exec(ctx, restampStaged, lost, stamps); err != nil {
-			return res, fmt.Errorf("restamp: %w", err)
+			return res, nil, fmt.Errorf("restamp: %w", err)
 		}
 		keys, err := insertedKeys(ctx, tx, insertRestamped, lost)
 		if err != nil {
-			return res, fmt.Errorf("restamp: %w", err)
+			return res, nil, fmt.Errorf("restamp: %w", err)
 		}
 		clear(inserted)
 		for _, k := range keys {
@@ -239,7 +268,7 @@ func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingK
 	if len(taken) > 0 {
 		rows, err := tx.Query(ctx, storedValues, taken)
 		if err != nil {
-			return res, fmt.Errorf("stored values: %w", err)
+			return res, nil, fmt.Errorf("stored values: %w", err)
 		}
 		var ord int32
 		var v float64
@@ -254,20 +283,22 @@ func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingK
 			return nil
 		})
 		if err != nil {
-			return res, fmt.Errorf("stored values: %w", err)
+			return res, nil, fmt.Errorf("stored values: %w", err)
 		}
 		if n != len(taken) {
-			return res, fmt.Errorf("stored values: %d of %d skipped readings have no stored row", len(taken)-n, n)
+			return res, nil, fmt.Errorf("stored values: %d of %d skipped readings have no stored row", len(taken)-n, n)
 		}
 	}
 	res.Fresh = make([]model.Reading, 0, len(rs)-len(taken))
+	ords := make([]int32, 0, len(rs)-len(taken))
 	for i, r := range rs {
 		if fresh[i] {
 			r.TS = time.UnixMicro(ts[i]).UTC()
 			res.Fresh = append(res.Fresh, r)
+			ords = append(ords, int32(i))
 		}
 	}
-	return res, nil
+	return res, ords, nil
 }
 
 // freeStamps sets ts[i], for each reading i of lost, to the first
@@ -385,49 +416,5 @@ func (s *Store) Readings(ctx context.Context, sensorID, metric string, from, to 
 		return nil, fmt.Errorf("store: readings: %w", err)
 	}
 	slices.Reverse(out) // fetched newest first to apply the limit at the recent end
-	return out, nil
-}
-
-// readingBuckets bins on date_bin with the Unix epoch as origin, so buckets
-// start at round UTC times (a 1 h bucket starts on the hour) whatever from
-// is, and the same bucket has the same bounds in every query.
-const readingBuckets = `SELECT date_bin($5, ts, 'epoch'::timestamptz) AS bucket,
-	min(value), avg(value), max(value), count(*)
-FROM readings
-WHERE sensor_id = $1 AND metric = $2 AND ts >= $3 AND ts <= $4
-GROUP BY bucket
-ORDER BY bucket DESC
-LIMIT $6`
-
-// ReadingBuckets downsamples the readings of one sensor metric with from <=
-// ts <= to into buckets of the given width: min, avg, max and count per
-// bucket, for the newest limit non-empty buckets, oldest first. Bucket.TS is
-// the bucket's start. Buckets are aligned to multiples of bucket since the
-// Unix epoch. metric is required: values of different metrics do not
-// average. bucket must be at least 1µs (PostgreSQL intervals have
-// microsecond resolution).
-func (s *Store) ReadingBuckets(ctx context.Context, sensorID, metric string, from, to time.Time, bucket time.Duration, limit int) ([]model.Bucket, error) {
-	switch {
-	case metric == "":
-		return nil, errors.New("store: reading buckets: metric is required")
-	case bucket < time.Microsecond:
-		return nil, errors.New("store: reading buckets: bucket must be at least 1µs")
-	case limit <= 0:
-		return nil, errors.New("store: reading buckets: limit must be positive")
-	}
-	rows, err := s.pool.Query(ctx, readingBuckets, sensorID, metric, from, to, bucket, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: reading buckets: %w", err)
-	}
-	out := make([]model.Bucket, 0, min(limit, 1024))
-	var b model.Bucket
-	_, err = pgx.ForEachRow(rows, []any{&b.TS, &b.Min, &b.Avg, &b.Max, &b.Count}, func() error {
-		out = append(out, b)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: reading buckets: %w", err)
-	}
-	slices.Reverse(out)
 	return out, nil
 }
