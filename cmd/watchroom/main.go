@@ -37,6 +37,7 @@ Commands:
               (every change but enable ends the user's sessions at once)
   device      MQTT device credentials: add --id ID, list, revoke --id ID, export-mosquitto --passwd FILE --acl FILE
   simulate    publish simulated sensor readings and answer device commands
+  chat        terminal client for chat rooms and alerts: chat [--url URL] [--user NAME]
   healthcheck exit 0 when the local server answers /healthz (for container health checks)
 
 Run 'watchroom <command> -h' for the flags of a command.
@@ -62,6 +63,8 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 		return runDevice(ctx, rest, env, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, rest, env, stderr)
+	case "chat":
+		return runChat(ctx, rest, env, stdin, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, rest, env, stderr)
 	case "help", "-h", "--help":
