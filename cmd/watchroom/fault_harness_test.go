@@ -109,6 +109,11 @@ func faultEnv(t *testing.T, dbURL, mqttURL string, extra ...string) []string {
 		"WATCHROOM_JWT_SECRET=" + faultJWTSecret,
 		"WATCHROOM_COMMIT_TIMEOUT=2s",
 		"WATCHROOM_LOG_LEVEL=info",
+		fmt.Sprintf("WATCHROOM_METRICS_ADDR=127.0.0.1:%d", mqtttest.FreePort(t)),
+		// One user holds every client of the suite (100 fast ones, 5,000
+		// in the churn test): lift the per-user and per-address caps.
+		"WATCHROOM_WS_MAX_PER_USER=100000",
+		"WATCHROOM_WS_MAX_PER_ADDR=100000",
 	}
 	return append(env, extra...)
 }
@@ -214,7 +219,7 @@ func (c *child) term(within time.Duration) (time.Duration, int) {
 // metrics scrapes /metrics into "name{labels}" → value.
 func (c *child) metrics() map[string]float64 {
 	c.t.Helper()
-	resp, err := http.Get("http://" + c.addr + "/metrics")
+	resp, err := http.Get("http://" + lookupEnv(c.env, "WATCHROOM_METRICS_ADDR") + "/metrics")
 	if err != nil {
 		c.t.Fatalf("GET /metrics: %v", err)
 	}
@@ -538,6 +543,8 @@ type tracker struct {
 	resumed     int              // resumed answers
 	resumeFails []string         // resume_failed / error answers, raw
 	inResume    bool             // between auth_ok of a reconnect and resumed
+	lastSeq     int64            // the highest commit batch seen
+	resumeSeq   int64            // the batch the resume in progress starts from
 	gaps        int              // gap messages
 	thinned     int              // readings the gap messages say were thinned
 	connects    int              // connections authenticated
@@ -590,7 +597,12 @@ func (k *tracker) dial(within time.Duration) error {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		b, _ := json.Marshal(map[string]any{"type": "auth", "data": map[string]string{"token": k.token}})
+		// A client that will resume says so in its auth, so that no live
+		// reading reaches it before the replay (docs/protocol.md).
+		k.mu.Lock()
+		willResume := k.connects > 0 && k.lastTS != ""
+		k.mu.Unlock()
+		b, _ := json.Marshal(map[string]any{"type": "auth", "data": map[string]any{"token": k.token, "resume": willResume}})
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
 			conn.Close()
@@ -612,11 +624,16 @@ func (k *tracker) dial(within time.Duration) error {
 			k.inResume = true
 			k.resumes++
 			k.sinces = append(k.sinces, since)
+			k.resumeSeq = k.lastSeq
 		}
+		cursor := map[string]any{"since": since}
+		if k.resumeSeq > 0 {
+			cursor["seq"] = k.resumeSeq // exact: by commit order
+		}
+		id := "resume-" + strconv.Itoa(k.resumes)
 		k.mu.Unlock()
 		if resume {
-			req, _ := json.Marshal(map[string]any{"type": "resume", "id": "resume-" + strconv.Itoa(k.resumes),
-				"data": map[string]any{"readings": map[string]string{"since": since}}})
+			req, _ := json.Marshal(map[string]any{"type": "resume", "id": id, "data": map[string]any{"readings": cursor}})
 			if err := conn.WriteMessage(websocket.TextMessage, req); err != nil {
 				conn.Close()
 				last = err
@@ -747,14 +764,16 @@ func (k *tracker) frame(b []byte) {
 		sensor := field(msg, `"sensor_id":"`, '"')
 		value := field(msg, `"value":`, ',')
 		var ts []byte
+		var seq int64
 		if k.reconnect {
 			ts = field(msg, `"ts":"`, '"')
+			seq, _ = strconv.ParseInt(string(field(msg, `"seq":`, '}')), 10, 64)
 		}
 		if i, ok := smallInt(value); ok && bytes.HasPrefix(sensor, []byte("f-")) {
-			k.loadReadingLocked(sensor, i, ts)
+			k.loadReadingLocked(sensor, i, ts, seq)
 			continue
 		}
-		k.readingLocked(string(sensor), string(value), string(ts))
+		k.readingLocked(string(sensor), string(value), string(ts), seq)
 	}
 }
 
@@ -775,9 +794,10 @@ func smallInt(b []byte) (int, bool) {
 
 // loadReadingLocked is readingLocked for a load reading, without
 // allocating. Must be called with k.mu held.
-func (k *tracker) loadReadingLocked(sensor []byte, i int, ts []byte) {
+func (k *tracker) loadReadingLocked(sensor []byte, i int, ts []byte, seq int64) {
 	k.types["reading"]++
 	k.seenTSLocked(ts)
+	k.lastSeq = max(k.lastSeq, seq)
 	if string(sensor) != sensorOf(i) {
 		k.wrongKey++
 	}
@@ -788,7 +808,7 @@ func (k *tracker) loadReadingLocked(sensor []byte, i int, ts []byte) {
 	if seen < 255 {
 		k.counts[i]++
 	}
-	k.countLocked(seen, func() string { return fmt.Sprintf("%s value %d ts %s", sensor, i, ts) })
+	k.countLocked(seen, seq, func() string { return fmt.Sprintf("%s value %d ts %s seq %d", sensor, i, ts, seq) })
 }
 
 // seenTSLocked keeps the newest ts seen, the since of the next resume.
@@ -804,15 +824,17 @@ func (k *tracker) seenTSLocked(ts []byte) {
 	}
 }
 
-// countLocked counts a reading that had been received seen times before.
-// A repeat inside a resume hand-over is an overlap, anywhere else a
-// duplicate. Must be called with k.mu held.
-func (k *tracker) countLocked(seen uint8, describe func() string) {
+// countLocked counts a reading of commit batch seq that had been received
+// seen times before. The one repeat the protocol allows is a replayed
+// reading of the batch the resume names (the client may have seen only part
+// of it): that is an overlap; any other repeat is a duplicate. Must be
+// called with k.mu held.
+func (k *tracker) countLocked(seen uint8, seq int64, describe func() string) {
 	if seen == 0 {
 		k.distinct++
 		return
 	}
-	if k.inResume {
+	if k.inResume && seq != 0 && seq == k.resumeSeq {
 		k.overlap++
 		return
 	}
@@ -838,9 +860,10 @@ func field(msg []byte, key string, stop byte) []byte {
 }
 
 // readingLocked records one reading. Must be called with k.mu held.
-func (k *tracker) readingLocked(sensor, value, ts string) {
+func (k *tracker) readingLocked(sensor, value, ts string, seq int64) {
 	k.types["reading"]++
 	k.seenTSLocked([]byte(ts))
+	k.lastSeq = max(k.lastSeq, seq)
 	v, err := strconv.ParseFloat(value, 64)
 	i := int(v)
 	var seen uint8
@@ -862,7 +885,7 @@ func (k *tracker) readingLocked(sensor, value, ts string) {
 			k.extra[key]++
 		}
 	}
-	k.countLocked(seen, func() string { return fmt.Sprintf("%s value %s ts %s", sensor, value, ts) })
+	k.countLocked(seen, seq, func() string { return fmt.Sprintf("%s value %s ts %s seq %d", sensor, value, ts, seq) })
 }
 
 // slowFrameLocked decodes a frame with encoding/json. Must be called with
@@ -888,9 +911,10 @@ func (k *tracker) slowFrameLocked(b []byte) {
 				SensorID string          `json:"sensor_id"`
 				Value    json.RawMessage `json:"value"`
 				TS       string          `json:"ts"`
+				Seq      int64           `json:"seq"`
 			}
 			_ = json.Unmarshal(m.Data, &r)
-			k.readingLocked(r.SensorID, string(r.Value), r.TS)
+			k.readingLocked(r.SensorID, string(r.Value), r.TS, r.Seq)
 			continue
 		case "gap":
 			var g struct {

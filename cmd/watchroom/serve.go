@@ -121,6 +121,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		Rate:         cfg.WSRate,
 		Burst:        cfg.WSBurst,
 		WriteTimeout: cfg.WSWriteTimeout,
+		SendBuffer:   cfg.WSSendBuffer,
 		ResumeMax:    cfg.ResumeMax,
 		ResumeMaxAge: cfg.ResumeMaxAge,
 		MaxPerUser:   cfg.WSMaxPerUser,

@@ -486,3 +486,16 @@ describe('session', () => {
     expect(reload).toHaveBeenCalledOnce();
   });
 });
+
+describe('collectResume readings cursor', () => {
+  const alerts = { eventCursor: undefined };
+  const chat = { roomCursors: () => ({}), directCursor: undefined };
+  it('resumes by commit order (seq) once a reading carried one', () => {
+    const data = collectResume({ since: '2026-11-21T10:00:00.000Z', latestSeq: 41 }, alerts, chat).data;
+    expect(data.readings).toEqual({ since: '2026-11-21T10:00:00.000Z', seq: 41 });
+  });
+  it('falls back to the timestamp without a seq', () => {
+    const data = collectResume({ since: '2026-11-21T10:00:00.000Z', latestSeq: 0 }, alerts, chat).data;
+    expect(data.readings).toEqual({ since: '2026-11-21T10:00:00.000Z' });
+  });
+});

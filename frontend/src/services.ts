@@ -323,15 +323,17 @@ export class Services {
 
 /** The resume request of what the stores hold, and the streams they have no cursor for. */
 export function collectResume(
-  sensors: Pick<SensorStore, 'since'>,
+  sensors: Pick<SensorStore, 'since' | 'latestSeq'>,
   alerts: Pick<AlertStore, 'eventCursor'>,
   chat: Pick<ChatStore, 'roomCursors' | 'directCursor'>,
 ): { data: ResumeData; uncovered: ('readings' | 'alerts')[] } {
   const data: ResumeData = {};
   const uncovered: ('readings' | 'alerts')[] = [];
   // No sensors list: the connection's subscription applies.
+  // seq resumes by commit order, exactly; since alone (readings seen only
+  // over REST) by timestamp.
   const since = sensors.since;
-  if (since) data.readings = { since };
+  if (since) data.readings = sensors.latestSeq > 0 ? { since, seq: sensors.latestSeq } : { since };
   else uncovered.push('readings');
   const rooms = chat.roomCursors();
   if (Object.keys(rooms).length) data.rooms = rooms;

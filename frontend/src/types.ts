@@ -47,6 +47,8 @@ export interface Reading {
   value: number;
   unit?: string;
   ts: string;
+  /** The commit batch that stored it: the exact resume cursor. */
+  seq?: number;
 }
 
 export interface SubscribeData {
@@ -194,7 +196,7 @@ export interface Alert {
 /** What the client has seen last, per stream; an omitted stream is not replayed. */
 export interface ResumeData {
   /** Readings with ts >= since; sensors omitted: the connection's subscription. */
-  readings?: { since: string; sensors?: string[] };
+  readings?: { since: string; seq?: number; sensors?: string[] };
   /** Per room, the id of the last chat message held. */
   rooms?: Record<string, number>;
   /** The highest alert event_id seen. */

@@ -55,6 +55,7 @@ type Config struct {
 	WSRate         float64
 	WSBurst        int
 	WSWriteTimeout time.Duration
+	WSSendBuffer   int
 	WSMaxPerUser   int
 	WSMaxPerAddr   int
 	ResumeMax      int
@@ -117,6 +118,7 @@ func Vars() []Var {
 		{"WATCHROOM_WS_BURST", "ws-burst", "40", "request burst allowed per WebSocket connection", intv(func(c *Config) *int { return &c.WSBurst })},
 		{"WATCHROOM_WS_MAX_PER_USER", "ws-max-per-user", "20", "open WebSocket connections allowed per user; more are refused with close code 4029", intv(func(c *Config) *int { return &c.WSMaxPerUser })},
 		{"WATCHROOM_WS_MAX_PER_ADDR", "ws-max-per-addr", "200", "open WebSocket connections allowed per client address (behind WATCHROOM_TRUSTED_PROXIES, the forwarded one); more are refused with 4029", intv(func(c *Config) *int { return &c.WSMaxPerAddr })},
+		{"WATCHROOM_WS_SEND_BUFFER", "ws-send-buffer", "131072", "kernel send buffer per WebSocket connection, in bytes (-1: the kernel's default); a small one lets a slow client's backlog reach the queue, where its readings are thinned, within seconds", intv(func(c *Config) *int { return &c.WSSendBuffer })},
 		{"WATCHROOM_WS_WRITE_TIMEOUT", "ws-write-timeout", "5s", "deadline of each WebSocket frame write; a client that stops reading is closed when one is missed", dur(func(c *Config) *time.Duration { return &c.WSWriteTimeout })},
 		{"WATCHROOM_RESUME_MAX", "resume-max", "10000", "messages one stream of a resume may replay; more answers resume_failed (too_many) and the client reloads over REST", intv(func(c *Config) *int { return &c.ResumeMax })},
 		{"WATCHROOM_RESUME_MAX_AGE", "resume-max-age", "1h", "how far back a resume of readings may reach; older answers resume_failed (too_old)", dur(func(c *Config) *time.Duration { return &c.ResumeMaxAge })},

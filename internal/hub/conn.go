@@ -55,10 +55,14 @@ type conn struct {
 	// awaitingResume: the auth message announced a resume that has not
 	// started yet; live messages are held meanwhile.
 	awaitingResume bool
-	held           []heldItem    // in arrival order
-	heldMsgs       int           // messages in held
-	thin           *thinning     // non-nil while readings are being conflated
-	thinKick       chan struct{} // capacity 1: tells the writer that thin was started
+	// replayed holds the resume keys of the last replay until
+	// replayedUntil (see dropReplayedLocked).
+	replayed      map[string]struct{}
+	replayedUntil time.Time
+	held          []heldItem    // in arrival order
+	heldMsgs      int           // messages in held
+	thin          *thinning     // non-nil while readings are being conflated
+	thinKick      chan struct{} // capacity 1: tells the writer that thin was started
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by fail: the writer sends closeCode and stops
@@ -117,7 +121,43 @@ func (c *conn) push(m outMsg, rs []model.Reading, key string) bool {
 		c.heldMsgs += len(m.msgs)
 		return true
 	}
+	if c.replayed != nil {
+		if m, rs = c.dropReplayedLocked(m, rs, key); len(m.msgs) == 0 {
+			return true
+		}
+	}
 	return c.pushLocked(m, rs)
+}
+
+// dropReplayedLocked leaves out of m what the last resume replayed. A
+// message is pushed after its commit, not with it: one committed before
+// the replay was read may be pushed only after the hand-over, and the
+// client has it already. The replayed keys are kept for
+// replayedWindow after the hand-over, far longer than a commit takes to
+// be pushed. c.mu must be held.
+func (c *conn) dropReplayedLocked(m outMsg, rs []model.Reading, key string) (outMsg, []model.Reading) {
+	if c.h.now().After(c.replayedUntil) {
+		c.replayed = nil
+		return m, rs
+	}
+	if rs == nil {
+		if _, dup := c.replayed[key]; dup && key != "" {
+			c.h.m.queueDrops.WithLabelValues(reasonReplayed).Inc()
+			return outMsg{}, nil
+		}
+		return m, rs
+	}
+	var keep outMsg
+	var keepRS []model.Reading
+	for i, r := range rs {
+		if _, dup := c.replayed[r.ResumeKey()]; dup {
+			c.h.m.queueDrops.WithLabelValues(reasonReplayed).Inc()
+			continue
+		}
+		keep.msgs = append(keep.msgs, m.msgs[i])
+		keepRS = append(keepRS, r)
+	}
+	return keep, keepRS
 }
 
 // pushLocked queues m, or thins rs; c.mu must be held.

@@ -46,10 +46,16 @@ type Config struct {
 	ResumeMax    int           // messages one stream of a resume may replay (10000)
 	ResumeMaxAge time.Duration // how far back a resume of readings may reach (1h)
 	ReadLimit    int64         // bytes per frame; larger closes with 1009 (64 KiB)
-	Rate         float64       // requests per second per connection (20)
-	Burst        int           // request burst per connection (40)
-	MaxPerUser   int           // open connections per user; more are refused with 4029 (20)
-	MaxPerAddr   int           // open connections per client address; more are refused with 4029 (200)
+	// SendBuffer caps the kernel's send buffer of each connection, in
+	// bytes (128 KiB; negative: the kernel's own, which grows to MBs on
+	// Linux). A client that reads slowly then backs up into the
+	// connection's queue within seconds, where thinning sees it, instead
+	// of into megabytes of socket buffer that hide it for minutes.
+	SendBuffer int
+	Rate       float64 // requests per second per connection (20)
+	Burst      int     // request burst per connection (40)
+	MaxPerUser int     // open connections per user; more are refused with 4029 (20)
+	MaxPerAddr int     // open connections per client address; more are refused with 4029 (200)
 }
 
 func (c *Config) defaults() {
@@ -62,6 +68,7 @@ func (c *Config) defaults() {
 	setDefault(&c.ResumeMax, 10000)
 	setDefault(&c.ResumeMaxAge, time.Hour)
 	setDefault(&c.ReadLimit, 64<<10)
+	setDefault(&c.SendBuffer, 128<<10)
 	setDefault(&c.Rate, 20)
 	setDefault(&c.Burst, 40)
 	setDefault(&c.MaxPerUser, 20)

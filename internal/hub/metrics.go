@@ -16,6 +16,9 @@ const (
 	reasonPongTimeout  = "pong_timeout"
 	reasonWriteTimeout = "write_timeout" // a frame could not be written within WriteTimeout
 	reasonRevoked      = "session_revoked"
+	// A live message the client got already in a resume replay (a queue
+	// drop reason, not a disconnect).
+	reasonReplayed = "already_replayed"
 	// Refused at connect: the per-user or per-address cap (4029).
 	reasonTooManyForUser = "too_many_for_user"
 	reasonTooManyForAddr = "too_many_for_address"

@@ -116,6 +116,10 @@ func (c *conn) giveUpResume() {
 	}
 }
 
+// replayedWindow is how long after a resume live messages that the replay
+// held already are left out (see dropReplayedLocked).
+const replayedWindow = 5 * time.Second
+
 // resumeTimeout bounds reading every stream's replay; live messages are
 // held meanwhile.
 const resumeTimeout = 10 * time.Second
@@ -178,7 +182,9 @@ func (c *conn) resume(ctx context.Context, req envelope) {
 	default:
 		h.m.resumes.WithLabelValues("resumed").Inc()
 		c.release(func(held map[string]struct{}) [][]byte {
-			return h.replayMessages(replays, streams, held, req.ID)
+			msgs, keys := h.replayMessages(replays, streams, held, req.ID)
+			c.replayed, c.replayedUntil = keys, h.now().Add(replayedWindow) // c.mu is held
+			return msgs
 		})
 	}
 }
@@ -190,8 +196,9 @@ func only(msg []byte) func(map[string]struct{}) [][]byte {
 // replayMessages encodes the replay, leaving out what a held live message
 // carries too (it follows the replay), then the resumed reply with the
 // count of each stream.
-func (h *Hub) replayMessages(replays map[string]Replay, streams []string, held map[string]struct{}, ref json.RawMessage) [][]byte {
+func (h *Hub) replayMessages(replays map[string]Replay, streams []string, held map[string]struct{}, ref json.RawMessage) ([][]byte, map[string]struct{}) {
 	var out [][]byte
+	keys := make(map[string]struct{})
 	counts := make(map[string]any, len(streams))
 	for _, s := range streams {
 		r := replays[s]
@@ -213,6 +220,9 @@ func (h *Hub) replayMessages(replays map[string]Replay, streams []string, held m
 				continue
 			}
 			out = append(out, b)
+			if m.Key != "" {
+				keys[m.Key] = struct{}{}
+			}
 			h.m.messagesOut.WithLabelValues(m.Type).Inc()
 			n++
 			if groups != nil {
@@ -226,7 +236,7 @@ func (h *Hub) replayMessages(replays map[string]Replay, streams []string, held m
 		}
 	}
 	h.m.messagesOut.WithLabelValues("resumed").Inc()
-	return append(out, mustEncode("resumed", ref, counts))
+	return append(out, mustEncode("resumed", ref, counts)), keys
 }
 
 // readReplays asks each stream's replayer for what the client missed.
@@ -276,20 +286,28 @@ type ReadingHistory interface {
 	// ReadingsSince returns up to limit readings with ts >= since, ordered
 	// by ts, of the sensors in only (nil: all) that are not in except.
 	ReadingsSince(ctx context.Context, since time.Time, only, except []string, limit int) ([]model.Reading, error)
+	// ReadingsFromSeq returns up to limit readings committed in batch seq
+	// or later, in commit order, with the same filter.
+	ReadingsFromSeq(ctx context.Context, seq int64, only, except []string, limit int) ([]model.Reading, error)
 }
 
-// ReplayReadings is the replayer of the readings stream:
-// {"since":"<RFC 3339>","sensors":[…]} replays every stored reading with
-// ts >= since of the listed sensors (default: the connection's
-// subscription), ordered by ts.
+// ReplayReadings is the replayer of the readings stream, with the
+// subscription's sensors or those listed:
+//   - {"seq":<seq>,"since":"<RFC 3339>"} replays every reading committed
+//     in batch seq or later, in commit order: exact, whatever the readings'
+//     own timestamps (the client drops the ones of batch seq it holds).
+//     since, required with seq, bounds how far back.
+//   - {"since":"<RFC 3339>"} replays every stored reading with ts >= since,
+//     ordered by ts: for clients that saw no seq.
 func ReplayReadings(st ReadingHistory) Replayer {
 	return func(ctx context.Context, req ReplayRequest) (Replay, error) {
 		var cur struct {
+			Seq     *int64   `json:"seq"`
 			Since   string   `json:"since"`
 			Sensors []string `json:"sensors"`
 		}
-		if err := json.Unmarshal(req.Cursor, &cur); err != nil || cur.Since == "" {
-			return Replay{}, Errorf(CodeBadRequest, `readings must be {"since":"<RFC 3339 time>","sensors":[…]}`)
+		if err := json.Unmarshal(req.Cursor, &cur); err != nil || cur.Since == "" || (cur.Seq != nil && *cur.Seq < 0) {
+			return Replay{}, Errorf(CodeBadRequest, `readings must be {"seq":<highest seq seen>,"since":"<RFC 3339 time of the newest reading seen>","sensors":[…]}`)
 		}
 		since, err := time.Parse(time.RFC3339Nano, cur.Since)
 		if err != nil {
@@ -310,7 +328,12 @@ func ReplayReadings(st ReadingHistory) Replayer {
 		if req.Now.Sub(since) > req.MaxAge {
 			return Replay{}, &Refusal{Reason: RefusedTooOld, Detail: map[string]any{"max_age_seconds": req.MaxAge.Seconds()}}
 		}
-		rs, err := st.ReadingsSince(ctx, since, only, except, req.Max+1)
+		var rs []model.Reading
+		if cur.Seq != nil {
+			rs, err = st.ReadingsFromSeq(ctx, *cur.Seq, only, except, req.Max+1)
+		} else {
+			rs, err = st.ReadingsSince(ctx, since, only, except, req.Max+1)
+		}
 		if err != nil {
 			return Replay{}, err
 		}

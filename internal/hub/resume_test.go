@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,8 +196,14 @@ type fakeHistory struct {
 	since        time.Time
 	only, except []string
 	limit        int
+	after        int64
 	rs           []model.Reading
 	err          error
+}
+
+func (f *fakeHistory) ReadingsFromSeq(_ context.Context, seq int64, only, except []string, limit int) ([]model.Reading, error) {
+	f.after = seq
+	return f.ReadingsSince(context.Background(), time.Time{}, only, except, limit)
 }
 
 func (f *fakeHistory) ReadingsSince(_ context.Context, since time.Time, only, except []string, limit int) ([]model.Reading, error) {
@@ -227,6 +234,9 @@ func TestReplayReadings(t *testing.T) {
 		{"too many", `{"since":"2026-11-21T11:30:00Z"}`, SensorFilter{All: true}, fakeHistory{rs: seq(1, 4)}, RefusedTooMany, nil, nil, 0},
 		{"store error", `{"since":"2026-11-21T11:30:00Z"}`, SensorFilter{All: true}, fakeHistory{err: errDB}, "other", nil, nil, 0},
 		{"no since", `{}`, SensorFilter{All: true}, fakeHistory{}, CodeBadRequest, nil, nil, 0},
+		{"from a seq", `{"seq":41,"since":"2026-11-21T11:30:00Z"}`, SensorFilter{All: true}, fakeHistory{rs: seq(1, 2)}, "", nil, nil, 2},
+		{"seq without since", `{"seq":41}`, SensorFilter{All: true}, fakeHistory{}, CodeBadRequest, nil, nil, 0},
+		{"negative seq", `{"seq":-1,"since":"2026-11-21T11:30:00Z"}`, SensorFilter{All: true}, fakeHistory{}, CodeBadRequest, nil, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,6 +267,9 @@ func TestReplayReadings(t *testing.T) {
 			if len(r.Msgs) != tt.wantN || !slices.Equal(h.only, tt.wantOnly) || !slices.Equal(h.except, tt.wantExcept) || h.limit != 4 {
 				t.Errorf("replayed %d (only %v except %v limit %d), want %d (only %v except %v limit 4)",
 					len(r.Msgs), h.only, h.except, h.limit, tt.wantN, tt.wantOnly, tt.wantExcept)
+			}
+			if strings.Contains(tt.cursor, `"seq"`) && h.after != 41 {
+				t.Errorf("replayed by ts, want after seq 41 (got %d)", h.after)
 			}
 			if tt.wantN > 0 && r.Msgs[0].Key != seq(1, 1)[0].ResumeKey() {
 				t.Errorf("first key %q", r.Msgs[0].Key)
@@ -315,5 +328,36 @@ func TestResumeAnnouncedInAuth(t *testing.T) {
 	}
 	if got := env.counter("watchroom_ws_resumes_total", "outcome", "not_sent"); got != 1 {
 		t.Errorf("resumes{outcome=not_sent} = %v", got)
+	}
+}
+
+// TestResumeDropsLateLiveCopies: a reading committed before the replay was
+// read but pushed only after the hand-over (a push follows its commit) is
+// not sent again; within the window only, and counted.
+func TestResumeDropsLateLiveCopies(t *testing.T) {
+	clock := &fakeClock{}
+	env := newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
+		h.now = clock.now
+		h.HandleResume("readings", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+			return replayOf(seq(1, 3)), nil
+		})
+	}})
+	c := env.connect("ann", model.RoleViewer)
+	c.send(map[string]any{"type": "resume", "id": 1, "data": map[string]any{"readings": map[string]string{"since": "2026-11-21T10:00:00Z"}}})
+	for range 3 {
+		c.expectType("reading")
+	}
+	c.expectType("resumed")
+	env.hub.PublishReadings(seq(3, 4)) // 3 was replayed: only 4 goes out
+	if v := readingOf(t, c.next()).Value; v != 4 {
+		t.Fatalf("after the hand-over: reading %v, want 4", v)
+	}
+	if got := env.counter("watchroom_ws_queue_drops_total", "reason", reasonReplayed); got != 1 {
+		t.Errorf("queue_drops{reason=already_replayed} = %v, want 1", got)
+	}
+	clock.advance(replayedWindow + time.Second)
+	env.hub.PublishReadings(seq(2, 2)) // past the window: sent
+	if v := readingOf(t, c.next()).Value; v != 2 {
+		t.Fatalf("after the window: reading %v, want 2", v)
 	}
 }

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -19,6 +20,25 @@ type ServeOptions struct {
 	Addr string
 }
 
+// setSendBuffer sets SO_SNDBUF on the TCP connection under c: c may be
+// fasthttp's hijacked connection (UnsafeConn) or a TLS one (NetConn). It
+// reports whether it found one.
+func setSendBuffer(c net.Conn, n int) bool {
+	for range 4 {
+		switch x := c.(type) {
+		case interface{ SetWriteBuffer(int) error }:
+			return x.SetWriteBuffer(n) == nil
+		case interface{ UnsafeConn() net.Conn }:
+			c = x.UnsafeConn()
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return false
+		}
+	}
+	return false
+}
+
 // pendingLimit bounds the unacknowledged deliveries sent on connect; the
 // rest follow on the next connection once these are acked.
 const pendingLimit = 500
@@ -27,6 +47,9 @@ const pendingLimit = 500
 // from the upgrade handler and blocks for the life of the connection.
 func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, opt ServeOptions) {
 	ws.SetReadLimit(h.cfg.ReadLimit)
+	if h.cfg.SendBuffer > 0 {
+		setSendBuffer(ws.NetConn(), h.cfg.SendBuffer)
+	}
 	c, reason, msg := h.authenticate(ctx, ws, opt)
 	if c == nil {
 		h.m.disconnects.WithLabelValues(reason).Inc()

@@ -182,6 +182,9 @@ func newEnv(t *testing.T, cfg Config, opt envOptions) *testEnv {
 	}
 	logs := &lockedBuffer{}
 	env := &testEnv{t: t, store: newFakeStore(), reg: prometheus.NewRegistry(), tokens: tokens}
+	if opt.sndBuf > 0 && cfg.SendBuffer == 0 {
+		cfg.SendBuffer = opt.sndBuf
+	}
 	env.auth = &tokenAuth{Tokens: tokens, revoked: map[string]bool{}}
 	env.hub = New(cfg, env.auth, env.store, env.reg, slog.New(slog.NewTextHandler(logs, nil)))
 	if opt.setup != nil {

@@ -13,6 +13,10 @@ type Reading struct {
 	Unit     string    `json:"unit,omitempty"`
 	TS       time.Time `json:"ts"`
 
+	// Seq is the commit order of the batch that stored the reading (0
+	// before it is stored): the cursor a client resumes readings after.
+	Seq int64 `json:"-"`
+
 	// Receipt marks a reading that carried no timestamp and was stamped
 	// with the time it was received. Such a stamp is ours, not the
 	// device's, so a reading with it is never a duplicate by key: a store

@@ -12,7 +12,8 @@ import (
 // a coarser form would make two readings look like one.
 const ReadingTimeFormat = "2006-01-02T15:04:05.000000Z07:00"
 
-// MarshalJSON writes the reading with ts in ReadingTimeFormat.
+// MarshalJSON writes the reading with ts in ReadingTimeFormat, and its seq
+// once stored.
 func (r Reading) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		SensorID string  `json:"sensor_id"`
@@ -20,7 +21,8 @@ func (r Reading) MarshalJSON() ([]byte, error) {
 		Value    float64 `json:"value"`
 		Unit     string  `json:"unit,omitempty"`
 		TS       string  `json:"ts"`
-	}{r.SensorID, r.Metric, r.Value, r.Unit, r.TS.UTC().Format(ReadingTimeFormat)})
+		Seq      int64   `json:"seq,omitempty"`
+	}{r.SensorID, r.Metric, r.Value, r.Unit, r.TS.UTC().Format(ReadingTimeFormat), r.Seq})
 }
 
 // Resume keys identify one message of a stream that a client can resume

@@ -60,6 +60,44 @@ func (s *Store) ReadingsSince(ctx context.Context, since time.Time, only, except
 	return out, nil
 }
 
+// readingsFromSeq reads the batch committed as seq $1 and every later one
+// (migration 00010), in commit order; within a batch by ts, then key. $3
+// and $4 as in readingsSince.
+const readingsFromSeq = `SELECT r.sensor_id, r.metric, m.unit, r.ts, r.value, r.seq
+FROM readings r
+JOIN sensors m ON m.sensor_id = r.sensor_id AND m.metric = r.metric
+WHERE r.seq >= $1
+  AND ($3::text[] IS NULL OR r.sensor_id = ANY($3::text[]))
+  AND NOT (r.sensor_id = ANY($4::text[]))
+ORDER BY r.seq, r.ts, r.sensor_id, r.metric
+LIMIT $2`
+
+// ReadingsFromSeq returns up to limit readings committed in batch seq or
+// later, in commit order, of the sensors in only (nil: every sensor) that
+// are not in except, with their Seq set.
+func (s *Store) ReadingsFromSeq(ctx context.Context, seq int64, only, except []string, limit int) ([]model.Reading, error) {
+	if limit <= 0 {
+		return nil, errors.New("store: readings from seq: limit must be positive")
+	}
+	if except == nil {
+		except = []string{}
+	}
+	rows, err := s.pool.Query(ctx, readingsFromSeq, seq, limit, only, except)
+	if err != nil {
+		return nil, fmt.Errorf("store: readings from seq: %w", err)
+	}
+	out := make([]model.Reading, 0, min(limit, 1024))
+	var r model.Reading
+	_, err = pgx.ForEachRow(rows, []any{&r.SensorID, &r.Metric, &r.Unit, &r.TS, &r.Value, &r.Seq}, func() error {
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: readings from seq: %w", err)
+	}
+	return out, nil
+}
+
 // ChatMessagesAfter returns up to limit messages of room with ids above
 // after, oldest first. A room's ids commit in increasing order (see
 // InsertChatMessage), so nothing below the last id a client saw can appear

@@ -237,3 +237,59 @@ func TestDirectMessagesAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestReadingsFromSeq: every batch carries the next seq, readings come
+// back in commit order whatever their ts, from the cursor's batch on.
+func TestReadingsFromSeq(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	base := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	batch := func(sensor string, secs ...int) int64 {
+		t.Helper()
+		var rs []model.Reading
+		for _, sec := range secs {
+			rs = append(rs, model.Reading{SensorID: sensor, Metric: "t", TS: base.Add(time.Duration(sec) * time.Second), Value: float64(sec)})
+		}
+		res, err := s.InsertReadings(ctx, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Fresh) != len(rs) || res.Fresh[0].Seq == 0 || rs[0].Seq != 0 {
+			t.Fatalf("fresh %+v (input %+v): want the batch's seq on the copies only", res.Fresh, rs)
+		}
+		return res.Fresh[0].Seq
+	}
+	s1 := batch("s-1", 10, 11)
+	s2 := batch("s-2", 5) // an older ts, committed later
+	s3 := batch("s-1", 12)
+	if !(s1 < s2 && s2 < s3) {
+		t.Fatalf("seqs %d, %d, %d: want increasing", s1, s2, s3)
+	}
+	keys := func(rs []model.Reading) []string {
+		out := make([]string, len(rs))
+		for i, r := range rs {
+			out[i] = fmt.Sprintf("%s@%d#%d", r.SensorID, r.TS.Sub(base)/time.Second, r.Seq-s1)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		after        int64
+		only, except []string
+		limit        int
+		want         []string
+	}{
+		{s2, nil, nil, 10, []string{"s-2@5#1", "s-1@12#2"}},
+		{0, nil, nil, 2, []string{"s-1@10#0", "s-1@11#0"}},
+		{0, []string{"s-2"}, nil, 10, []string{"s-2@5#1"}},
+		{0, nil, []string{"s-1"}, 10, []string{"s-2@5#1"}},
+		{s3 + 1, nil, nil, 10, []string{}},
+	} {
+		got, err := s.ReadingsFromSeq(ctx, tt.after, tt.only, tt.except, tt.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := keys(got); !slices.Equal(g, tt.want) {
+			t.Errorf("after %d only %v except %v: %v, want %v", tt.after-s1, tt.only, tt.except, g, tt.want)
+		}
+	}
+}

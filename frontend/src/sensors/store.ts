@@ -148,6 +148,8 @@ export class SensorStore {
    * over REST: the resume cursor of the readings stream.
    */
   latestTs = 0;
+  /** The highest commit batch (seq) of a reading seen on /ws (0: none). */
+  latestSeq = 0;
 
   constructor(batcher: FrameBatcher, fetchSpan?: SpanFetcher) {
     this.perKey = new KeyedObservable(batcher);
@@ -217,6 +219,7 @@ export class SensorStore {
 
   /** Applies one live reading from /ws. */
   applyReading(r: Reading): void {
+    if (r.seq !== undefined && r.seq > this.latestSeq) this.latestSeq = r.seq;
     if (typeof r?.sensor_id !== 'string' || typeof r.metric !== 'string' || typeof r.value !== 'number') return;
     const t = parseTs(r.ts);
     if (!Number.isFinite(t)) return;
