@@ -225,10 +225,35 @@ describe('dashboard end to end', { timeout: 600_000 }, () => {
     await waitFor('alert acknowledged', async () => (await item.getAttribute('data-state')) === 'acknowledged', {
       timeoutMs: 10_000,
     });
+    // The badge and the panel count the same thing, and the badge says its number.
+    const badge = page.getByTestId('alert-badge');
+    const panelCount = await page.locator('#alerts-title .count').textContent();
+    assert.match((await badge.getAttribute('aria-label')) ?? '', new RegExp(`^${panelCount} alerts? needing attention`));
+    assert.equal(((await badge.textContent()) ?? '').replace(/\D/g, ''), panelCount);
     // Discuss opens room alerts filtered to this alert.
     await item.locator('button:text-is("Discuss")').click();
     await page.waitForSelector('.chat-head .chip:has-text("alert #")');
+    // An alert that resolves by itself before anyone acknowledged it stays
+    // in the panel, marked resolved, until someone does.
+    const page2 = await newPage();
+    await login(page2, 'alice');
+    await stack.api('alice', 'PUT', `/api/sensors/${PROBE}/rules`, {
+      rules: [{ metric: 'humidity', kind: 'threshold', max: 50, resolve_after: 1 }],
+    });
+    await stack.publish(`sensors/${PROBE}/humidity`, JSON.stringify({ value: 90, unit: '%' }));
+    const hum = page2.locator(`.alert-item:has(.alert-sensor:has-text("${PROBE} · humidity"))`).first();
+    await hum.waitFor({ timeout: 15_000 });
+    await stack.publish(`sensors/${PROBE}/humidity`, JSON.stringify({ value: 10, unit: '%' }));
+    await waitFor('resolved but kept in view', async () => (await hum.getAttribute('data-state')) === 'resolved', {
+      timeoutMs: 10_000,
+    });
+    await hum.locator('button:text-is("Acknowledge")').click();
+    await hum.waitFor({ state: 'detached', timeout: 10_000 });
+    // The history lists it with who acknowledged and resolved it.
+    await page2.locator('.alert-history summary').click();
+    await page2.waitForSelector('.history-list li:has-text("acknowledged by alice"):has-text("resolved by system")');
     noPageErrors(page);
+    noPageErrors(page2);
   });
 
   it('reconnects after a server restart and catches up', { timeout: 120_000 }, async () => {

@@ -261,9 +261,11 @@ export class Services {
 
   async loadAlerts(): Promise<void> {
     try {
-      const [open, acked] = await Promise.all(
-        ['open', 'acknowledged'].map((state) =>
-          this.api.get<{ alerts: Alert[] } | Alert[]>('/api/alerts', { state, limit: 200 }),
+      // Resolved ones too: those nobody acknowledged still need attention,
+      // and the rest are the history view.
+      const [open, acked, resolved] = await Promise.all(
+        ['open', 'acknowledged', 'resolved'].map((state) =>
+          this.api.get<{ alerts: Alert[] } | Alert[]>('/api/alerts', { state, limit: state === 'resolved' ? 100 : 200 }),
         ),
       );
       const list = (x: { alerts: Alert[] } | Alert[]) => (Array.isArray(x) ? x : (x.alerts ?? []));
@@ -271,6 +273,7 @@ export class Services {
       this.alerts.loadError = '';
       const active = [...list(open), ...list(acked)];
       this.alerts.replaceActive(active);
+      for (const a of list(resolved)) this.alerts.apply(a, false);
       if (this.alerts.eventCursor === undefined && active.length === 0) await this.loadAlertCursor();
     } catch (err) {
       if (isMissingEndpoint(err)) this.alerts.availability = 'missing';

@@ -189,6 +189,8 @@ export interface Alert {
   resolved_at?: string | null;
   /** Increases with every change of any alert: the resume cursor of the alerts stream. */
   event_id?: number;
+  /** On live messages only: kept open because it kept opening and resolving (docs/alerts.md#noise). */
+  flapping?: boolean;
 }
 
 // ---- Resuming after a reconnect ------------------------------------------

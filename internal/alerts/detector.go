@@ -71,7 +71,8 @@ type Config struct {
 
 	// SpikeOpenAfter is how many breaching readings in a row a spike
 	// needs before its alert opens (3): one odd reading is noise, not an
-	// anomaly. ThresholdOpenAfter is the same for a threshold (2).
+	// anomaly. ThresholdOpenAfter is the same for a threshold (1: the
+	// limit is an operator's, trusted on its first breach).
 	SpikeOpenAfter     int
 	ThresholdOpenAfter int
 	// OpenFor is how long, besides the readings above, a breach must have
@@ -128,7 +129,7 @@ func (c *Config) defaults() {
 // Defaults of Config's anti-noise settings (docs/alerts.md, "Noise").
 const (
 	DefaultSpikeOpenAfter     = 3
-	DefaultThresholdOpenAfter = 2
+	DefaultThresholdOpenAfter = 1 // an operator's own limit is trusted on its first breach
 	DefaultFlapOpens          = 3
 	DefaultFlapWindow         = 15 * time.Minute
 	DefaultFlapQuiet          = 10 * time.Minute

@@ -498,3 +498,22 @@ func TestFold(t *testing.T) {
 		t.Errorf("mean %g variance %g; want about 20 and 0.0067", s.mean, s.variance)
 	}
 }
+
+func TestAckOfAlertResolvedBySystem(t *testing.T) {
+	r := newRig(t, nil, nil)
+	r.setRules("s-1", model.AlertRule{Metric: "t", Kind: model.RuleThreshold, Max: fp(10)})
+	r.read("s-1", "t", time.Second, 11, 5, 5, 5, 5, 5)
+	wantPosts(t, r.poster.take(), "#1 threshold open warning n=1 v=11", "#1 threshold resolved warning n=1 v=11 by=system")
+	ack := wrap(r.d.HandleAck)
+	_, data, err := ack(context.Background(), hubRequest{user: "ann", data: `{"alert_id":1}`})
+	if err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	if a := data.(model.Alert); a.State != model.AlertResolved || a.AckedBy == nil || *a.AckedBy != "ann" {
+		t.Errorf("ack answered %s acked_by %v; want still resolved, acked by ann", summary(a), a.AckedBy)
+	}
+	wantPosts(t, r.poster.take(), "#1 threshold resolved warning n=1 v=11 by=system")
+	if _, _, err := ack(context.Background(), hubRequest{user: "bob", data: `{"alert_id":1}`}); errCode(err) != "conflict" {
+		t.Errorf("second ack: %v, want conflict", err)
+	}
+}

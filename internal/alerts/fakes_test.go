@@ -123,6 +123,15 @@ func (f *fakeStore) transition(id int64, from []string, apply func(a *model.Aler
 }
 
 func (f *fakeStore) AckAlert(_ context.Context, id int64, user string, at time.Time) (model.Alert, bool, error) {
+	f.mu.Lock()
+	for i := range f.alerts {
+		if a := &f.alerts[i]; a.ID == id && a.State == model.AlertResolved && a.AckedBy == nil {
+			a.AckedBy, a.UpdatedAt = &user, at
+			f.mu.Unlock()
+			return *a, true, nil
+		}
+	}
+	f.mu.Unlock()
 	return f.transition(id, []string{model.AlertOpen}, func(a *model.Alert) {
 		a.State, a.AckedBy, a.UpdatedAt = model.AlertAcknowledged, &user, at
 	})

@@ -18,8 +18,11 @@ import (
 const ReplyType = "alert_updated"
 
 // HandleAck serves alert_ack {"alert_id":N}: an open alert becomes
-// acknowledged by the user. Acknowledging an acknowledged alert changes
-// nothing and answers it as it is; a resolved one is a conflict.
+// acknowledged by the user; a resolved alert nobody acknowledged (it
+// resolved by itself) gets acked_by and stays resolved, so the dashboard
+// can keep it in view until someone has seen it. Acknowledging an
+// acknowledged alert changes nothing and answers it as it is; a resolved
+// one already acknowledged is a conflict.
 func (d *Detector) HandleAck(ctx context.Context, req hub.Request) (hub.Reply, error) {
 	id, herr := decodeAck(req.Data)
 	if herr != nil {

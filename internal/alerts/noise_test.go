@@ -41,8 +41,8 @@ func TestNoise(t *testing.T) {
 		})
 	}
 
-	t.Run("threshold needs two readings by default", func(t *testing.T) {
-		r := defaultsRig(t, nil)
+	t.Run("ThresholdOpenAfter 2 needs two readings in a row", func(t *testing.T) {
+		r := defaultsRig(t, func(c *Config) { c.ThresholdOpenAfter = 2 })
 		r.setRules("s-1", model.AlertRule{Metric: "t", Kind: model.RuleThreshold, Max: fp(10)})
 		r.read("s-1", "t", time.Second, 11, 5, 11, 10.5)
 		wantPosts(t, r.poster.take(), "#1 threshold open warning n=2 v=11")
@@ -93,7 +93,7 @@ func TestNoise(t *testing.T) {
 	})
 
 	t.Run("flapping is kept open, marked, and resolves once quiet", func(t *testing.T) {
-		r := defaultsRig(t, nil)
+		r := defaultsRig(t, func(c *Config) { c.ThresholdOpenAfter = 2 })
 		r.setRules("s-1", model.AlertRule{Metric: "t", Kind: model.RuleThreshold, Max: fp(10)})
 		burst := []float64{11, 11, 5, 5, 5, 5, 5}
 		for range 3 { // three opens within a minute

@@ -72,9 +72,13 @@ RETURNING `+alertColumns, sensorID, metric, kind, model.ResolvedBySystem, at)
 // resolved comes back unchanged (the caller tells the two apart by its
 // State). An unknown id is an error matching ErrNotFound.
 func (s *Store) AckAlert(ctx context.Context, id int64, user string, at time.Time) (model.Alert, bool, error) {
-	return s.transition(ctx, "ack alert", `UPDATE alerts SET state = 'acknowledged', acked_by = $2, acked_at = $3,
+	// A resolved alert nobody acknowledged (it resolved by itself) may be
+	// acknowledged once, keeping its state: the dashboard keeps it in view
+	// until a person has seen it.
+	return s.transition(ctx, "ack alert", `UPDATE alerts SET
+	state = CASE WHEN state = 'open' THEN 'acknowledged' ELSE state END, acked_by = $2, acked_at = $3,
 	updated_at = greatest(updated_at, $3)
-WHERE id = $1 AND state = 'open'`, id, user, alertTime(at))
+WHERE id = $1 AND (state = 'open' OR (state = 'resolved' AND acked_by IS NULL))`, id, user, alertTime(at))
 }
 
 // ResolveAlert resolves live alert id by user at at, keeping note. It

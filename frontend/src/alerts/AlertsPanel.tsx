@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { errorText, formatAge, formatValue, parseTs } from '../common/format';
+import { errorText, formatAge, formatDateTime, formatValue, parseTs } from '../common/format';
 import { useObservable } from '../common/hooks';
 import { useServices } from '../services';
 import { type Alert, roleAtLeast } from '../types';
@@ -29,15 +29,74 @@ export function AlertsPanel({ onDiscuss, onOpenSensor }: Props) {
         </h2>
         <NotifyToggles />
       </div>
+      <p class="muted small alerts-definition">
+        Needing attention: open, acknowledged, and resolved by themselves until someone acknowledges them.
+      </p>
       {store.availability === 'missing' && <p class="muted small">Alerts are not available on this server yet.</p>}
       {store.loadError && <p class="error small">{store.loadError}</p>}
-      {store.availability === 'available' && list.length === 0 && <p class="muted small">No open alerts.</p>}
+      {store.availability === 'available' && list.length === 0 && <p class="muted small">No alerts need attention.</p>}
       <ul class="alert-list" aria-labelledby="alerts-title">
         {list.map((a) => (
           <AlertItem key={String(a.id)} alert={a} canAct={canAct} onDiscuss={onDiscuss} onOpenSensor={onOpenSensor} />
         ))}
       </ul>
+      <AlertHistory />
     </div>
+  );
+}
+
+/** Resolved alerts with who acknowledged and resolved them, and their notes. */
+function AlertHistory() {
+  const svc = useServices();
+  const [open, setOpen] = useState(false);
+  const [notes, setNotes] = useState<Record<string, string>>({});
+  const list = svc.alerts.history.filter((a) => a.acked_by);
+  const load = async (id: string) => {
+    if (id in notes) return;
+    try {
+      const res = await svc.api.get<{ note?: string }>(`/api/alerts/${encodeURIComponent(id)}`);
+      setNotes((n) => ({ ...n, [id]: res.note ?? '' }));
+    } catch (err) {
+      setNotes((n) => ({ ...n, [id]: `(could not load: ${errorText(err)})` }));
+    }
+  };
+  return (
+    <details class="alert-history" open={open} onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>
+      <summary>History ({list.length} handled)</summary>
+      {open && (
+        <ul class="alert-list history-list" aria-label="Handled alerts">
+          {list.length === 0 && <li class="muted small">No handled alerts yet.</li>}
+          {list.map((a) => {
+            const id = String(a.id);
+            return (
+              <li key={id} id={`alert-${id}`} class="alert-item alert-resolved" data-alert-id={id} tabIndex={-1}>
+                <div class="alert-line small">
+                  <span class={`badge sev-${a.severity}`}>{a.severity}</span>
+                  <span>
+                    #{id} {a.sensor_id} · {a.metric} · {KIND_TEXT[a.kind] ?? a.kind}
+                  </span>
+                </div>
+                <div class="alert-line small muted">
+                  <span>opened {formatDateTime(a.opened_at)}</span>
+                  <span>acknowledged by {a.acked_by ?? '—'}</span>
+                  <span>
+                    resolved by {a.resolved_by ?? '—'}
+                    {a.resolved_at ? ` at ${formatDateTime(a.resolved_at)}` : ''}
+                  </span>
+                </div>
+                {id in notes ? (
+                  <p class="small history-note">{notes[id] ? `Note: ${notes[id]}` : 'No note.'}</p>
+                ) : (
+                  <button type="button" class="link-button small" onClick={() => void load(id)}>
+                    Show note
+                  </button>
+                )}
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </details>
   );
 }
 
@@ -85,7 +144,13 @@ function AlertItem({
         : `limit ${formatValue(a.limit_or_score)}`;
 
   return (
-    <li class={`alert-item sev-${a.severity} alert-${a.state}`} data-alert-id={String(a.id)} data-state={a.state}>
+    <li
+      id={`alert-${String(a.id)}`}
+      tabIndex={-1}
+      class={`alert-item sev-${a.severity} alert-${a.state}${a.flapping ? ' flapping' : ''}`}
+      data-alert-id={String(a.id)}
+      data-state={a.state}
+    >
       <div class="alert-line">
         <span class={`badge sev-${a.severity}`}>{a.severity}</span>
         <button type="button" class="link-button alert-sensor" onClick={() => onOpenSensor(a.sensor_id, a.metric)}>
@@ -98,20 +163,29 @@ function AlertItem({
         {a.kind !== 'offline' && <span>value {formatValue(a.value)}</span>}
         <span class="muted">{limitText}</span>
         {a.count > 1 && <span class="muted">×{a.count}</span>}
+        {a.flapping && (
+          <span class="state state-flapping" title="Kept open: it kept opening and resolving">
+            flapping
+          </span>
+        )}
         <span class={`state state-${a.state}`}>
-          {a.state === 'acknowledged' ? `ack'd by ${a.acked_by ?? '?'}` : a.state}
+          {a.state === 'acknowledged'
+            ? `ack'd by ${a.acked_by ?? '?'}`
+            : a.state === 'resolved'
+              ? `resolved by ${a.resolved_by ?? '?'}, not yet acknowledged`
+              : a.state}
         </span>
       </div>
       <div class="alert-actions">
         <button type="button" onClick={() => onDiscuss(a)}>
           Discuss
         </button>
-        {canAct && a.state === 'open' && (
+        {canAct && (a.state === 'open' || (a.state === 'resolved' && !a.acked_by)) && (
           <button type="button" disabled={busy} onClick={() => act('alert_ack', { alert_id: a.id })}>
             Acknowledge
           </button>
         )}
-        {canAct && !resolving && (
+        {canAct && !resolving && a.state !== 'resolved' && (
           <button type="button" disabled={busy} onClick={() => setResolving(true)}>
             Resolve…
           </button>
@@ -125,9 +199,15 @@ function AlertItem({
             void act('alert_resolve', { alert_id: a.id, note: note.trim() });
           }}
         >
+          {a.state === 'resolved' && (
+            <p class="small" role="status">
+              It resolved by itself meanwhile ({a.resolved_by ?? 'system'}); your note is kept here: post it in Discuss
+              or cancel.
+            </p>
+          )}
           <label for={noteId}>Resolution note</label>
           <input id={noteId} value={note} maxLength={500} onInput={(e) => setNote(e.currentTarget.value)} />
-          <button type="submit" class="primary" disabled={busy}>
+          <button type="submit" class="primary" disabled={busy || a.state === 'resolved'}>
             Resolve
           </button>
           <button type="button" onClick={() => setResolving(false)}>

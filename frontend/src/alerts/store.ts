@@ -54,7 +54,7 @@ export class AlertStore {
     }
   }
 
-  /** Replaces the active set with a REST snapshot (load, reconnect). */
+  /** Replaces the live set with a REST snapshot (load, reconnect). */
   replaceActive(list: Alert[]): void {
     const fresh = new Set(list.map((a) => String(a.id)));
     for (const [id, a] of this.byId) {
@@ -79,21 +79,34 @@ export class AlertStore {
     this.changed.changed();
   }
 
-  /** Open and acknowledged alerts, newest first. */
+  /**
+   * The alerts that need attention, newest first: open, acknowledged, and
+   * resolved by themselves without anyone having acknowledged them (they
+   * stay in view, marked resolved, until a person acknowledges them). The
+   * one definition behind the header badge, the tab and the panel.
+   */
   get active(): readonly Alert[] {
     if (!this.activeCache) {
       this.activeCache = [...this.byId.values()]
-        .filter((a) => a.state === 'open' || a.state === 'acknowledged')
+        .filter(needsAttention)
         .sort((a, b) => parseTs(b.opened_at) - parseTs(a.opened_at) || String(b.id).localeCompare(String(a.id)));
     }
     return this.activeCache;
   }
 
-  /** The worst severity of the active alerts of one sensor metric, if any. */
+  /** Resolved alerts known to the dashboard, most recently resolved first: the history. */
+  get history(): readonly Alert[] {
+    return [...this.byId.values()]
+      .filter((a) => a.state === 'resolved')
+      .sort((a, b) => parseTs(b.resolved_at ?? b.updated_at) - parseTs(a.resolved_at ?? a.updated_at));
+  }
+
+  /** The worst severity of the live alerts of one sensor metric, if any. */
   severityOf(key: string): AlertSeverity | undefined {
     if (!this.severityCache) {
       const m = new Map<string, AlertSeverity>();
       for (const a of this.active) {
+        if (a.state === 'resolved') continue;
         const k = sensorKey(a.sensor_id, a.metric);
         if (m.get(k) !== 'critical') m.set(k, a.severity);
       }
@@ -109,6 +122,11 @@ export class AlertStore {
   }
 }
 
+/** Open, acknowledged, or resolved by itself and not yet acknowledged. */
+export function needsAttention(a: Alert): boolean {
+  return a.state === 'open' || a.state === 'acknowledged' || (a.state === 'resolved' && !a.acked_by);
+}
+
 function sameVersion(a: Alert, b: Alert): boolean {
   return (
     a.updated_at === b.updated_at &&
@@ -116,6 +134,7 @@ function sameVersion(a: Alert, b: Alert): boolean {
     a.severity === b.severity &&
     a.count === b.count &&
     a.value === b.value &&
+    (a.flapping ?? false) === (b.flapping ?? false) &&
     (a.acked_by ?? null) === (b.acked_by ?? null) &&
     (a.resolved_by ?? null) === (b.resolved_by ?? null)
   );

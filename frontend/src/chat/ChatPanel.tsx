@@ -284,7 +284,21 @@ function MessageItem({ m, mine }: { m: ChatMessage; mine: boolean }) {
     <li class={`msg${mine ? ' mine' : ''}`} data-msg-id={m.id}>
       <div class="msg-meta">
         <span class="msg-user">{m.user}</span> <time dateTime={m.ts}>{formatTime(m.ts)}</time>
-        {m.alert_id !== undefined && m.alert_id !== null && <span class="chip small">alert #{String(m.alert_id)}</span>}
+        {m.alert_id !== undefined && m.alert_id !== null && (
+          <a
+            class="chip small"
+            href={`#alert-${String(m.alert_id)}`}
+            onClick={(e) => {
+              const el = document.getElementById(`alert-${String(m.alert_id)}`);
+              if (!el) return; // not in view: the hash still names it
+              e.preventDefault();
+              el.scrollIntoView({ block: 'nearest' });
+              el.focus();
+            }}
+          >
+            alert #{String(m.alert_id)}
+          </a>
+        )}
       </div>
       <div class="msg-text">{m.content}</div>
     </li>

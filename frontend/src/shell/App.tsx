@@ -82,16 +82,17 @@ function Dashboard() {
         Skip to content
       </a>
       <header class="topbar">
-        <span class="brand">Watchroom</span>
+        <h1 class="brand">Watchroom</h1>
         <ConnectionStatus />
         <button
           type="button"
           class={`alert-badge${unseen > 0 ? ' active' : ''}`}
           onClick={showAlerts}
-          aria-label={unseen > 0 ? `${unseen} new critical alerts` : 'Alerts'}
+          aria-label={`${plural(svc.alerts.active.length, 'alert')} needing attention${unseen > 0 ? `, ${unseen} new critical` : ''}`}
+          title="Alerts needing attention: open, acknowledged, or resolved by themselves and not yet acknowledged"
           data-testid="alert-badge"
         >
-          <span aria-hidden="true">⚠</span> {unseen > 0 ? unseen : svc.alerts.active.length}
+          <span aria-hidden="true">⚠</span> {svc.alerts.active.length}
         </button>
         <span class="spacer" />
         <span class="who small">
@@ -136,4 +137,9 @@ function Dashboard() {
       </main>
     </div>
   );
+}
+
+/** "1 alert", "2 alerts". */
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
