@@ -138,8 +138,9 @@ export function CommandsPanel({ sensorId }: { sensorId: string }) {
               </tr>
             </thead>
             <tbody>
-              {hist.records.slice(0, 20).map((r) => (
-                <tr key={r.command_id}>
+              {hist.records.slice(0, 20).map((r, i) => (
+                // Viewers and analysts get no command_id (docs/protocol.md#commands).
+                <tr key={r.command_id ?? `${r.issued_at}-${i}`}>
                   <td>{formatDateTime(r.issued_at)}</td>
                   <td>{r.action}</td>
                   <td>{r.issued_by}</td>
