@@ -71,3 +71,40 @@ func TestRevokedSessionsEndAtOnce(t *testing.T) {
 		t.Errorf("an untouched user's token: %d", code)
 	}
 }
+
+// TestConnectionFloodAndAckFlood is the abuse of the security review run
+// against the real server: one user opening sockets without end (1,000
+// were accepted) is refused past WATCHROOM_WS_MAX_PER_USER with 4029, and a
+// flood of acks (96,000 database deletes in 10 s) is rate-limited like any
+// request.
+func TestConnectionFloodAndAckFlood(t *testing.T) {
+	e := setup(t, "WATCHROOM_WS_MAX_PER_USER=5", "WATCHROOM_WS_RATE=0.01", "WATCHROOM_WS_BURST=5")
+	var open []*wsClient
+	for range 5 {
+		open = append(open, connect(t, e.srv.addr, e.token))
+	}
+	extra := dial(t, e.srv.addr, "")
+	extra.send(map[string]any{"type": "auth", "data": map[string]string{"token": e.token}})
+	if m := extra.next(5 * time.Second); m.Type != "error" || !strings.Contains(string(m.Data), "too_many_connections") {
+		t.Fatalf("sixth socket got %s, want a too_many_connections error", m.Raw)
+	}
+	if code := extra.closeCode(5 * time.Second); code != 4029 {
+		t.Fatalf("sixth socket closed with %d, want 4029", code)
+	}
+	// Acks count against the request rate: with a burst of 5 and one more
+	// every 100 s, 45 of 50 are refused.
+	c := open[0]
+	for i := range 50 {
+		c.send(map[string]any{"type": "ack", "id": i, "ref": 100000 + i})
+	}
+	limited := 0
+	for range 50 {
+		m := c.nextOf("error", 5*time.Second)
+		if strings.Contains(string(m.Data), "rate_limited") {
+			limited++
+		}
+	}
+	if limited != 45 {
+		t.Errorf("%d of 50 acks rate-limited, want all but the burst of 5", limited)
+	}
+}
