@@ -3,14 +3,14 @@ GO      ?= go
 BIN     ?= bin/watchroom
 NPM     ?= npm
 
-.PHONY: screenshots run test test-go test-frontend e2e bench build services frontend check-dist fuzz lint soak
+.PHONY: contracts screenshots run test test-go test-frontend e2e bench build services frontend check-dist fuzz lint soak
 
 ## run: the demo: server, embedded broker, simulator and demo users
 run: services
 	$(GO) run ./cmd/watchroom demo
 
 ## test: every test: Go unit and integration tests, frontend unit tests, browser tests
-test: services lint test-go test-frontend e2e
+test: services lint contracts test-go test-frontend e2e
 
 lint:
 	@unformatted=$$(gofmt -l cmd internal frontend/*.go migrations); \
@@ -28,6 +28,15 @@ frontend/node_modules: frontend/package-lock.json
 ## test-frontend: Vitest unit tests and the type check
 test-frontend: frontend/node_modules
 	cd frontend && $(NPM) run typecheck && $(NPM) test
+
+tools/contracts/node_modules: tools/contracts/package-lock.json
+	cd tools/contracts && $(NPM) ci --no-audit --no-fund
+	@touch tools/contracts/node_modules
+
+## contracts: validate docs/asyncapi.yaml (AsyncAPI parser) and docs/openapi.yaml (OpenAPI 3.1 schema);
+## cmd/watchroom/contracts_test.go (in test-go) checks the real server against them
+contracts: tools/contracts/node_modules
+	cd tools/contracts && node check.mjs
 
 ## e2e: browser tests in headless Chromium against the real server, PostgreSQL and Mosquitto
 e2e: frontend/node_modules
