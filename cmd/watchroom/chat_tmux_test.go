@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// tmuxTerm is a terminal the real `watchroom chat` binary runs in, driven
+// the way a person would: keys in with send-keys, the screen out with
+// capture-pane. Its tmux server is private to the test (its own socket).
+type tmuxTerm struct {
+	t    *testing.T
+	sock string
+	name string
+}
+
+func startTmux(t *testing.T, width, height int, command string) *tmuxTerm {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatalf("tmux is not installed: run .ci/services (apt-get install tmux)")
+	}
+	tm := &tmuxTerm{t: t, sock: filepath.Join(t.TempDir(), "tmux.sock"), name: "chat"}
+	// remain-on-exit keeps the pane (and what a crash printed) readable.
+	tm.run("new-session", "-d", "-s", tm.name, "-x", fmt.Sprint(width), "-y", fmt.Sprint(height), command,
+		";", "set-option", "-t", tm.name, "remain-on-exit", "on")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("screen at the end:\n%s", tm.screen())
+		}
+		_ = exec.Command("tmux", "-S", tm.sock, "kill-server").Run()
+	})
+	return tm
+}
+
+func (tm *tmuxTerm) run(args ...string) string {
+	tm.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-S", tm.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		tm.t.Fatalf("tmux %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func (tm *tmuxTerm) screen() string {
+	out, _ := exec.Command("tmux", "-S", tm.sock, "capture-pane", "-p", "-t", tm.name).CombinedOutput()
+	return string(out)
+}
+
+// typeLine types text literally, then Enter.
+func (tm *tmuxTerm) typeLine(text string) {
+	tm.t.Helper()
+	tm.run("send-keys", "-t", tm.name, "-l", text)
+	tm.run("send-keys", "-t", tm.name, "Enter")
+}
+
+// waitScreen polls the screen until it shows want, and returns it.
+func (tm *tmuxTerm) waitScreen(want string, d time.Duration) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		s := tm.screen()
+		if strings.Contains(s, want) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("screen did not show %q within %v:\n%s", want, d, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestChatClientInTmux runs `watchroom chat` against the real server:
+// login, a slash command, a message from a browser-side client, a reply,
+// an alert arriving and being acknowledged, a server restart survived
+// with resume, and /quit.
+func TestChatClientInTmux(t *testing.T) {
+	e := alertsEnv(t)
+	mustPutRules(t, e.srv.addr, e.token, "boiler-1",
+		`{"rules":[{"metric":"temperature","kind":"threshold","min":10,"max":90}]}`)
+	bin := childBinary(t)
+	tm := startTmux(t, 100, 30, fmt.Sprintf("env NO_COLOR=1 %s chat --url http://%s --user ann", bin, e.srv.addr))
+
+	// Login: the URL and user are filled in; the password is not echoed.
+	tm.waitScreen("password", 15*time.Second)
+	tm.typeLine("ann-password")
+	s := tm.waitScreen("● online", 15*time.Second)
+	if strings.Contains(s, "ann-password") {
+		t.Fatalf("password on screen:\n%s", s)
+	}
+	tm.waitScreen("#general", 5*time.Second)
+
+	// A slash command creates a room and shows it.
+	tm.typeLine("/create ops-night")
+	tm.waitScreen("room ops-night created", 10*time.Second)
+
+	// A browser-side client joins and talks; the terminal shows it.
+	bob := alertConnect(t, e.srv.addr, "bob", "bob-password")
+	bob.c.send(map[string]any{"type": "join_room", "id": "j1", "data": map[string]string{"room": "ops-night"}})
+	bob.waitFor(5*time.Second, "joined", func(m wsMsg) bool { return m.Type == "joined" })
+	tm.waitScreen("bob joined", 10*time.Second)
+	bob.c.send(map[string]any{"type": "chat_message", "id": "m1", "data": map[string]string{"room": "ops-night", "content": "boiler-1 looks hot"}})
+	tm.waitScreen("bob: boiler-1 looks hot", 10*time.Second)
+
+	// And what is typed in the terminal reaches the browser side.
+	tm.typeLine("on it")
+	bob.waitFor(10*time.Second, "ann's message", func(m wsMsg) bool {
+		return m.Type == "chat_message" && strings.Contains(string(m.Data), `"content":"on it"`) && strings.Contains(string(m.Data), `"user":"ann"`)
+	})
+
+	// An alert arrives in the alerts pane and is acknowledged from it.
+	// Three breaching readings: a threshold alert opens after the first
+	// by default (docs/alerts.md); more do not hurt if that changes.
+	pub := publisher(t, e.broker.URL())
+	for i := range 3 {
+		publish(t, pub, "sensors/boiler-1/temperature", fmt.Sprintf(`{"value": %g, "unit": "°C"}`, 97.5+float64(i)))
+	}
+	a, _ := bob.alert(15*time.Second, "opened", isAlert("boiler-1", model.AlertThreshold, model.AlertOpen))
+	tm.waitScreen(fmt.Sprintf("#%d %s boiler-1/temperature", a.ID, strings.ToUpper(a.Severity)), 10*time.Second)
+	tm.typeLine(fmt.Sprintf("/ack %d", a.ID))
+	tm.waitScreen("acknowledged by ann", 10*time.Second)
+	bob.alert(10*time.Second, "acknowledged by ann", func(x model.Alert) bool {
+		return x.ID == a.ID && x.State == model.AlertAcknowledged && x.AckedBy != nil && *x.AckedBy == "ann"
+	})
+
+	// The server restarts: the client says so, reconnects and resumes; a
+	// message sent while it was away shows up.
+	e.srv.stop()
+	tm.waitScreen("reconnecting in", 10*time.Second)
+	e.srv = startServer(t, e.srv.env)
+	bob2 := alertConnect(t, e.srv.addr, "bob", "bob-password")
+	bob2.c.send(map[string]any{"type": "chat_message", "id": "m2", "data": map[string]string{"room": "ops-night", "content": "back after the restart"}})
+	bob2.waitFor(5*time.Second, "sent", func(m wsMsg) bool { return m.Type == "chat_message_sent" })
+	tm.waitScreen("bob: back after the restart", 30*time.Second)
+	tm.waitScreen("● online", 5*time.Second)
+	tm.waitScreen("reconnected; caught up", 5*time.Second)
+
+	// /help lists the commands; /quit ends the program.
+	tm.typeLine("/help")
+	tm.waitScreen("/resolve ID [NOTE]", 5*time.Second)
+	tm.typeLine("/quit")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := exec.Command("tmux", "-S", tm.sock, "display-message", "-p", "-t", tm.name, "#{pane_dead} #{pane_dead_status}").CombinedOutput()
+		if strings.HasPrefix(string(out), "1 ") {
+			if strings.TrimSpace(string(out)) != "1 0" {
+				t.Fatalf("chat exited with %q", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chat did not exit after /quit: %q", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
