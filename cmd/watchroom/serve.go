@@ -79,8 +79,8 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 //     holding that last push, are written before the close frame only as
 //     far as the hub's writer does so) and wait for the HTTP shutdown;
 //  4. store and post the pending alert changes; disconnect the command
-//     client; stop rooms, the hub's ticker and the memory task; stop the
-//     embedded broker; close the database pool.
+//     client; stop rooms, the hub's ticker, the memory task and the data
+//     lifecycle task; stop the embedded broker; close the database pool.
 //
 // ready, when not nil, is called once everything is listening.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(served)) error {
@@ -240,6 +240,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		mem.run(ctx, tick.C)
 		return nil
 	})
+	// wire: data lifecycle (partitions ahead, retention; docs/data.md)
+	life := store.NewLifecycle(st, store.LifecycleConfig{
+		RetentionRaw: cfg.RetentionRaw, MaxRawBytes: cfg.MaxRawBytes,
+		Retention1m: cfg.Retention1m, Retention1h: cfg.Retention1h,
+		AheadDays: cfg.PartitionsAhead, Interval: cfg.DataMaintenanceTick,
+	}, time.Now, reg, log.With("component", "data"))
+	lifeTask := start(func(ctx context.Context) error {
+		tick := time.NewTicker(cfg.DataMaintenanceTick)
+		defer tick.Stop()
+		return life.Run(ctx, tick.C)
+	})
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- app.Serve(ln) }()
 	log.Info("watchroom serving", "http", ln.Addr().String(), "tls", tlsCfg != nil, "metrics", cfg.MetricsAddr, "mqtt", redactURL(mqttURL), "client_id", cfg.MQTTClientID)
@@ -284,6 +295,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		log.Error("rooms shutdown", "err", err)
 	}
 	_ = memTask.stop()
+	_ = lifeTask.stop() // after ingest: a round never races the last flush for a lock
 	_ = revocationsTask.stop()
 	_ = hubTask.stop()
 	log.Info("stopped")

@@ -63,8 +63,17 @@ type Config struct {
 
 	CommandTimeout time.Duration
 	PresenceGrace  time.Duration
-	LogLevel       string
-	LogFormat      string
+
+	// Data lifecycle (docs/data.md). A retention of 0 keeps data forever.
+	RetentionRaw        time.Duration
+	MaxRawBytes         int64 // 0: no size budget
+	Retention1m         time.Duration
+	Retention1h         time.Duration
+	PartitionsAhead     int // daily partitions created ahead of today
+	DataMaintenanceTick time.Duration
+
+	LogLevel  string
+	LogFormat string
 }
 
 // minNewSeriesBurst is ingest.MaxValuesPerMessage: a message is admitted
@@ -127,6 +136,12 @@ func Vars() []Var {
 		{"WATCHROOM_ROOMS_PER_USER", "rooms-per-user", "20", "rooms one user may have created and not deleted; more answers create_room with limit_reached", intv(func(c *Config) *int { return &c.RoomsPerUser })},
 		{"WATCHROOM_ROOM_CREATE_RATE", "room-create-rate", "5", "rooms one user may create per minute, after a burst of WATCHROOM_ROOM_CREATE_BURST; more answers rate_limited", flt(func(c *Config) *float64 { return &c.RoomCreateRate })},
 		{"WATCHROOM_ROOM_CREATE_BURST", "room-create-burst", "5", "rooms one user may create at once", intv(func(c *Config) *int { return &c.RoomCreateBurst })},
+		{"WATCHROOM_RETENTION_RAW", "retention-raw", "30d", "how long raw readings are kept (Nd or a Go duration; 0: forever); older daily partitions are dropped whole", age(func(c *Config) *time.Duration { return &c.RetentionRaw })},
+		{"WATCHROOM_MAX_RAW_BYTES", "max-raw-bytes", "0", "size budget of raw readings in bytes (0: none); over it the oldest daily partitions are dropped, never today's", int64v(func(c *Config) *int64 { return &c.MaxRawBytes })},
+		{"WATCHROOM_RETENTION_1M", "retention-1m", "365d", "how long 1-minute rollups are kept (0: forever)", age(func(c *Config) *time.Duration { return &c.Retention1m })},
+		{"WATCHROOM_RETENTION_1H", "retention-1h", "3650d", "how long 1-hour rollups are kept (0: forever)", age(func(c *Config) *time.Duration { return &c.Retention1h })},
+		{"WATCHROOM_PARTITIONS_AHEAD", "partitions-ahead", "3", "daily readings partitions created ahead of today", intv(func(c *Config) *int { return &c.PartitionsAhead })},
+		{"WATCHROOM_DATA_MAINTENANCE_INTERVAL", "data-maintenance-interval", "1h", "how often partitions are created ahead and retention runs", dur(func(c *Config) *time.Duration { return &c.DataMaintenanceTick })},
 		{"WATCHROOM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 		{"WATCHROOM_LOG_FORMAT", "log-format", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
 	}
@@ -217,6 +232,12 @@ func (c Config) validate() error {
 	if c.WSMaxPerUser < 1 || c.WSMaxPerAddr < 1 {
 		errs = append(errs, errors.New("ws connection caps must be positive"))
 	}
+	if c.RetentionRaw < 0 || c.Retention1m < 0 || c.Retention1h < 0 || c.MaxRawBytes < 0 {
+		errs = append(errs, errors.New("retentions and max raw bytes must not be negative"))
+	}
+	if c.PartitionsAhead < 1 || c.DataMaintenanceTick <= 0 {
+		errs = append(errs, errors.New("partitions ahead and data maintenance interval must be positive"))
+	}
 	if c.ResumeMax < 1 {
 		errs = append(errs, fmt.Errorf("resume max %d must be positive", c.ResumeMax))
 	}
@@ -289,6 +310,33 @@ func dur(f func(*Config) *time.Duration) func(*Config, string) error {
 func intv(f func(*Config) *int) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return err
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+// age reads a retention: whole days ("30d") or a Go duration ("12h").
+func age(f func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		v = strings.TrimSpace(v)
+		if n, ok := strings.CutSuffix(v, "d"); ok {
+			days, err := strconv.Atoi(n)
+			if err != nil {
+				return fmt.Errorf("%q: want whole days such as 30d, or a duration such as 12h", v)
+			}
+			*f(c) = time.Duration(days) * 24 * time.Hour
+			return nil
+		}
+		return dur(f)(c, v)
+	}
+}
+
+func int64v(f func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil {
 			return err
 		}

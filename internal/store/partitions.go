@@ -138,9 +138,10 @@ WHERE ts >= $1 AND ts < $2`
 // moveFromDefault moves the default partition's readings of one day into
 // the (not yet attached) table of that day: ATTACH refuses a range that
 // rows of the default partition fall in. Rollups are not touched: the
-// readings were folded in when they were inserted.
+// readings were folded in when they were inserted. * keeps every column
+// (the day's table is made LIKE readings, so in the same order).
 const moveFromDefault = `WITH moved AS (
-	DELETE FROM readings_default WHERE ts >= $1 AND ts < $2 RETURNING sensor_id, metric, ts, value
+	DELETE FROM readings_default WHERE ts >= $1 AND ts < $2 RETURNING *
 ) INSERT INTO %s SELECT * FROM moved`
 
 // EnsurePartitions creates the daily partitions of readings from the day

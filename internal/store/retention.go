@@ -207,3 +207,7 @@ FROM data_drops GROUP BY kind, reason ORDER BY kind, reason`)
 	}
 	return st, nil
 }
+
+// DataReport is DataStats for /api/stats, which takes it as any so that
+// the web package does not depend on this one.
+func (s *Store) DataReport(ctx context.Context) (any, error) { return s.DataStats(ctx) }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -230,8 +231,27 @@ type redactedCommand struct {
 	Params json.RawMessage `json:"params,omitempty"`
 }
 
+// dataReporter is the optional part of Store behind /api/stats' "data":
+// raw partitions, rollup sizes and retention drops (store.DataStats;
+// docs/data.md). Optional, so that test stores need not report it.
+type dataReporter interface {
+	DataReport(ctx context.Context) (any, error)
+}
+
 func (a *App) getStats(c *fiber.Ctx) error {
-	return c.JSON(a.cfg.Hub.Stats())
+	dr, ok := a.cfg.Store.(dataReporter)
+	if !ok {
+		return c.JSON(a.cfg.Hub.Stats())
+	}
+	data, err := dr.DataReport(c.UserContext())
+	if err != nil {
+		return err
+	}
+	// Embedded: the hub's fields stay at the top level, as before.
+	return c.JSON(struct {
+		hub.Stats
+		Data any `json:"data"`
+	}{a.cfg.Hub.Stats(), data})
 }
 
 // timeParam reads an RFC 3339 time or Unix milliseconds.

@@ -1,0 +1,394 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/pgtest"
+	"github.com/watchroom/watchroom/migrations"
+)
+
+// rollupMismatches compares each rollup table with the rollups computed
+// afresh from the stored readings and returns the differing rows; only
+// meaningful while no raw data was dropped.
+func rollupMismatches(t *testing.T, ctx context.Context, q querier) []string {
+	t.Helper()
+	var out []string
+	for _, c := range []struct{ table, width string }{{"readings_1m", "1 minute"}, {"readings_1h", "1 hour"}} {
+		rows, err := q.Query(ctx, fmt.Sprintf(`WITH want AS (
+	SELECT sensor_id, metric, date_bin('%s', ts, 'epoch'::timestamptz) AS bucket,
+		count(*) AS count, sum(value) AS sum, min(value) AS min, max(value) AS max,
+		min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
+		max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value
+	FROM readings GROUP BY 1, 2, 3
+)
+SELECT sensor_id || '/' || bucket::text || ' want ' || coalesce(w::text, '-') || ' got ' || coalesce(r::text, '-')
+FROM want w FULL JOIN %s r USING (sensor_id, metric, bucket)
+WHERE (w.count, w.sum, w.min, w.max, w.first_ts, w.first_value, w.last_ts, w.last_value)
+	IS DISTINCT FROM (r.count, r.sum, r.min, r.max, r.first_ts, r.first_value, r.last_ts, r.last_value)`, c.width, c.table))
+		if err != nil {
+			t.Fatalf("compare %s: %v", c.table, err)
+		}
+		diff, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("compare %s: %v", c.table, err)
+		}
+		for _, d := range diff {
+			out = append(out, c.table+": "+d)
+		}
+	}
+	return out
+}
+
+func rollup(t *testing.T, ctx context.Context, s *Store, table, sensor string, bucket time.Time) (count int64, sum, first, last float64) {
+	t.Helper()
+	err := s.Pool().QueryRow(ctx, `SELECT count, sum, first_value, last_value FROM `+table+`
+WHERE sensor_id = $1 AND metric = 'temp' AND bucket = $2`, sensor, bucket).Scan(&count, &sum, &first, &last)
+	if err != nil && err != pgx.ErrNoRows {
+		t.Fatalf("read %s: %v", table, err)
+	}
+	return count, sum, first, last
+}
+
+func TestRollupsFollowInsertedRows(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	receipt := func(r model.Reading) model.Reading { r.Receipt = true; return r }
+	tests := []struct {
+		name    string
+		batches [][]model.Reading
+		// the 1-minute bucket at t0+10h and the hour at t0+10h
+		wantMin, wantHour         int64
+		wantMinSum                float64
+		wantMinFirst, wantMinLast float64
+	}{
+		{
+			name: "in order",
+			batches: [][]model.Reading{{
+				rd("s", "temp", "C", 36000, 1), rd("s", "temp", "C", 36001, 2), rd("s", "temp", "C", 36060, 5),
+			}},
+			wantMin: 2, wantHour: 3, wantMinSum: 3, wantMinFirst: 1, wantMinLast: 2,
+		},
+		{
+			name: "redelivered batch counts once",
+			batches: [][]model.Reading{
+				{rd("s", "temp", "C", 36000, 1), rd("s", "temp", "C", 36001, 2)},
+				{rd("s", "temp", "C", 36000, 1), rd("s", "temp", "C", 36001, 2)},
+			},
+			wantMin: 2, wantHour: 2, wantMinSum: 3, wantMinFirst: 1, wantMinLast: 2,
+		},
+		{
+			name: "duplicate within a batch and a conflict",
+			batches: [][]model.Reading{
+				{rd("s", "temp", "C", 36000, 1), rd("s", "temp", "C", 36000, 1), rd("s", "temp", "C", 36002, 3)},
+				{rd("s", "temp", "C", 36002, 99), rd("s", "temp", "C", 36003, 4)},
+			},
+			wantMin: 3, wantHour: 3, wantMinSum: 8, wantMinFirst: 1, wantMinLast: 4,
+		},
+		{
+			name: "hours late, before and after what the bucket holds",
+			batches: [][]model.Reading{
+				{rd("s", "temp", "C", 36030, 5), rd("s", "temp", "C", 36000+5*3600, 0)},
+				{rd("s", "temp", "C", 36000+7*3600, 0)},
+				// 7 hours late: earlier and later than the stored ones
+				{rd("s", "temp", "C", 36059, 9), rd("s", "temp", "C", 36001, 2)},
+				// and again (redelivered late)
+				{rd("s", "temp", "C", 36059, 9)},
+			},
+			wantMin: 3, wantHour: 3, wantMinSum: 16, wantMinFirst: 2, wantMinLast: 9,
+		},
+		{
+			name: "re-stamped receipt readings count at their new stamp",
+			batches: [][]model.Reading{
+				{receipt(rd("s", "temp", "C", 36000, 1)), receipt(rd("s", "temp", "C", 36000, 2))},
+			},
+			wantMin: 2, wantHour: 2, wantMinSum: 3, wantMinFirst: 1, wantMinLast: 2,
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sensor := fmt.Sprintf("roll%d", i)
+			for _, b := range tt.batches {
+				for j := range b {
+					b[j].SensorID = sensor
+				}
+				if _, err := s.InsertReadings(ctx, b); err != nil {
+					t.Fatalf("InsertReadings: %v", err)
+				}
+			}
+			n, sum, first, last := rollup(t, ctx, s, "readings_1m", sensor, at(36000))
+			if n != tt.wantMin || sum != tt.wantMinSum || first != tt.wantMinFirst || last != tt.wantMinLast {
+				t.Errorf("1m bucket: count %d sum %v first %v last %v, want %d %v %v %v",
+					n, sum, first, last, tt.wantMin, tt.wantMinSum, tt.wantMinFirst, tt.wantMinLast)
+			}
+			if n, _, _, _ := rollup(t, ctx, s, "readings_1h", sensor, at(36000)); n != tt.wantHour {
+				t.Errorf("1h bucket: count %d, want %d", n, tt.wantHour)
+			}
+		})
+	}
+	if d := rollupMismatches(t, ctx, s.Pool()); len(d) > 0 {
+		t.Errorf("rollups differ from the readings:\n%v", d)
+	}
+}
+
+func TestReadingBucketsFromRollupsAfterRetention(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	now := t0.Add(40 * 24 * time.Hour)
+	if _, err := s.EnsurePartitions(ctx, t0, 3, t0); err != nil {
+		t.Fatalf("EnsurePartitions: %v", err)
+	}
+	// Every 7 s for 30 h from t0+1h.
+	var rs []model.Reading
+	for sec := 3600; sec < 3600+30*3600; sec += 7 {
+		rs = append(rs, rd("b", "temp", "C", sec, float64(sec%100)))
+	}
+	if _, err := s.InsertReadings(ctx, rs); err != nil {
+		t.Fatalf("InsertReadings: %v", err)
+	}
+	// Odd bounds: partial minutes and hours at both ends.
+	from, to := at(5000), at(3600+29*3600+123)
+	rawOnly := func(bucket time.Duration) []model.Bucket {
+		var out []model.Bucket
+		rows, err := s.Pool().Query(ctx, `SELECT date_bin($3, ts, 'epoch'::timestamptz) b, min(value), avg(value), max(value), count(*)
+FROM readings WHERE sensor_id = 'b' AND metric = 'temp' AND ts >= $1 AND ts <= $2 GROUP BY b ORDER BY b`, from, to, bucket)
+		if err != nil {
+			t.Fatalf("raw buckets: %v", err)
+		}
+		var b model.Bucket
+		_, err = pgx.ForEachRow(rows, []any{&b.TS, &b.Min, &b.Avg, &b.Max, &b.Count}, func() error { out = append(out, b); return nil })
+		if err != nil {
+			t.Fatalf("raw buckets: %v", err)
+		}
+		return out
+	}
+	widths := []time.Duration{30 * time.Second, 5 * time.Minute, time.Hour, 6 * time.Hour}
+	want := map[time.Duration][]model.Bucket{}
+	for _, w := range widths {
+		want[w] = rawOnly(w)
+		got, err := s.ReadingBuckets(ctx, "b", "temp", from, to, w, 5000)
+		if err != nil {
+			t.Fatalf("ReadingBuckets(%s): %v", w, err)
+		}
+		if !bucketsClose(got, want[w]) {
+			t.Errorf("bucket %s: rollups and raw differ:\n got %v\nwant %v", w, head(got), head(want[w]))
+		}
+	}
+	drops, err := s.DropRaw(ctx, now, now.Add(-30*24*time.Hour), 0)
+	if err != nil {
+		t.Fatalf("DropRaw: %v", err)
+	}
+	if len(drops) == 0 {
+		t.Fatalf("DropRaw dropped nothing")
+	}
+	if n := countReadings(t, ctx, s, "b"); n != 0 {
+		t.Fatalf("%d readings left after retention", n)
+	}
+	// Whole minutes: the partial minutes at the ends of a range are read
+	// from raw readings (bucketPlan), gone now.
+	got, err := s.ReadingBuckets(ctx, "b", "temp", at(3600), at(3600+30*3600).Add(-time.Microsecond), time.Hour, 5000)
+	if err != nil {
+		t.Fatalf("ReadingBuckets after retention: %v", err)
+	}
+	var total int64
+	for _, b := range got {
+		total += b.Count
+	}
+	if int(total) != len(rs) || len(got) != 30 {
+		t.Errorf("after raw retention: %d hourly buckets holding %d readings, want 30 holding %d", len(got), total, len(rs))
+	}
+}
+
+func bucketsClose(a, b []model.Bucket) bool {
+	return slices.EqualFunc(a, b, func(x, y model.Bucket) bool {
+		d := x.Avg - y.Avg
+		return x.TS.Equal(y.TS) && x.Min == y.Min && x.Max == y.Max && x.Count == y.Count && d < 1e-9 && d > -1e-9
+	})
+}
+
+func head(bs []model.Bucket) []model.Bucket { return bs[:min(len(bs), 3)] }
+
+func TestPartitionMaintenance(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	day := func(n int) time.Time { return t0.Add(time.Duration(n) * 24 * time.Hour) }
+	// Readings before any partition exists go to the default partition:
+	// one 2 days before t0 (outside the kept window later), one on day 1.
+	if _, err := s.InsertReadings(ctx, []model.Reading{rd("p", "temp", "C", -2*86400, 1), rd("p", "temp", "C", 86400+5, 2)}); err != nil {
+		t.Fatalf("InsertReadings: %v", err)
+	}
+	// Two instances at once: PostgreSQL serialises them, the work is done once.
+	errs := make(chan error, 2)
+	results := make(chan []string, 2)
+	for range 2 {
+		go func() {
+			c, err := s.EnsurePartitions(ctx, t0, 2, day(-1))
+			results <- c
+			errs <- err
+		}()
+	}
+	var created []string
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("EnsurePartitions: %v", err)
+		}
+		created = append(created, <-results...)
+	}
+	slices.Sort(created)
+	if want := []string{"readings_p20260101", "readings_p20260102", "readings_p20260103"}; !slices.Equal(created, want) {
+		t.Errorf("created %v, want %v", created, want)
+	}
+	var inDefault, inDay1 int
+	if err := s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM readings_default), (SELECT count(*) FROM readings_p20260102)`).Scan(&inDefault, &inDay1); err != nil {
+		t.Fatalf("count: %v", err)
+	}
+	if inDefault != 1 || inDay1 != 1 {
+		t.Errorf("default partition holds %d, day 1 holds %d; want 1 and 1 (the day-1 reading moved)", inDefault, inDay1)
+	}
+	if again, err := s.EnsurePartitions(ctx, t0, 2, day(-1)); err != nil || len(again) != 0 {
+		t.Errorf("EnsurePartitions again: created %v, err %v; want nothing", again, err)
+	}
+	// Day 5: retention 3 days drops days 0 and 1 (they end at or before day 2), and the default partition's old reading.
+	drops, err := s.DropRaw(ctx, day(5), day(2), 0)
+	if err != nil {
+		t.Fatalf("DropRaw: %v", err)
+	}
+	var targets []string
+	for _, d := range drops {
+		targets = append(targets, d.Target+"/"+d.Reason)
+	}
+	if want := []string{"readings_p20260101/age", "readings_p20260102/age", "readings_default/age"}; !slices.Equal(targets, want) {
+		t.Errorf("dropped %v, want %v", targets, want)
+	}
+	// Size budget: 1 byte. Day 2 ended before now and goes; the partitions
+	// of now and later stay whatever the budget.
+	if _, err := s.EnsurePartitions(ctx, day(3), 1, day(2)); err != nil {
+		t.Fatalf("EnsurePartitions: %v", err)
+	}
+	drops, err = s.DropRaw(ctx, day(3).Add(time.Hour), day(0), 1)
+	if err != nil {
+		t.Fatalf("DropRaw by size: %v", err)
+	}
+	if len(drops) != 1 || drops[0].Target != "readings_p20260103" || drops[0].Reason != DropSize {
+		t.Errorf("size drops %+v, want readings_p20260103 only", drops)
+	}
+	st, err := s.DataStats(ctx)
+	if err != nil {
+		t.Fatalf("DataStats: %v", err)
+	}
+	if st.RawPartitions != 2 || len(st.LastDrops) != 4 || len(st.Dropped) != 2 {
+		t.Errorf("DataStats: %d partitions, %d last drops, totals %+v; want 2, 4, age and size", st.RawPartitions, len(st.LastDrops), st.Dropped)
+	}
+	// Rollups survive raw retention; their own retention deletes buckets.
+	d, err := s.DropRollups(ctx, day(5), "1m", day(0))
+	if err != nil || d.Rows != 1 {
+		t.Errorf("DropRollups: %+v, %v; want the one bucket before day 0", d, err)
+	}
+}
+
+func TestLifecycleRound(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	now := t0
+	l := NewLifecycle(s, LifecycleConfig{RetentionRaw: 48 * time.Hour, Retention1m: 24 * time.Hour, Retention1h: 0, AheadDays: 1},
+		func() time.Time { return now }, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l.Round(ctx)
+	if _, err := s.InsertReadings(ctx, []model.Reading{rd("l", "temp", "C", 60, 1)}); err != nil {
+		t.Fatalf("InsertReadings: %v", err)
+	}
+	now = t0.Add(4 * 24 * time.Hour)
+	l.Round(ctx)
+	ps, err := s.Partitions(ctx)
+	if err != nil {
+		t.Fatalf("Partitions: %v", err)
+	}
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.Name)
+	}
+	if want := []string{"readings_p20260105", "readings_p20260106", "readings_default"}; !slices.Equal(names, want) {
+		t.Errorf("partitions %v, want %v", names, want)
+	}
+	var m, h int
+	if err := s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM readings_1m), (SELECT count(*) FROM readings_1h)`).Scan(&m, &h); err != nil {
+		t.Fatalf("count rollups: %v", err)
+	}
+	if m != 0 || h != 1 {
+		t.Errorf("rollups: %d minutes, %d hours; want 0 (past 1m retention) and 1 (kept forever)", m, h)
+	}
+}
+
+// TestMigrateConvertsReadings upgrades a database holding readings (as of
+// migration 00006) and compares them before and after.
+func TestMigrateConvertsReadings(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	ctx := testCtx(t)
+	connCfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatalf("parse URL: %v", err)
+	}
+	db := stdlib.OpenDB(*connCfg)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatalf("NewProvider: %v", err)
+	}
+	if _, err := p.UpTo(ctx, 6); err != nil {
+		t.Fatalf("UpTo(6): %v", err)
+	}
+	// 20,000 readings over 3 days ending now, and one a year ahead (a bad clock).
+	_, err = db.ExecContext(ctx, `INSERT INTO readings (sensor_id, metric, ts, value)
+SELECT 'm' || (i % 10), 'temp', date_trunc('second', now()) - i * interval '13 seconds', i FROM generate_series(0, 19999) i
+UNION ALL SELECT 'm0', 'temp', now() + interval '1 year', -1`)
+	if err != nil {
+		t.Fatalf("seed readings: %v", err)
+	}
+	const digest = `SELECT count(*), md5(string_agg(sensor_id || metric || ts::text || value::text, ',' ORDER BY sensor_id, metric, ts)) FROM readings`
+	var n0, n1 int
+	var d0, d1 string
+	if err := db.QueryRowContext(ctx, digest).Scan(&n0, &d0); err != nil {
+		t.Fatalf("digest before: %v", err)
+	}
+	if err := Migrate(ctx, dbURL, nil); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if err := db.QueryRowContext(ctx, digest).Scan(&n1, &d1); err != nil {
+		t.Fatalf("digest after: %v", err)
+	}
+	if n0 != n1 || d0 != d1 {
+		t.Errorf("readings changed by the upgrade: %d rows (%s) before, %d (%s) after", n0, d0, n1, d1)
+	}
+	s, err := Open(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	ps, err := s.Partitions(ctx)
+	if err != nil {
+		t.Fatalf("Partitions: %v", err)
+	}
+	if len(ps) != 2 || ps[0].Name != "readings_legacy" || ps[0].From != nil || !ps[1].Default {
+		t.Errorf("partitions after upgrade: %+v; want readings_legacy and readings_default", ps)
+	}
+	var future int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM readings_default`).Scan(&future); err != nil || future != 1 {
+		t.Errorf("default partition holds %d readings (%v), want the one from the future", future, err)
+	}
+	if d := rollupMismatches(t, ctx, s.Pool()); len(d) > 0 {
+		t.Errorf("backfilled rollups differ from the readings: %v", d[:min(len(d), 3)])
+	}
+	// Ingest still works, and today's partition is the legacy one's.
+	if created, err := s.EnsurePartitions(ctx, time.Now(), 2, time.Now().Add(-24*time.Hour)); err != nil || len(created) != 2 {
+		t.Errorf("EnsurePartitions after upgrade: %v, %v; want tomorrow and the day after", created, err)
+	}
+}
