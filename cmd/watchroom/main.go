@@ -38,6 +38,7 @@ Commands:
   device      MQTT device credentials: add --id ID, list, revoke --id ID, export-mosquitto --passwd FILE --acl FILE
   simulate    publish simulated sensor readings and answer device commands
   chat        terminal client for chat rooms and alerts: chat [--url URL] [--user NAME]
+  bench       load generator: drive a running server on this machine over MQTT and WebSocket, print the figures
   healthcheck exit 0 when the local server answers /healthz (for container health checks)
 
 Run 'watchroom <command> -h' for the flags of a command.
@@ -67,6 +68,8 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 		return runChat(ctx, rest, env, stdin, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, rest, env, stderr)
+	case "bench":
+		return runBench(ctx, rest, env, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
