@@ -37,8 +37,9 @@ Commands:
               (every change but enable ends the user's sessions at once)
   device      MQTT device credentials: add --id ID, list, revoke --id ID, export-mosquitto --passwd FILE --acl FILE
   simulate    publish simulated sensor readings and answer device commands
+  export      write stored readings as CSV or NDJSON (--sensor-id, --metric, --from, --to, --format, --out)
+  import      load readings from export's CSV or NDJSON (--file FILE): deduplicated, rollups updated
   chat        terminal client for chat rooms and alerts: chat [--url URL] [--user NAME]
-  bench       load generator: drive a running server on this machine over MQTT and WebSocket, print the figures
   healthcheck exit 0 when the local server answers /healthz (for container health checks)
 
 Run 'watchroom <command> -h' for the flags of a command.
@@ -66,10 +67,12 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 		return runSimulate(ctx, rest, env, stderr)
 	case "chat":
 		return runChat(ctx, rest, env, stdin, stdout, stderr)
+	case "export":
+		return runExport(ctx, rest, env, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, env, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, rest, env, stderr)
-	case "bench":
-		return runBench(ctx, rest, env, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
