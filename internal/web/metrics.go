@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -59,13 +60,21 @@ func (a *App) reject(reason string, attrs ...any) {
 	}
 }
 
-// NewMetricsServer serves /metrics of g (and nothing else) for the
-// separate metrics listener, WATCHROOM_METRICS_ADDR: the metrics tell
-// who is connected and how busy the server is, so they stay off the
-// public port.
+// NewMetricsServer serves /metrics of g and the Go profiler under
+// /debug/pprof/ (and nothing else) for the separate metrics listener,
+// WATCHROOM_METRICS_ADDR: the metrics tell who is connected and how busy
+// the server is, and a profile can be asked to cost seconds of CPU, so
+// both stay off the public port. The App never routes /debug/pprof.
 func NewMetricsServer(g prometheus.Gatherer) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	// net/http/pprof's handlers, mounted here rather than through its
+	// init, which registers them on http.DefaultServeMux.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 
