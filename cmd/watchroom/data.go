@@ -302,7 +302,6 @@ func decodeCSV(in io.Reader, fn func(model.Reading) error, reject func(int, erro
 		if err == io.EOF {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -311,6 +310,7 @@ func decodeCSV(in io.Reader, fn func(model.Reading) error, reject func(int, erro
 			}
 			return err
 		}
+		line, _ := cr.FieldPos(0) // only after a record was read: it panics otherwise
 		if len(rec) != len(header) {
 			reject(line, fmt.Errorf("%d fields, header has %d", len(rec), len(header)))
 			continue
