@@ -115,7 +115,7 @@ func Vars() []Var {
 		{"WATCHROOM_ALLOWED_ORIGINS", "allowed-origins", "", "comma-separated origins allowed to open /ws (e.g. https://watch.example.com); empty: same host only", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
 		{"WATCHROOM_ADMIN_PASSWORD", "", "", "when set, user admin is created or updated with this password at start", str(func(c *Config) *string { return &c.AdminPassword })},
 		{"WATCHROOM_BATCH_SIZE", "batch-size", "5000", "readings per database batch (flush when reached)", intv(func(c *Config) *int { return &c.BatchSize })},
-		{"WATCHROOM_FLUSH_INTERVAL", "flush-interval", "10ms", "flush a batch this long after its first reading", dur(func(c *Config) *time.Duration { return &c.FlushInterval })},
+		{"WATCHROOM_FLUSH_INTERVAL", "flush-interval", "0s", "0: group commit (a batch is committed as soon as the previous commit ends); more: a batch also waits this long after its first reading", dur(func(c *Config) *time.Duration { return &c.FlushInterval })},
 		{"WATCHROOM_INGEST_QUEUE", "ingest-queue", "10000", "MQTT messages buffered between the broker connection and the batch writer", intv(func(c *Config) *int { return &c.IngestQueue })},
 		{"WATCHROOM_COMMIT_TIMEOUT", "commit-timeout", "10s", "deadline of each database commit of a batch of readings; a commit that does not finish in time is logged, counted and retried", dur(func(c *Config) *time.Duration { return &c.CommitTimeout })},
 		{"WATCHROOM_NEW_SERIES_RATE", "new-series-rate", "10", "new series (sensor, metric never stored before) ingest may create per second, in every mode; readings of a refused one are rejected (reason new_series_limited)", flt(func(c *Config) *float64 { return &c.NewSeriesRate })},
@@ -219,7 +219,10 @@ func (c Config) validate() error {
 	if c.WSSendQueue < 16 {
 		errs = append(errs, fmt.Errorf("ws send queue %d must be at least 16", c.WSSendQueue))
 	}
-	if c.FlushInterval <= 0 || c.CommitTimeout <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 || c.PresenceGrace <= 0 ||
+	if c.FlushInterval < 0 {
+		errs = append(errs, errors.New("flush interval must not be negative"))
+	}
+	if c.CommitTimeout <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 || c.PresenceGrace <= 0 ||
 		c.WSWriteTimeout <= 0 || c.ResumeMaxAge <= 0 {
 		errs = append(errs, errors.New("durations must be positive"))
 	}

@@ -78,11 +78,20 @@
 // paho calls the message handler on its router goroutine, one message at a
 // time (OrderMatters). The handler only puts the message on a bounded
 // channel (Config.QueueSize). While it is blocked paho reads nothing from
-// the connection, not even keepalive replies, so it must stay short. One
-// pipeline goroutine (Run's) takes messages in order, decodes them, and
-// commits a batch at BatchSize readings or FlushInterval after the batch's
-// first message. On a store error it retries with exponential backoff and
-// jitter and acknowledges nothing meanwhile. Each attempt has its own
+// the connection, not even keepalive replies, so it must stay short. The
+// pipeline has two stages that overlap. The receiver (Run's goroutine)
+// takes messages in order, decodes, admits and stamps them into a batch;
+// the committer (one goroutine of the pipeline) commits a batch, acks its
+// messages and hands the readings to the sinks, one batch at a time, in the
+// order they were filled. Group commit: the receiver hands its batch over
+// as soon as the committer is idle, so a message arriving at a quiet time
+// is committed alone at once, and under load a batch holds what arrived
+// during the previous commit, up to BatchSize readings (a full batch waits
+// and the receiver takes nothing more). FlushInterval, 0 by default, makes
+// a batch also wait that long after its first message, for fewer and
+// larger commits. On a store error the committer retries with exponential
+// backoff and jitter and acknowledges nothing meanwhile; the receiver fills
+// at most one batch behind it. Each attempt has its own
 // deadline (Config.CommitTimeout): a database that stops answering without
 // closing the connection is noticed, logged and counted
 // (watchroom_ingest_flush_errors_total{reason="timeout"}) and retried.
@@ -101,7 +110,7 @@
 // leave a hole in the in-order acks, while waiting stops paho reading the
 // socket, so TCP flow control holds the broker back, which is the
 // back-pressure we want (TestIngestQueueFullLosesNothing). Memory stays
-// bounded by QueueSize messages plus one batch. A wait longer than the
+// bounded by QueueSize messages plus two batches. A wait longer than the
 // keepalive (30s) plus the ping timeout (10s) can drop the connection; the
 // broker then redelivers what was not acked. Mosquitto's default window of
 // 20 makes ingest slow (at most 20 messages per flush), so production
@@ -109,10 +118,11 @@
 //
 // # Shutdown
 //
-// When Run's context is done the pipeline stops taking messages, makes one
-// last commit of the batch with a fresh context bounded to 5s (each
-// attempt also to the commit timeout), and acks
-// what was committed. Before disconnecting, Run waits (up to 2s) until the
+// When Run's context is done the pipeline stops taking messages, waits for
+// the committer to end, and makes one last commit of the committer's
+// unfinished batch and then of the receiver's, in that order, with a fresh
+// context bounded to 5s (each attempt also to the commit timeout), and
+// acks what was committed. Before disconnecting, Run waits (up to 2s) until the
 // broker has processed those acks: it sends an UNSUBSCRIBE of an unused
 // filter and waits for the UNSUBACK, which the broker answers after every
 // packet sent before it. Without this fence, Mosquitto 2.0, which reads
@@ -126,7 +136,8 @@
 // Decode is a pure function, safe from any goroutine. New and Run are
 // called once each, by the owner; Run blocks until shutdown. Connected is
 // safe from any goroutine. ReadingStore.InsertReadings and
-// ReadingSink.PublishReadings are only ever called from Run's goroutine,
-// one call at a time; sinks must not block. The stamper belongs to the
-// pipeline goroutine.
+// ReadingSink.PublishReadings are only ever called from the committer (and
+// from Run's goroutine at shutdown, after the committer ended), one call at
+// a time; sinks must not block. The stamper and the admitter belong to the
+// receiver.
 package ingest

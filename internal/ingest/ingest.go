@@ -43,7 +43,7 @@ type Config struct {
 	Topics    []string // subscription filters, default ["sensors/#"]
 
 	BatchSize     int           // flush at this many readings (default 5000)
-	FlushInterval time.Duration // or this long after the first message of a batch (default 10ms)
+	FlushInterval time.Duration // linger: wait this long after a batch's first message for more (default 0: group commit, commit as soon as the previous commit ends)
 	QueueSize     int           // messages between the MQTT handler and the pipeline (default 10000)
 
 	RetryMin time.Duration // backoff on store errors, first wait (default 100ms)
@@ -58,7 +58,7 @@ type Config struct {
 const (
 	DefaultTopic         = "sensors/#"
 	DefaultBatchSize     = 5000
-	DefaultFlushInterval = 10 * time.Millisecond
+	DefaultFlushInterval = 0 // group commit
 	DefaultQueueSize     = 10000
 	DefaultRetryMin      = 100 * time.Millisecond
 	DefaultRetryMax      = 5 * time.Second
@@ -133,7 +133,7 @@ func New(cfg Config, st ReadingStore, sinks []ReadingSink, reg prometheus.Regist
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
 	}
-	if cfg.FlushInterval <= 0 {
+	if cfg.FlushInterval < 0 {
 		cfg.FlushInterval = DefaultFlushInterval
 	}
 	if cfg.QueueSize <= 0 {

@@ -31,34 +31,59 @@ type delivery struct {
 	received time.Time
 }
 
-// pipeline turns queued messages into committed batches. Everything below
-// runs on the one goroutine that calls run; no field needs a lock.
+// pipeline turns queued messages into committed batches, in two stages
+// that overlap: the receiver (the goroutine that calls run) takes
+// messages, decodes, admits and stamps them into the next batch while the
+// committer (a goroutine of run's) commits the previous one, acks it and
+// hands it to the sinks. Fields are owned by one stage each, as marked; no
+// field needs a lock.
 type pipeline struct {
 	store ReadingStore
 	sinks []ReadingSink
 	m     *metrics
 	log   *slog.Logger
 
-	batchSize       int
+	batchSize int
+	// flushInterval is how long a batch lingers for more messages once the
+	// committer is idle; 0 (the default) hands it over at once: group
+	// commit.
 	flushInterval   time.Duration
 	retryMin        time.Duration
 	retryMax        time.Duration
 	commitTimeout   time.Duration
 	shutdownTimeout time.Duration
 
-	stamps *stamper
-	adm    *admitter
+	// after starts the linger timer; tests inject a clock.
+	after func(time.Duration) <-chan time.Time
 
-	rejectLog   map[string]*rate.Sometimes // one log line per reason per second
-	conflictLog rate.Sometimes             // one line per second
-	restampLog  rate.Sometimes             // one line per minute
+	// The receiver's.
+	stamps    *stamper
+	adm       *admitter
+	rejectLog map[string]*rate.Sometimes // one log line per reason per second
+	cur       *batch                     // the batch being filled
 
-	// The current batch: every message taken from the queue since the last
-	// commit, in arrival order (rejected ones too: they carry no readings
-	// but still need their ack in order), and the readings they carried.
+	// The committer's.
+	conflictLog rate.Sometimes // one line per second
+	restampLog  rate.Sometimes // one line per minute
+}
+
+// batch is every message taken from the queue for one commit, in arrival
+// order (rejected ones too: they carry no readings but still need their
+// ack in order), and the readings they carried. It belongs to the receiver
+// until it is handed to the committer.
+type batch struct {
 	msgs     []message
 	readings []model.Reading
-	res      model.InsertResult // the committed batch's outcome, between commit and hand-off
+}
+
+func (p *pipeline) newBatch() *batch {
+	return &batch{readings: make([]model.Reading, 0, min(p.batchSize, 1024))}
+}
+
+// full reports whether b may take no more messages. Counting messages too
+// bounds a batch of rejected messages.
+func (p *pipeline) full(b *batch) bool {
+	return len(b.readings) >= p.batchSize || len(b.msgs) >= p.batchSize
 }
 
 func newPipeline(cfg Config, st ReadingStore, sinks []ReadingSink, m *metrics, log *slog.Logger) *pipeline {
@@ -78,53 +103,85 @@ func newPipeline(cfg Config, st ReadingStore, sinks []ReadingSink, m *metrics, l
 		rejectLog:       map[string]*rate.Sometimes{},
 		conflictLog:     rate.Sometimes{First: 1, Interval: time.Second},
 		restampLog:      rate.Sometimes{First: 1, Interval: time.Minute},
-		readings:        make([]model.Reading, 0, cfg.BatchSize),
+		after:           time.After,
 	}
+	p.cur = p.newBatch()
 	for _, r := range rejectReasons() {
 		p.rejectLog[r] = &rate.Sometimes{First: 1, Interval: time.Second}
 	}
 	return p
 }
 
-// run takes messages from in until ctx is done, then flushes what is
-// batched with a fresh context bounded by shutdownTimeout and returns.
-// Messages left in the queue, and a batch that could not be committed, are
+// run takes messages from in until ctx is done, then commits what was
+// taken with a fresh context bounded by shutdownTimeout and returns.
+// Messages left in the queue, and batches that could not be committed, are
 // not acknowledged: the broker redelivers them to the next session.
+//
+// Group commit: the receiver hands its batch to the committer as soon as
+// the committer is idle (after flushInterval, when set), or waits while the
+// batch is full. So at low load a message is committed alone, at once, and
+// under load batches grow by themselves to what arrives during one commit.
+// Batches are handed over, committed and acked one at a time, in order:
+// acks stay in arrival order, each after the commit that holds it.
 func (p *pipeline) run(ctx context.Context, in <-chan delivery) {
 	// Admission needs the stored series before the first message, or the
 	// backlog of a restart would count them all as new.
 	if p.adm.seed(ctx) != nil {
 		return // shutting down; nothing was taken
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var due <-chan time.Time // the batch's flush deadline; nil when the batch is empty
+	handoff := make(chan *batch) // unbuffered: a send succeeds only when the committer is idle
+	left := make(chan *batch, 1) // the committer's batch it could not commit before ctx ended
+	go p.commitLoop(ctx, handoff, left)
+
+	var due <-chan time.Time // the linger deadline; nil when none is running
+	lingered := false        // the current batch's linger has passed (or there is none)
 	for {
 		// Checked first so that a ready queue cannot win the select below
 		// against a cancelled context.
 		if ctx.Err() != nil {
-			p.shutdown(ctx)
+			close(handoff)
+			p.shutdown(ctx, <-left)
 			return
+		}
+		take, give := in, (chan *batch)(nil)
+		if p.full(p.cur) {
+			take = nil // back-pressure: the queue fills, then paho stops reading
+		}
+		if len(p.cur.msgs) > 0 && (lingered || p.full(p.cur)) {
+			give = handoff
 		}
 		select {
 		case <-ctx.Done():
-		case d := <-in:
-			p.add(ctx, d.msg, d.received)
-			if len(p.msgs) == 1 {
-				timer.Reset(p.flushInterval)
-				due = timer.C
-			}
-			// Counting messages too bounds a batch of rejected messages.
-			if len(p.readings) >= p.batchSize || len(p.msgs) >= p.batchSize {
-				timer.Stop() // since Go 1.23 no stale tick can follow
-				due = nil
-				p.flush(ctx)
+		case d := <-take:
+			p.add(ctx, p.cur, d.msg, d.received)
+			if len(p.cur.msgs) == 1 {
+				if p.flushInterval > 0 {
+					due, lingered = p.after(p.flushInterval), false
+				} else {
+					lingered = true
+				}
 			}
 		case <-due:
-			due = nil
-			p.flush(ctx)
+			due, lingered = nil, true
+		case give <- p.cur:
+			p.cur, due, lingered = p.newBatch(), nil, false
 		}
 	}
+}
+
+// commitLoop is the committer: it commits the batches of handoff in order
+// until handoff is closed or ctx ends; a batch it could not commit because
+// ctx ended goes to left (nil if none), for shutdown.
+func (p *pipeline) commitLoop(ctx context.Context, handoff <-chan *batch, left chan<- *batch) {
+	for b := range handoff {
+		if !p.flush(ctx, b) {
+			// ctx ended. The receiver's handoff sends now block and lose
+			// to ctx.Done, so no later batch can slip past this one.
+			left <- b
+			return
+		}
+	}
+	left <- nil
 }
 
 // add decodes msg into the batch and admits its readings (see Admission).
@@ -133,8 +190,8 @@ func (p *pipeline) run(ctx context.Context, in <-chan delivery) {
 // redelivered forever. Retained messages are dropped the same way (see
 // ReasonRetained). If ctx ends while the device registry cannot answer,
 // msg is left out of the batch, unacknowledged: the broker redelivers it.
-func (p *pipeline) add(ctx context.Context, msg message, received time.Time) {
-	p.msgs = append(p.msgs, msg)
+func (p *pipeline) add(ctx context.Context, b *batch, msg message, received time.Time) {
+	b.msgs = append(b.msgs, msg)
 	if r, ok := msg.(interface{ Retained() bool }); ok && r.Retained() {
 		p.m.rejected[ReasonRetained].Inc()
 		p.rejectLog[ReasonRetained].Do(func() {
@@ -146,7 +203,7 @@ func (p *pipeline) add(ctx context.Context, msg message, received time.Time) {
 	if err == nil {
 		reason, err := p.adm.admit(ctx, rs, received)
 		if err != nil {
-			p.msgs = p.msgs[:len(p.msgs)-1]
+			b.msgs = b.msgs[:len(b.msgs)-1]
 			return
 		}
 		if reason != "" {
@@ -158,7 +215,7 @@ func (p *pipeline) add(ctx context.Context, msg message, received time.Time) {
 				rs[i].TS = p.stamps.stamp(rs[i].SensorID, rs[i].Metric, received)
 			}
 		}
-		p.readings = append(p.readings, rs...)
+		b.readings = append(b.readings, rs...)
 		return
 	}
 	var rej *RejectError
@@ -185,30 +242,31 @@ func (p *pipeline) reject(reason string, msg message, err error) {
 	})
 }
 
-// flush commits the batch, retrying store errors with exponential backoff
-// and jitter until it succeeds or ctx is done. Each attempt has its own
+// flush commits b, retrying store errors with exponential backoff and
+// jitter until it succeeds or ctx is done. Each attempt has its own
 // deadline (commitTimeout): a database that stops answering without
 // closing the connection would otherwise hold the attempt forever, with
-// nothing logged. Only after the commit are
-// the batch's messages acknowledged, in arrival order, and the readings
-// handed to the sinks. While it retries nothing is acknowledged, so the
-// broker stops sending once its in-flight window is full: that is the
-// back-pressure. It reports whether the batch was committed; if not, the
-// batch is kept.
-func (p *pipeline) flush(ctx context.Context) bool {
-	if len(p.msgs) == 0 {
+// nothing logged. Only after the commit are b's messages acknowledged, in
+// arrival order, and the readings handed to the sinks. While it retries
+// nothing is acknowledged and the receiver fills at most one more batch,
+// so the broker stops sending once its in-flight window is full: that is
+// the back-pressure. It reports whether b was committed. Called by the
+// committer, and by shutdown once the committer has ended.
+func (p *pipeline) flush(ctx context.Context, b *batch) bool {
+	if len(b.msgs) == 0 {
 		return true
 	}
-	if len(p.readings) > 0 {
+	var res model.InsertResult
+	if len(b.readings) > 0 {
 		start := time.Now()
 		backoff := p.retryMin
 		for attempt := 1; ; attempt++ {
 			actx, cancel := context.WithTimeout(ctx, p.commitTimeout)
-			res, err := p.store.InsertReadings(actx, p.readings)
+			r, err := p.store.InsertReadings(actx, b.readings)
 			timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 			cancel()
 			if err == nil {
-				p.res = res
+				res = r
 				break
 			}
 			if ctx.Err() != nil {
@@ -224,7 +282,7 @@ func (p *pipeline) flush(ctx context.Context) bool {
 			p.m.flushErrors[reason].Inc()
 			wait := jitter(backoff)
 			p.log.Warn(msg, "err", err, "timeout", p.commitTimeout,
-				"attempt", attempt, "readings", len(p.readings), "messages", len(p.msgs), "retry_in", wait)
+				"attempt", attempt, "readings", len(b.readings), "messages", len(b.msgs), "retry_in", wait)
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -235,26 +293,22 @@ func (p *pipeline) flush(ctx context.Context) bool {
 			backoff = min(2*backoff, p.retryMax)
 		}
 		p.m.flushSeconds.Observe(time.Since(start).Seconds())
-		p.m.batchSize.Observe(float64(len(p.readings)))
-		p.count(p.res)
+		p.m.batchSize.Observe(float64(len(b.readings)))
+		p.count(res)
 	}
-	for _, msg := range p.msgs {
+	for _, msg := range b.msgs {
 		msg.Ack()
 	}
-	if len(p.readings) > 0 {
-		// Only new readings go on: a redelivered one was pushed already.
-		if len(p.res.Fresh) > 0 {
-			for _, s := range p.sinks {
-				s.PublishReadings(p.res.Fresh)
-			}
+	// Only new readings go on: a redelivered one was pushed already. Sinks
+	// may keep the slice (the hub queues it, and Fresh may be b.readings
+	// itself): every batch has its own.
+	if len(res.Fresh) > 0 {
+		for _, s := range p.sinks {
+			s.PublishReadings(res.Fresh)
 		}
-		// Sinks may keep the slice (the hub queues it, and Fresh may be
-		// p.readings itself), so the next batch gets a new one.
-		p.readings = make([]model.Reading, 0, p.batchSize)
-		p.res = model.InsertResult{}
 	}
-	clear(p.msgs) // drop the references so acked payloads can be collected
-	p.msgs = p.msgs[:0]
+	clear(b.msgs) // drop the references so acked payloads can be collected
+	b.msgs = b.msgs[:0]
 	return true
 }
 
@@ -282,18 +336,27 @@ func (p *pipeline) count(res model.InsertResult) {
 	}
 }
 
-// shutdown makes a last attempt to commit the batch with a fresh context:
-// ctx is already done, but what was received should not wait for the next
-// session if the store can take it now.
-func (p *pipeline) shutdown(ctx context.Context) {
-	if len(p.msgs) == 0 {
-		return
-	}
+// shutdown makes a last attempt to commit, in order, the committer's
+// unfinished batch (left, may be nil) and the receiver's, with a fresh
+// context: ctx is already done, but what was received should not wait for
+// the next session if the store can take it now. The committer has ended.
+func (p *pipeline) shutdown(ctx context.Context, left *batch) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.shutdownTimeout)
 	defer cancel()
-	if !p.flush(fctx) {
-		p.log.Error("ingest: final flush failed; the broker will redeliver these messages to the next session",
-			"messages", len(p.msgs), "readings", len(p.readings), "timeout", p.shutdownTimeout)
+	for _, b := range []*batch{left, p.cur} {
+		if b == nil || len(b.msgs) == 0 {
+			continue
+		}
+		if !p.flush(fctx, b) {
+			// A later batch must not be acked before this one.
+			msgs, readings := len(b.msgs), len(b.readings)
+			if b != p.cur {
+				msgs, readings = msgs+len(p.cur.msgs), readings+len(p.cur.readings)
+			}
+			p.log.Error("ingest: final flush failed; the broker will redeliver these messages to the next session",
+				"messages", msgs, "readings", readings, "timeout", p.shutdownTimeout)
+			return
+		}
 	}
 }
 
