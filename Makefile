@@ -58,8 +58,13 @@ check-dist: frontend
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/watchroom
 
-## bench: benchmarks (figures are reported, never asserted)
+## bench: the standard load profile of `watchroom bench` against a server, database and Mosquitto of its own;
+## prints the table (figures are reported, never asserted; under 2 minutes). JSON: WATCHROOM_BENCH_JSON=file
 bench: services
+	$(GO) test -run '^$$' -bench '^BenchmarkProfile$$' -count=1 -timeout 6m ./cmd/watchroom
+
+## bench-go: the Go micro- and pipeline benchmarks (docs/benchmarks.md)
+bench-go: services
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/... ./cmd/...
 
 ## soak: the fault suite (docs/reliability.md) with 2-minute database faults and a race-instrumented server

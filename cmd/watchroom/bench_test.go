@@ -113,8 +113,9 @@ func BenchmarkIngestThroughput(b *testing.B) {
 // stackOptions choose the server's batching and its broker.
 type stackOptions struct {
 	batch    int
-	flush    string // a Go duration
-	embedded bool   // the server's embedded broker instead of Mosquitto
+	flush    string   // a Go duration
+	embedded bool     // the server's embedded broker instead of Mosquitto
+	env      []string // more WATCHROOM_* settings
 }
 
 // benchStack is a server with its own database and broker.
@@ -153,6 +154,7 @@ func startBenchStack(b *testing.B, opt stackOptions) *benchStack {
 		"WATCHROOM_BATCH_SIZE=" + strconv.Itoa(opt.batch),
 		"WATCHROOM_FLUSH_INTERVAL=" + opt.flush,
 	}
+	s.env = append(s.env, opt.env...)
 	if opt.embedded {
 		listen := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(b))
 		s.env = append(s.env, "WATCHROOM_MQTT_URL=", "WATCHROOM_MQTT_LISTEN="+listen)

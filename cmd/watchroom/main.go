@@ -40,6 +40,7 @@ Commands:
   export      write stored readings as CSV or NDJSON (--sensor-id, --metric, --from, --to, --format, --out)
   import      load readings from export's CSV or NDJSON (--file FILE): deduplicated, rollups updated
   chat        terminal client for chat rooms and alerts: chat [--url URL] [--user NAME]
+  bench       load generator: drive a running server on this machine over MQTT and WebSocket, print the figures
   healthcheck exit 0 when the local server answers /healthz (for container health checks)
 
 Run 'watchroom <command> -h' for the flags of a command.
@@ -73,6 +74,8 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 		return runImport(ctx, rest, env, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, rest, env, stderr)
+	case "bench":
+		return runBench(ctx, rest, env, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
