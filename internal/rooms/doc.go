@@ -10,8 +10,12 @@
 // interface. Everything that must survive a restart is in PostgreSQL
 // (rooms, memberships, messages; undelivered direct messages in the hub's
 // deliveries outbox). In memory there is only what may be lost: who is
-// online on this instance, the running offline grace timers and the typing
-// throttle.
+// online on this instance, the running offline grace timers, the typing
+// throttle, and a copy of each room's members (members.go), loaded from
+// PostgreSQL when a room is first needed and updated by this instance's
+// join_room, leave_room and delete_room after the store committed them.
+// chat_message reads membership and online members from memory: its only
+// query is the insert, and the fan-out follows the commit at once.
 //
 // Rooms "general" (chat) and "alerts" (alerts) always exist and cannot be
 // left or deleted; every user is a member of both without a stored
@@ -44,7 +48,11 @@
 //
 // # Several instances
 //
-// Ids, memberships and history are already shared through PostgreSQL.
+// Ids, memberships and history are already shared through PostgreSQL,
+// which stays the source of truth; but the member copy in memory does not
+// see another instance's join_room, leave_room or delete_room (a user who
+// left there may still post here until this instance restarts). Crossing
+// instances needs those changes on the backplane too, or a reload.
 // What would have to cross instances, over a backplane behind the same
 // Hub interface (e.g. an MQTT topic per room, or LISTEN/NOTIFY):
 //   - the fan-out of chat_message, user_joined, user_left, user_typing,

@@ -211,6 +211,7 @@ func (r *Rooms) joinRoom(ctx context.Context, req hub.Request) (hub.Reply, error
 	if err != nil {
 		return hub.Reply{}, err
 	}
+	r.members.set(d.Room, req.User, true)
 	names, err := r.st.RoomMembers(ctx, d.Room)
 	if err != nil {
 		return hub.Reply{}, err
@@ -246,6 +247,7 @@ func (r *Rooms) leaveRoom(ctx context.Context, req hub.Request) (hub.Reply, erro
 	if err != nil {
 		return hub.Reply{}, err
 	}
+	r.members.set(rm.Name, req.User, false)
 	if left {
 		others, err := r.onlineMembers(ctx, rm)
 		if err != nil {
@@ -281,7 +283,7 @@ func (r *Rooms) chatMessage(ctx context.Context, req hub.Request) (hub.Reply, er
 	if err != nil {
 		return hub.Reply{}, err
 	}
-	rm, member, err := r.membership(ctx, d.Room, req.User)
+	rm, member, err := r.chatMembership(ctx, d.Room, req.User)
 	if err != nil {
 		return hub.Reply{}, err
 	}
@@ -294,6 +296,7 @@ func (r *Rooms) chatMessage(ctx context.Context, req hub.Request) (hub.Reply, er
 	defer lock.Unlock()
 	msg, err := r.st.InsertChatMessage(ctx, model.ChatMessage{Room: d.Room, User: req.User, Content: content, AlertID: alertID})
 	if r.isNotFound(err) { // deleted since the membership check
+		r.members.forget(d.Room)
 		return hub.Reply{}, r.reject(reasonUnknownRoom, hub.CodeNotFound, "no room %q", d.Room)
 	}
 	if err != nil {
@@ -350,7 +353,7 @@ func (r *Rooms) typingRequest(ctx context.Context, req hub.Request) (hub.Reply, 
 	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name"}`); err != nil {
 		return hub.Reply{}, err
 	}
-	rm, member, err := r.membership(ctx, d.Room, req.User)
+	rm, member, err := r.chatMembership(ctx, d.Room, req.User)
 	if err != nil {
 		return hub.Reply{}, err
 	}
@@ -474,6 +477,7 @@ func (r *Rooms) deleteRoom(ctx context.Context, req hub.Request) (hub.Reply, err
 	if err != nil {
 		return hub.Reply{}, err
 	}
+	r.members.forget(rm.Name)
 	r.m.roomsDeleted.Inc()
 	// Everyone: members leave the room, the others drop it from their list.
 	r.broadcastRoomChange("room_deleted", map[string]string{"room": rm.Name, "by": req.User})

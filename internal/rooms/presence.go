@@ -50,6 +50,7 @@ type graceTimer struct {
 func (r *Rooms) Online(user string) {
 	r.mu.Lock()
 	r.online[user] = struct{}{}
+	r.onlineSorted = nil
 	r.m.online.Set(float64(len(r.online)))
 	r.enqueueLocked(presenceEvent{kind: eventOnline, user: user})
 	r.mu.Unlock()
@@ -59,6 +60,7 @@ func (r *Rooms) Online(user string) {
 func (r *Rooms) Offline(user string) {
 	r.mu.Lock()
 	delete(r.online, user)
+	r.onlineSorted = nil
 	r.m.online.Set(float64(len(r.online)))
 	r.enqueueLocked(presenceEvent{kind: eventOffline, user: user})
 	r.mu.Unlock()

@@ -176,6 +176,12 @@ type Rooms struct {
 	// that this instance delivers a room's messages in id order. Striped:
 	// rooms that share a lock only wait for each other's insert.
 	roomLocks [64]sync.Mutex
+
+	// members is the in-memory copy of room memberships (members.go).
+	members *members
+	// onlineSorted caches onlineUsers' answer; nil when online changed
+	// since. Guarded by mu.
+	onlineSorted []string
 }
 
 type typingKey struct{ user, room string }
@@ -194,6 +200,7 @@ func New(cfg Config, st Store, h Hub, alerts AlertChecker, reg prometheus.Regist
 		wake:     make(chan struct{}, 1),
 		typing:   map[typingKey]time.Time{},
 		creators: creators,
+		members:  newMembers(),
 	}
 }
 
@@ -263,35 +270,60 @@ func (r *Rooms) room(ctx context.Context, name string) (model.Room, error) {
 }
 
 // onlineMembers returns the members of rm with a live connection on this
-// instance. Every user is a member of a fixed room.
+// instance, sorted. Every user is a member of a fixed room. The slice may
+// be shared: callers must not modify it (append copies: its capacity is
+// its length).
 func (r *Rooms) onlineMembers(ctx context.Context, rm model.Room) ([]string, error) {
 	online := r.onlineUsers()
 	if rm.Fixed {
 		return online, nil
 	}
-	members, err := r.st.RoomMembers(ctx, rm.Name)
+	mem, err := r.members.get(ctx, r.st, rm.Name)
 	if err != nil {
 		return nil, err
 	}
-	out := members[:0]
-	for _, u := range members {
-		if _, ok := slices.BinarySearch(online, u); ok {
+	out := make([]string, 0, min(len(online), len(mem.users)))
+	for _, u := range online {
+		if _, ok := mem.users[u]; ok {
 			out = append(out, u)
 		}
 	}
-	return out, nil
+	return slices.Clip(out), nil
 }
 
-// onlineUsers returns the users with a live connection, sorted.
+// chatMembership answers whether user may post in room from memory (the
+// fixed rooms, then the member copy), loading the room on a miss.
+func (r *Rooms) chatMembership(ctx context.Context, room, user string) (model.Room, bool, error) {
+	if room == model.RoomGeneral || room == model.RoomAlerts {
+		rm, err := r.room(ctx, room)
+		return rm, true, err
+	}
+	mem, err := r.members.get(ctx, r.st, room)
+	if r.isNotFound(err) {
+		return model.Room{}, false, r.reject(reasonUnknownRoom, hub.CodeNotFound, "no room %q", room)
+	}
+	if err != nil {
+		return model.Room{}, false, err
+	}
+	_, ok := mem.users[user]
+	return mem.room, ok, nil
+}
+
+// onlineUsers returns the users with a live connection, sorted. The slice
+// is shared until the online set changes: callers must not modify it
+// (append copies: its capacity is its length).
 func (r *Rooms) onlineUsers() []string {
 	r.mu.Lock()
-	out := make([]string, 0, len(r.online))
-	for u := range r.online {
-		out = append(out, u)
+	defer r.mu.Unlock()
+	if r.onlineSorted == nil {
+		out := make([]string, 0, len(r.online))
+		for u := range r.online {
+			out = append(out, u)
+		}
+		slices.Sort(out)
+		r.onlineSorted = slices.Clip(out)
 	}
-	r.mu.Unlock()
-	slices.Sort(out)
-	return out
+	return r.onlineSorted
 }
 
 func (r *Rooms) roomLock(room string) *sync.Mutex {

@@ -1,0 +1,88 @@
+package rooms
+
+import (
+	"context"
+	"sync"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// members keeps each room's member set in memory, so that chat_message
+// needs no query before its insert and none after it to find whom to send
+// to. PostgreSQL stays the source of truth: a room is loaded from it the
+// first time it is needed, and this instance's join_room, leave_room and
+// delete_room update the copy after the store has committed. Changes made
+// by other instances are not seen (see "Several instances" in doc.go).
+//
+// Safe for concurrent use; its lock is taken after a room lock, never
+// before, and nothing is called while it is held.
+type members struct {
+	mu    sync.RWMutex
+	rooms map[string]*roomMembers
+}
+
+type roomMembers struct {
+	room  model.Room
+	users map[string]struct{}
+}
+
+func newMembers() *members { return &members{rooms: map[string]*roomMembers{}} }
+
+// get returns the room and its members, loading them from st on a miss.
+// The map returned must not be modified. A room not found is st's
+// NotFound error.
+func (m *members) get(ctx context.Context, st Store, name string) (*roomMembers, error) {
+	m.mu.RLock()
+	rm := m.rooms[name]
+	m.mu.RUnlock()
+	if rm != nil {
+		return rm, nil
+	}
+	room, _, err := st.Membership(ctx, name, "")
+	if err != nil {
+		return nil, err
+	}
+	list, err := st.RoomMembers(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	loaded := &roomMembers{room: room, users: make(map[string]struct{}, len(list))}
+	for _, u := range list {
+		loaded.users[u] = struct{}{}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rm := m.rooms[name]; rm != nil { // loaded meanwhile, maybe changed since
+		return rm, nil
+	}
+	m.rooms[name] = loaded
+	return loaded, nil
+}
+
+// set records that user joined (in) or left (!in) a loaded room. Copy on
+// write: readers keep the map they got.
+func (m *members) set(name, user string, in bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rm := m.rooms[name]
+	if rm == nil {
+		return // loaded from the store when next needed
+	}
+	users := make(map[string]struct{}, len(rm.users)+1)
+	for u := range rm.users {
+		users[u] = struct{}{}
+	}
+	if in {
+		users[user] = struct{}{}
+	} else {
+		delete(users, user)
+	}
+	m.rooms[name] = &roomMembers{room: rm.room, users: users}
+}
+
+// forget drops a room (deleted).
+func (m *members) forget(name string) {
+	m.mu.Lock()
+	delete(m.rooms, name)
+	m.mu.Unlock()
+}
