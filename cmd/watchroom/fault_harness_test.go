@@ -450,7 +450,8 @@ func (g *loadGen) ackedSet() []bool {
 // reading i was published with.
 func storedLoad(t *testing.T, dbURL string, g *loadGen) (counts []int, rows, wrongKey int) {
 	t.Helper()
-	conn, ctx := faultDBConn(t, dbURL, 30*time.Second)
+	conn, ctx, done := faultDBConn(t, dbURL, 30*time.Second)
+	defer done()
 	r, err := conn.Query(ctx, `SELECT sensor_id, ts, value FROM readings WHERE sensor_id LIKE 'f-%'`)
 	if err != nil {
 		t.Fatalf("read readings: %v", err)
@@ -484,7 +485,11 @@ func storedLoad(t *testing.T, dbURL string, g *loadGen) (counts []int, rows, wro
 // faultDBConn connects directly to the test database (never through a fault
 // proxy) for queries that must end within d; the connection is closed
 // when the test ends or when d has passed.
-func faultDBConn(t *testing.T, dbURL string, d time.Duration) (*pgx.Conn, context.Context) {
+// faultDBConn connects to the test database for at most d; the caller
+// closes it with done as soon as it is through (the helpers run in polling
+// loops: a connection kept until the test ends per poll exhausts
+// PostgreSQL's connections).
+func faultDBConn(t *testing.T, dbURL string, d time.Duration) (conn *pgx.Conn, ctx context.Context, done func()) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -492,14 +497,14 @@ func faultDBConn(t *testing.T, dbURL string, d time.Duration) (*pgx.Conn, contex
 		cancel()
 		t.Fatalf("connect: %v", err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()); cancel() })
-	return conn, ctx
+	return conn, ctx, func() { conn.Close(context.Background()); cancel() }
 }
 
 // countLike counts readings of sensors matching a LIKE pattern.
 func countLike(t *testing.T, dbURL, pattern string) int {
 	t.Helper()
-	conn, ctx := faultDBConn(t, dbURL, 10*time.Second)
+	conn, ctx, done := faultDBConn(t, dbURL, 10*time.Second)
+	defer done()
 	var n int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM readings WHERE sensor_id LIKE $1", pattern).Scan(&n); err != nil {
 		t.Fatalf("count readings: %v", err)

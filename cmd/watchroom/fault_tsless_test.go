@@ -36,7 +36,8 @@ func publishBareBurst(t *testing.T, c mqtt.Client, first, n int) {
 // distinct published values they hold.
 func storedTSless(t *testing.T, dbURL string) (rows, distinct int) {
 	t.Helper()
-	conn, ctx := faultDBConn(t, dbURL, 10*time.Second)
+	conn, ctx, done := faultDBConn(t, dbURL, 10*time.Second)
+	defer done()
 	if err := conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT value) FROM readings WHERE sensor_id LIKE 't-%'`).Scan(&rows, &distinct); err != nil {
 		t.Fatalf("count ts-less readings: %v", err)
 	}

@@ -45,6 +45,9 @@ type conn struct {
 	filter     atomic.Pointer[filter]
 
 	send chan outMsg // bounded in items; never closed (senders may race with the end)
+	// queuedMsgs counts the messages in send (an item may hold thousands):
+	// added by pushLocked, taken off by the writer as it receives items.
+	queuedMsgs atomic.Int64
 
 	// mu guards where a message goes: the send queue, the held list of a
 	// resume in progress, or the latest-per-series map of thinned
@@ -171,12 +174,13 @@ func (c *conn) pushLocked(m outMsg, rs []model.Reading) bool {
 	// Once thinning has started every reading goes to the map until the
 	// writer has emptied the queue and flushed it, so readings keep their
 	// order: nothing older can be written after the flushed latest values.
-	if rs != nil && (c.thin != nil || len(c.send) >= c.h.cfg.highWater()) {
+	if rs != nil && (c.thin != nil || len(c.send) >= c.h.cfg.HighWater || c.queuedMsgs.Load() >= int64(c.h.cfg.HighWaterMsgs)) {
 		c.conflateLocked(m.msgs, rs)
 		return true
 	}
 	select {
 	case c.send <- m:
+		c.queuedMsgs.Add(int64(len(m.msgs)))
 		return true
 	default:
 		c.dropLocked(len(m.msgs), reasonSlowConsumer)
@@ -307,6 +311,7 @@ func (c *conn) writeLoop(readerDone <-chan struct{}) {
 				return
 			}
 		case m := <-c.send:
+			c.took(m)
 			pending = pending[:0]
 			for {
 				if m.raw {
@@ -324,6 +329,7 @@ func (c *conn) writeLoop(readerDone <-chan struct{}) {
 				var more bool
 				select {
 				case m, more = <-c.send:
+					c.took(m)
 				default:
 				}
 				if !more {
@@ -357,6 +363,7 @@ func (c *conn) finish(buf *bytes.Buffer) {
 		var msgs [][]byte
 		for len(c.send) > 0 {
 			m := <-c.send
+			c.took(m)
 			if m.raw {
 				continue // a bare "pong": the request it answers is moot now
 			}
@@ -369,6 +376,9 @@ func (c *conn) finish(buf *bytes.Buffer) {
 	}
 	c.writeClose()
 }
+
+// took accounts for an item the writer received from the queue.
+func (c *conn) took(m outMsg) { c.queuedMsgs.Add(-int64(len(m.msgs))) }
 
 // flushThinned writes the gap and latest readings once thinning can end
 // (see takeThinned). Writer goroutine only.

@@ -21,9 +21,9 @@
 //
 // Each connection's send queue is bounded (Config.SendQueue items; a
 // broadcast batch of readings is one item). Past the high-water mark
-// (Config.HighWater) readings are no longer queued but conflated to the
-// latest value per series (thin.go); once the writer has emptied the
-// queue it sends a gap message naming what was left out and the latest
+// (Config.HighWater items or HighWaterMsgs messages) readings are no
+// longer queued but conflated to the latest value per series (thin.go);
+// once the writer has emptied the queue it sends a gap message naming what was left out and the latest
 // values. Other messages are never thinned: if they overflow the queue,
 // the connection is a slow consumer, closed with 4008 and counted
 // (watchroom_ws_disconnects_total{reason="slow_consumer"}). Every frame

@@ -43,9 +43,13 @@ type Config struct {
 	PingInterval time.Duration // WebSocket ping period; two missed periods close (30s)
 	WriteTimeout time.Duration // one frame write; a client that stops reading is closed after it (5s)
 	HighWater    int           // queued items past which readings are thinned (SendQueue/2)
-	ResumeMax    int           // messages one stream of a resume may replay (10000)
-	ResumeMaxAge time.Duration // how far back a resume of readings may reach (1h)
-	ReadLimit    int64         // bytes per frame; larger closes with 1009 (64 KiB)
+	// HighWaterMsgs: queued messages past which readings are thinned
+	// (2048). Items are batches of any size, so the item count alone can
+	// let a slow client fall minutes behind.
+	HighWaterMsgs int
+	ResumeMax     int           // messages one stream of a resume may replay (10000)
+	ResumeMaxAge  time.Duration // how far back a resume of readings may reach (1h)
+	ReadLimit     int64         // bytes per frame; larger closes with 1009 (64 KiB)
 	// SendBuffer caps the kernel's send buffer of each connection, in
 	// bytes (128 KiB; negative: the kernel's own, which grows to MBs on
 	// Linux). A client that reads slowly then backs up into the
@@ -65,6 +69,7 @@ func (c *Config) defaults() {
 	setDefault(&c.PingInterval, 30*time.Second)
 	setDefault(&c.WriteTimeout, 5*time.Second)
 	setDefault(&c.HighWater, max(1, c.SendQueue/2))
+	setDefault(&c.HighWaterMsgs, 2048)
 	setDefault(&c.ResumeMax, 10000)
 	setDefault(&c.ResumeMaxAge, time.Hour)
 	setDefault(&c.ReadLimit, 64<<10)
@@ -74,9 +79,6 @@ func (c *Config) defaults() {
 	setDefault(&c.MaxPerUser, 20)
 	setDefault(&c.MaxPerAddr, 200)
 }
-
-// highWater is the queue length from which readings are thinned.
-func (c *Config) highWater() int { return c.HighWater }
 
 func setDefault[T comparable](p *T, v T) {
 	var zero T

@@ -356,3 +356,40 @@ func stalledClient(t *testing.T, env *testEnv) *client {
 	_ = slow.ws.SetReadDeadline(time.Time{})
 	return slow
 }
+
+// TestThinningCountsMessages: a queue of few items can still hold many
+// readings (batches of any size); thinning starts on the message count
+// too, so a client never falls far behind on few large batches.
+func TestThinningCountsMessages(t *testing.T) {
+	env := newEnv(t, Config{SendQueue: 256, HighWaterMsgs: 500, WriteTimeout: 10 * time.Second}, envOptions{sndBuf: 4096})
+	slow := stalledClient(t, env)
+	c := env.hub.snapshot()[0]
+	// A batch far larger than the socket buffers: the writer takes it and
+	// blocks writing it, as the client reads nothing.
+	env.hub.PublishReadings(seq(1, 4000))
+	env.eventually("the writer took the first batch", func() bool { return c.queuedMsgs.Load() == 0 })
+	for i := range 10 { // 10 items of 300: far below 128 items, above 500 messages
+		env.hub.PublishReadings(seq(4001+i*300, 4000+(i+1)*300))
+	}
+	if got := env.counter("watchroom_ws_readings_thinned_total", "", ""); got == 0 {
+		t.Fatalf("nothing thinned with %d messages queued in 11 items", c.queuedMsgs.Load())
+	}
+	// It reads now: everything, or a gap for what it did not get.
+	got, thinned := 0, 0
+	for got+thinned < 7000 {
+		m := slow.next()
+		switch m.Type {
+		case "reading":
+			got++
+		case "gap":
+			var g gapData
+			if err := json.Unmarshal(m.Data, &g); err != nil {
+				t.Fatal(err)
+			}
+			thinned += g.Thinned
+		}
+	}
+	if got+thinned != 7000 || thinned == 0 {
+		t.Fatalf("%d readings + %d thinned, want 7000 with some thinned", got, thinned)
+	}
+}
