@@ -387,7 +387,6 @@ func mustRequest(t *testing.T, method, u string) *http.Request {
 	return req
 }
 
-
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	certFile, keyFile, pool := tlstest.SelfSigned(t, t.TempDir())
