@@ -135,6 +135,8 @@ export interface JoinedData {
 export interface UserJoinedData {
   room: string;
   user: string;
+  /** "online": a member came back; absent: joined the room. */
+  reason?: string;
 }
 
 export interface UserLeftData {

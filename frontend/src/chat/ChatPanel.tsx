@@ -1,8 +1,8 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { formatTime } from '../common/format';
+import { formatDateTime, plural } from '../common/format';
 import { useEmitter, useObservable } from '../common/hooks';
 import { useServices } from '../services';
-import type { ChatMessage, DirectMessage, Envelope } from '../types';
+import type { ChatMessage, DirectMessage, Envelope, RoomMember } from '../types';
 import { roleAtLeast } from '../types';
 import { MAX_CONTENT, validRoomName } from './slash';
 import { dmKey } from './store';
@@ -51,11 +51,12 @@ export function ChatPanel() {
           <span>
             <strong>#{chat.current}</strong>
             {room?.info && (
-              <span class="muted small">
+              <span class="muted small" data-testid="room-counts">
                 {' '}
-                {room.info.members} members, {room.info.online} online
+                {plural(room.info.members, 'member')}, {room.info.online} online
               </span>
             )}
+            {room?.members && <MemberList members={room.members} me={chat.me} />}
           </span>
         )}
         {chat.alertFilter !== null && (
@@ -118,7 +119,12 @@ function ViewTabs() {
           onClick={() => chat.select(r.name)}
         >
           #{r.name}
-          {r.info && <span class="muted"> {r.info.online}/{r.info.members}</span>}
+          {r.info && (
+            <span class="muted" title={`${r.info.online} online of ${plural(r.info.members, 'member')}`}>
+              {' '}
+              {r.info.online}/{r.info.members}
+            </span>
+          )}
           {r.unread > 0 && <span class="unread" aria-label={`${r.unread} unread`}>{r.unread}</span>}
         </button>
       ))}
@@ -146,8 +152,34 @@ function RoomDirectory() {
   const canCreate = roleAtLeast(svc.me?.role, 'analyst');
   const valid = validRoomName(name.trim());
   const rooms = [...chat.rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const ref = useRef<HTMLDetailsElement>(null);
+  // A popover: Esc or a click outside closes it (Esc gives focus back to
+  // its summary, as a menu would).
+  useEffect(() => {
+    const close = (focus: boolean) => {
+      const d = ref.current;
+      if (!d?.open) return;
+      d.open = false;
+      if (focus) d.querySelector('summary')?.focus();
+    };
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape' && ref.current?.open) {
+        e.preventDefault();
+        close(true);
+      }
+    };
+    const onDown = (e: PointerEvent) => {
+      if (ref.current && !ref.current.contains(e.target as Node)) close(false);
+    };
+    document.addEventListener('keydown', onKey);
+    document.addEventListener('pointerdown', onDown);
+    return () => {
+      document.removeEventListener('keydown', onKey);
+      document.removeEventListener('pointerdown', onDown);
+    };
+  }, []);
   return (
-    <details class="directory">
+    <details class="directory" ref={ref}>
       <summary>Rooms</summary>
       <div class="directory-body">
         <ul>
@@ -159,7 +191,7 @@ function RoomDirectory() {
               {r.info && (
                 <span class="muted small">
                   {' '}
-                  ({r.info.members}, {r.info.online} online)
+                  ({plural(r.info.members, 'member')}, {r.info.online} online)
                 </span>
               )}
               {!chat.isMember(r.name) && (
@@ -206,6 +238,25 @@ function RoomDirectory() {
           )}
         </form>
       </div>
+    </details>
+  );
+}
+
+/** Who is in the room, online first; updated live by user_joined / user_left. */
+function MemberList({ members, me }: { members: RoomMember[]; me: string }) {
+  const online = members.filter((m) => m.online);
+  const away = members.filter((m) => !m.online);
+  return (
+    <details class="members small">
+      <summary>Who</summary>
+      <ul data-testid="member-list">
+        {[...online, ...away].map((m) => (
+          <li key={m.user} data-user={m.user} data-online={m.online ? 'true' : 'false'}>
+            <span class={`presence-dot${m.online ? ' on' : ''}`} aria-hidden="true" /> {m.user}
+            {m.user === me ? ' (you)' : ''} <span class="muted">{m.online ? 'online' : 'offline'}</span>
+          </li>
+        ))}
+      </ul>
     </details>
   );
 }
@@ -283,7 +334,7 @@ function MessageItem({ m, mine }: { m: ChatMessage; mine: boolean }) {
   return (
     <li class={`msg${mine ? ' mine' : ''}`} data-msg-id={m.id}>
       <div class="msg-meta">
-        <span class="msg-user">{m.user}</span> <time dateTime={m.ts}>{formatTime(m.ts)}</time>
+        <span class="msg-user">{m.user}</span> <time dateTime={m.ts}>{formatDateTime(m.ts)}</time>
         {m.alert_id !== undefined && m.alert_id !== null && (
           <a
             class="chip small"
@@ -326,7 +377,7 @@ function DmList({ user }: { user: string }) {
         return (
           <li key={m.id ?? 'i' + i} class={`msg${from === chat.me ? ' mine' : ''}`}>
             <div class="msg-meta">
-              <span class="msg-user">{from}</span> {m.ts && <time dateTime={m.ts}>{formatTime(m.ts)}</time>}
+              <span class="msg-user">{from}</span> {m.ts && <time dateTime={m.ts}>{formatDateTime(m.ts)}</time>}
             </div>
             <div class="msg-text">{m.content}</div>
           </li>

@@ -33,7 +33,9 @@ export function validRoomName(name: string): boolean {
 }
 
 function roomArg(arg: string, cmd: string): ChatInput | string {
-  const room = arg.replace(/^#/, '');
+  // The whole argument is the name: "/join bad room!" names "bad room!",
+  // an invalid name, not a room "bad" with a stray word.
+  const room = arg.trim().replace(/^#/, '');
   if (!room) return { kind: 'invalid', message: `Usage: /${cmd} ROOM` };
   if (!validRoomName(room)) {
     return { kind: 'invalid', message: `"${room}" is not a valid room name (1–64 letters, digits, - or _)` };
@@ -63,15 +65,13 @@ export function parseChatInput(raw: string): ChatInput {
   switch (cmd) {
     case 'join':
     case 'j': {
-      const r = roomArg(rest.split(/\s+/)[0] ?? '', 'join');
+      const r = roomArg(rest, 'join');
       if (typeof r !== 'string') return r;
-      if (rest.split(/\s+/).length > 1) return { kind: 'invalid', message: 'Usage: /join ROOM' };
       return { kind: 'join', room: r };
     }
     case 'create': {
-      const r = roomArg(rest.split(/\s+/)[0] ?? '', 'create');
+      const r = roomArg(rest, 'create');
       if (typeof r !== 'string') return r;
-      if (rest.split(/\s+/).length > 1) return { kind: 'invalid', message: 'Usage: /create ROOM' };
       return { kind: 'create', room: r };
     }
     case 'leave':

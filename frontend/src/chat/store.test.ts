@@ -21,7 +21,7 @@ class Sock implements WebSocketLike {
   }
 }
 
-function setup(pages: Record<string, ChatMessage[]> = {}) {
+function setup(pages: Record<string, ChatMessage[]> = {}, rooms: unknown[] = []) {
   let sock!: Sock;
   const ws = new WsClient({
     url: 'ws://x/ws',
@@ -31,7 +31,7 @@ function setup(pages: Record<string, ChatMessage[]> = {}) {
   const fakeFetch = (async (url: string) => {
     const u = new URL(url, 'http://x');
     const m = /^\/api\/rooms\/([^/]+)\/messages$/.exec(u.pathname);
-    const body = m ? { messages: pages[decodeURIComponent(m[1]) + (u.searchParams.get('before') ?? '')] ?? [] } : { rooms: [] };
+    const body = m ? { messages: pages[decodeURIComponent(m[1]) + (u.searchParams.get('before') ?? '')] ?? [] } : { rooms };
     return new Response(JSON.stringify(body), { status: 200, headers: { 'Content-Type': 'application/json' } });
   }) as typeof fetch;
   const api = new Api(new Session(undefined), fakeFetch);
@@ -147,5 +147,51 @@ describe('ChatStore', () => {
     sock().receive({ type: 'room_created', data: { nope: 1 } });
     sock().receive({ type: 'room_created' });
     expect(names()).toEqual(['alerts', 'day', 'general', 'ops']);
+  });
+
+  it('keeps online and member counts and the member list in step with presence', async () => {
+    const info = (room: string, members: number, online: number) => ({ room, kind: 'chat', members, online, member: true });
+    const { chat, sock } = setup({}, [info('general', 3, 1), info('ops', 2, 1)]);
+    await chat.loadRoomList();
+    const counts = (r: string) => [chat.rooms.get(r)!.info!.members, chat.rooms.get(r)!.info!.online];
+    expect(counts('general')).toEqual([3, 1]);
+    sock().receive({ type: 'user_joined', data: { room: 'general', user: 'bob', reason: 'online' } });
+    expect(counts('general')).toEqual([3, 2]);
+    sock().receive({ type: 'user_left', data: { room: 'general', user: 'bob', reason: 'offline' } });
+    expect(counts('general')).toEqual([3, 1]);
+    sock().receive({ type: 'user_joined', data: { room: 'general', user: 'carol' } });
+    expect(counts('general')).toEqual([4, 2]);
+    sock().receive({ type: 'user_left', data: { room: 'general', user: 'carol', reason: 'left' } });
+    expect(counts('general')).toEqual([3, 1]);
+    // With the member list (the joined reply) the list is the truth.
+    sock().receive({
+      type: 'joined',
+      data: { room: 'ops', members: [{ user: 'alice', online: true }, { user: 'bob', online: false }], history: [] },
+    });
+    expect(counts('ops')).toEqual([2, 1]);
+    sock().receive({ type: 'user_joined', data: { room: 'ops', user: 'bob', reason: 'online' } });
+    sock().receive({ type: 'user_joined', data: { room: 'ops', user: 'bob', reason: 'online' } });
+    expect(counts('ops')).toEqual([2, 2]);
+    expect(chat.rooms.get('ops')!.members).toEqual([{ user: 'alice', online: true }, { user: 'bob', online: true }]);
+    sock().receive({ type: 'user_left', data: { room: 'ops', user: 'bob', reason: 'left' } });
+    expect(counts('ops')).toEqual([1, 1]);
+    expect(chat.rooms.get('ops')!.members!.map((m) => m.user)).toEqual(['alice']);
+    // Rooms come and go one at a time.
+    sock().receive({ type: 'room_created', data: info('night', 1, 1) });
+    expect(chat.rooms.has('night')).toBe(true);
+    sock().receive({ type: 'room_deleted', data: { room: 'night' } });
+    expect(chat.rooms.has('night')).toBe(false);
+  });
+
+  it('drops the conversation of a direct message the server refused', async () => {
+    const { chat, sock } = setup();
+    chat.submit('/msg nobody hello');
+    expect(chat.current).toBe('@nobody');
+    const req = sock().sent.find((m) => m.type === 'direct_message')!;
+    sock().receive({ type: 'error', ref: req.id, data: { code: 'unknown_user', message: 'no such user' } });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(chat.dms.has('nobody')).toBe(false);
+    expect(chat.current).toBe('general');
+    expect(chat.notice?.error).toBe(true);
   });
 });

@@ -92,11 +92,17 @@ export class ChatStore {
     ws.on<RoomCreatedData>('room_created', (m) => m.data && this.onCreated(m.data));
     ws.on<JoinedData>('joined', (m) => m.data && this.onJoined(m.data));
     ws.on<{ room: string }>('left', (m) => m.data && this.onLeft(m.data.room));
-    ws.on<UserJoinedData>('user_joined', (m) => m.data && this.onPresence(m.data.room, m.data.user, true));
-    ws.on<UserLeftData>('user_left', (m) => {
-      if (!m.data) return;
-      // reason "offline": still a member, just not online.
-      this.onPresence(m.data.room, m.data.user, false, m.data.reason !== 'offline');
+    // reason "online": a member came back (already counted as a member);
+    // none or "joined": a new member. user_left "offline": still a member,
+    // just not online; "left" (or none): gone from the room.
+    ws.on<UserJoinedData>('user_joined', (m) => m.data && this.onPresence(m.data.room, m.data.user, true, m.data.reason !== 'online'));
+    ws.on<UserLeftData>('user_left', (m) => m.data && this.onPresence(m.data.room, m.data.user, false, m.data.reason !== 'offline'));
+    // The room list loaded at start may predate this page's own connection
+    // (the server counts a user online from their first socket and never
+    // tells them about themselves): take it again once connected, so the
+    // counts include oneself, and after a reconnect, so they are current.
+    ws.on('auth_ok', () => {
+      if (this.availability !== 'missing') void this.loadRoomList();
     });
     ws.on<UserTypingData>('user_typing', (m) => m.data && this.onTyping(m.data));
     ws.on<HistoryData>('history', (m) => m.data && this.addMessages(m.data.room, m.data.messages ?? [], false));
@@ -143,6 +149,15 @@ export class ChatStore {
 
   /** Loads the room list and the current room (page load and reconnect). */
   async reload(): Promise<void> {
+    if (!(await this.loadRoomList())) return;
+    const loaded = [...this.rooms.values()].filter((v) => v.loaded).map((v) => v.name);
+    const toLoad = new Set([...loaded, ...(this.current.startsWith('@') ? [] : [this.current])]);
+    await Promise.all([...toLoad].map((r) => this.loadLatest(r)));
+    if (this.alertFilter) await this.loadAlertDiscussion(this.alertFilter);
+  }
+
+  /** Loads the room list over REST; false when the server has no chat. */
+  async loadRoomList(): Promise<boolean> {
     try {
       const res = await this.api.get<RoomListData | RoomInfo[]>('/api/rooms');
       this.availability = 'available';
@@ -151,14 +166,11 @@ export class ChatStore {
       if (isMissingEndpoint(err)) {
         this.availability = 'missing';
         this.changed.changed();
-        return;
+        return false;
       }
       this.setNotice([`Could not load rooms: ${errorText(err)}`], true);
     }
-    const loaded = [...this.rooms.values()].filter((v) => v.loaded).map((v) => v.name);
-    const toLoad = new Set([...loaded, ...(this.current.startsWith('@') ? [] : [this.current])]);
-    await Promise.all([...toLoad].map((r) => this.loadLatest(r)));
-    if (this.alertFilter) await this.loadAlertDiscussion(this.alertFilter);
+    return true;
   }
 
   /** Fetches the newest page of a room and merges it; replaces the cache when there is a gap. */
@@ -319,7 +331,13 @@ export class ChatStore {
     const v = this.room(d.room);
     this.joinedRooms.add(d.room);
     this.saveJoined();
-    if (Array.isArray(d.members)) v.members = d.members;
+    if (Array.isArray(d.members)) {
+      v.members = sortMembers(d.members);
+      // The reply lists everyone: the counts follow from it.
+      if (v.info) v.info = { ...v.info, member: true, members: v.members.length, online: v.members.filter((m) => m.online).length };
+    } else if (v.info && !v.info.member) {
+      v.info = { ...v.info, member: true, members: v.info.members + 1, online: v.info.online + 1 };
+    }
     if (Array.isArray(d.history)) {
       if (!v.loaded && d.history.length < PAGE) v.complete = true;
       v.loaded = true;
@@ -329,20 +347,39 @@ export class ChatStore {
   }
 
   private onLeft(room: string): void {
+    const v = this.rooms.get(room);
+    if (v?.info && this.isMember(room)) {
+      v.info = { ...v.info, member: false, members: Math.max(0, v.info.members - 1), online: Math.max(0, v.info.online - 1) };
+    }
+    if (v) v.members = undefined;
     this.joinedRooms.delete(room);
     this.saveJoined();
     if (this.current === room) this.select('general');
     this.changed.changed();
   }
 
-  private onPresence(room: string, user: string, online: boolean, removed = false): void {
+  /**
+   * Applies user_joined (online) or user_left (!online). membership: the
+   * user joined or left the room, not merely came or went. Counts move by
+   * one; when the member list is known it is the truth and a repeated event
+   * changes nothing.
+   */
+  private onPresence(room: string, user: string, online: boolean, membership: boolean): void {
     const v = this.rooms.get(room);
     if (!v) return;
+    if (!online) v.typing.delete(user);
     if (v.members) {
       const others = v.members.filter((m) => m.user !== user);
-      v.members = removed ? others : [...others, { user, online }].sort((a, b) => a.user.localeCompare(b.user));
+      v.members = !online && membership ? others : sortMembers([...others, { user, online }]);
+      if (v.info) v.info = { ...v.info, members: v.members.length, online: v.members.filter((m) => m.online).length };
+    } else if (v.info) {
+      const d = online ? 1 : -1;
+      v.info = {
+        ...v.info,
+        members: Math.max(0, v.info.members + (membership ? d : 0)),
+        online: Math.max(0, v.info.online + d),
+      };
     }
-    if (!online) v.typing.delete(user);
     this.changed.changed();
   }
 
@@ -470,9 +507,21 @@ export class ChatStore {
         return true;
       }
       case 'msg': {
-        if (!this.dms.has(input.to)) this.dms.set(input.to, { user: input.to, messages: [], unread: 0 });
+        const fresh = !this.dms.has(input.to);
+        if (fresh) this.dms.set(input.to, { user: input.to, messages: [], unread: 0 });
         const { reply } = this.ws.request('direct_message', { to: input.to, content: input.content }, { queue: true });
-        void this.watch(reply, `Message to ${input.to}`, true);
+        void this.watch(reply, `Message to ${input.to}`, true).then(({ code }) => {
+          // Refused (no such user): no conversation to keep. The notice says why.
+          const dm = this.dms.get(input.to);
+          if (!fresh || !code || code === 'timeout' || code === 'stopped' || !dm || dm.messages.length > 0) return;
+          this.dms.delete(input.to);
+          if (this.current === dmKey(input.to)) {
+            const notice = this.notice;
+            this.select('general');
+            this.notice = notice;
+            this.changed.changed();
+          }
+        });
         this.select(dmKey(input.to));
         return true;
       }
@@ -515,6 +564,10 @@ export class ChatStore {
     this.lastTypingSent.set(room, now);
     this.ws.send({ type: 'typing', data: { room } });
   }
+}
+
+function sortMembers(ms: RoomMember[]): RoomMember[] {
+  return [...ms].sort((a, b) => a.user.localeCompare(b.user));
 }
 
 function sortById(msgs: ChatMessage[]): ChatMessage[] {

@@ -28,24 +28,29 @@ export function formatAge(ms: number): string {
   return `${Math.floor(h / 24)} d`;
 }
 
-/** Local time of day, with seconds. */
+// One clock for the whole screen: 24-hour HH:MM:SS, with the date in front
+// only when it is not today (chat, alerts, commands and the chart's hover
+// all use these two functions).
+const TIME: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' };
+
+/** "1 member", "2 members". */
+export function plural(n: number, word: string, many = word + 's'): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+/** Local time of day, with seconds: "14:03:07". */
 export function formatTime(ts: number | string): string {
   const d = new Date(typeof ts === 'string' ? Date.parse(ts) : ts);
   if (Number.isNaN(d.getTime())) return '';
-  return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return d.toLocaleTimeString(undefined, TIME);
 }
 
-/** Local date and time, for history lists. */
-export function formatDateTime(ts: number | string): string {
+/** formatTime, with the date before it when it is not today: "Mar 3, 14:03:07". */
+export function formatDateTime(ts: number | string, now = Date.now()): string {
   const d = new Date(typeof ts === 'string' ? Date.parse(ts) : ts);
   if (Number.isNaN(d.getTime())) return '';
-  return d.toLocaleString(undefined, {
-    month: 'short',
-    day: 'numeric',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-  });
+  if (d.toDateString() === new Date(now).toDateString()) return formatTime(d.getTime());
+  return `${d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' })}, ${formatTime(d.getTime())}`;
 }
 
 export function parseTs(ts: string | undefined | null): number {

@@ -1,6 +1,7 @@
 import { useLayoutEffect, useRef } from 'preact/hooks';
 import { SPARK_WINDOW_MS, type Ring } from './store';
 import type { SparkHost } from './sparkhost';
+import { effectiveTheme } from '../shell/theme';
 
 interface Props {
   ring: Ring;
@@ -79,7 +80,7 @@ function draw(canvas: HTMLCanvasElement, ring: Ring, tone: Props['tone'], host: 
 // tone and colour scheme.
 function colour(canvas: HTMLCanvasElement, tone: string, host: SparkHost): string {
   const cache = host.colours;
-  const dark = globalThis.matchMedia?.('(prefers-color-scheme: dark)').matches ? 'd' : 'l';
+  const dark = effectiveTheme() === 'dark' ? 'd' : 'l';
   const key = tone + dark;
   let c = cache.get(key);
   if (!c) {

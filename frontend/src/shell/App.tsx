@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { AlertsPanel } from '../alerts/AlertsPanel';
 import { ChatPanel } from '../chat/ChatPanel';
+import { plural } from '../common/format';
 import { useEmitter, useObservable } from '../common/hooks';
 import { SensorDetail } from '../sensors/SensorDetail';
 import { SensorGrid } from '../sensors/SensorGrid';
@@ -8,6 +9,7 @@ import { useServices } from '../services';
 import type { Alert } from '../types';
 import { ConnectionStatus } from './ConnectionStatus';
 import { Login } from './Login';
+import { effectiveTheme, toggleTheme } from './theme';
 
 export function App() {
   const svc = useServices();
@@ -74,7 +76,11 @@ function Dashboard() {
     svc.alerts.markSeen();
     document.getElementById('alerts-panel')?.scrollIntoView({ block: 'nearest' });
   };
-  const connected = svc.ws.status.state === 'connected';
+  // Paused only once live updates ran: the first connect after login is
+  // not a loss (no half-second "Live updates paused" flash).
+  const st = svc.ws.status;
+  const ever = everConnected(st);
+  const showStale = st.state !== 'connected' && (ever || st.attempt > 0);
 
   return (
     <div class="app" data-tab={tab}>
@@ -98,6 +104,7 @@ function Dashboard() {
         <span class="who small">
           {svc.me?.user} <span class="muted">({svc.me?.role})</span>
         </span>
+        <ThemeToggle />
         <button type="button" onClick={() => void svc.logout()}>
           Log out
         </button>
@@ -117,7 +124,7 @@ function Dashboard() {
       </nav>
       <main id="main" class="layout">
         <section class="panel sensors-panel" aria-label="Sensors">
-          {!connected && (
+          {showStale && (
             <p class="stale-banner" role="status">
               Live updates paused: values may be stale until the connection is back.
             </p>
@@ -139,7 +146,28 @@ function Dashboard() {
   );
 }
 
-/** "1 alert", "2 alerts". */
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
+let connectedOnce = false;
+
+/** Whether this page has had a live connection since it loaded. */
+function everConnected(st: { state: string }): boolean {
+  if (st.state === 'connected') connectedOnce = true;
+  return connectedOnce;
+}
+
+/** Dark/light switch; the choice is remembered (shell/theme.ts). */
+function ThemeToggle() {
+  const [theme, setTheme] = useState(effectiveTheme);
+  const next = theme === 'dark' ? 'light' : 'dark';
+  return (
+    <button
+      type="button"
+      class="theme-toggle"
+      aria-pressed={theme === 'dark'}
+      title={`Switch to the ${next} theme`}
+      onClick={() => setTheme(toggleTheme())}
+      data-testid="theme-toggle"
+    >
+      Dark theme
+    </button>
+  );
 }
