@@ -146,13 +146,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		MaxRoomsPerUser: cfg.RoomsPerUser,
 		CreateRate:      cfg.RoomCreateRate,
 		CreateBurst:     cfg.RoomCreateBurst,
-		NotFound:        store.ErrNotFound,
 	}, st, h, st, reg, log.With("component", "rooms"))
 	rm.Register(h)
 
 	sinks := []ingest.ReadingSink{h}
 	// wire: alerts (before ingest: alert detection is an ingest sink)
-	det := alerts.New(alerts.Config{NotFound: store.ErrNotFound, RegisteredOnly: cfg.Sensors == config.SensorsRegistered},
+	det := alerts.New(alerts.Config{RegisteredOnly: cfg.Sensors == config.SensorsRegistered},
 		st, rm, reg, log.With("component", "alerts"))
 	sinks = append(sinks, det)
 	h.Handle("alert_ack", model.RoleAnalyst, det.HandleAck)
@@ -176,7 +175,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		BrokerURL: mqttURL,
 		ClientID:  cfg.MQTTClientID + devicesClientSuffix,
 		Timeout:   cfg.CommandTimeout,
-		NotFound:  store.ErrNotFound,
 	}, st, h, reg, log.With("component", "devices"))
 	if err != nil {
 		return err
@@ -194,7 +192,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		}
 	}
 	app := web.New(web.Config{
-		Store: st, Tokens: sessions, Hub: h, IsNotFound: isNotFound,
+		Store: st, Tokens: sessions, Hub: h,
 		Ready: []web.ReadyCheck{
 			{Name: "database", Check: st.Ping},
 			{Name: "mqtt_ingest", Check: connected(in.Connected)},
@@ -340,7 +338,6 @@ func brokerURL(cfg config.Config, st *store.Store, log *slog.Logger) (mqttBroker
 	servicePass := broker.NewSecret()
 	b, err := broker.New(broker.Config{Addr: cfg.MQTTListen, Auth: &broker.AuthConfig{
 		Devices:          st,
-		IsNotFound:       isNotFound,
 		ServicePassword:  servicePass,
 		GatewayPassword:  cfg.MQTTGatewayPassword,
 		AllowAnonymous:   cfg.Sensors == config.SensorsOpen,
@@ -424,8 +421,6 @@ func connected(f func() bool) func(context.Context) error {
 		return nil
 	}
 }
-
-func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
 const jwtSecretSetting = "jwt_secret"
 

@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math"
 	"sync"
@@ -59,8 +58,6 @@ type Config struct {
 	// SeedWindow is how many recent readings per series seed the spike
 	// statistics at start (50).
 	SeedWindow int
-	// NotFound is the store's "no such row" error (errors.Is).
-	NotFound error
 	// Now is the clock (time.Now).
 	Now func() time.Time
 	// RegisteredOnly says every sensor whose readings reach detection is a
@@ -102,9 +99,6 @@ func (c *Config) defaults() {
 	}
 	if c.SeedWindow <= 0 {
 		c.SeedWindow = 50
-	}
-	if c.NotFound == nil {
-		c.NotFound = errors.New("alerts: no not-found error configured")
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -18,7 +19,7 @@ import (
 	"github.com/watchroom/watchroom/internal/model"
 )
 
-var errNotFound = errors.New("fake store: not found")
+var errNotFound = fmt.Errorf("fake store: %w", model.ErrNotFound)
 
 // fakeStore keeps alerts and rules in memory with the semantics of the
 // real store: one live alert per sensor, metric and kind.
@@ -306,7 +307,7 @@ func newRig(t *testing.T, st *fakeStore, edit func(*Config)) *rig {
 	r := &rig{t: t, store: st, poster: &fakePoster{}, clock: &clock{t: t0}, reg: prometheus.NewRegistry()}
 	// The mechanics tests open an alert on its first breach; TestNoise and
 	// TestReplayDemo run with the anti-noise defaults (edit sets them to 0).
-	cfg := Config{NotFound: errNotFound, Now: r.clock.Now, SpikeOpenAfter: 1, ThresholdOpenAfter: 1}
+	cfg := Config{Now: r.clock.Now, SpikeOpenAfter: 1, ThresholdOpenAfter: 1}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -96,7 +96,7 @@ func (d *Detector) forget(a model.Alert) {
 }
 
 func (d *Detector) lifecycleError(id int64, err error) error {
-	if errors.Is(err, d.cfg.NotFound) {
+	if errors.Is(err, model.ErrNotFound) {
 		return hub.Errorf(hub.CodeNotFound, "no alert %d", id)
 	}
 	return err

@@ -217,7 +217,7 @@ func (d *Detector) applyOnce(ctx context.Context, ref opRef, o op) error {
 			return nil // resolved or replaced meanwhile: nothing to flag
 		}
 		a, err := d.store.Alert(ctx, id)
-		if errors.Is(err, d.cfg.NotFound) {
+		if errors.Is(err, model.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -228,7 +228,7 @@ func (d *Detector) applyOnce(ctx context.Context, ref opRef, o op) error {
 	}
 	if o.resolve {
 		a, err := d.store.ResolveLiveAlert(ctx, key.sensor, key.metric, kindNames[ref.kind], o.at)
-		if errors.Is(err, d.cfg.NotFound) {
+		if errors.Is(err, model.ErrNotFound) {
 			return nil // someone resolved it meanwhile; nothing changed
 		}
 		if err != nil {

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/watchroom/watchroom/internal/model"
 )
 
 // User names of the broker's own users. Devices are named by their id, so
@@ -39,8 +42,8 @@ const DefaultAuthCacheTTL = 5 * time.Second
 // DeviceStore looks up device secrets; *store.Store satisfies it.
 type DeviceStore interface {
 	// DeviceSecretHash returns the Mosquitto $7$ hash of an active device,
-	// or an error for which AuthConfig.IsNotFound is true when there is
-	// none (unknown or revoked).
+	// or an error matching model.ErrNotFound when there is none (unknown
+	// or revoked).
 	DeviceSecretHash(ctx context.Context, id string) (string, error)
 	// DevicesRevokedSince returns the devices revoked after since (the
 	// database's clock) and the latest revocation time seen, since if none.
@@ -63,7 +66,6 @@ type DeviceStore interface {
 // its password.
 type AuthConfig struct {
 	Devices         DeviceStore
-	IsNotFound      func(error) bool
 	ServicePassword string // required
 	GatewayPassword string // empty: no gateway user
 	AllowAnonymous  bool
@@ -248,7 +250,7 @@ func (h *authHook) deviceHash(id string, fresh bool) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.lookupTimeout)
 	defer cancel()
 	hash, err := h.cfg.Devices.DeviceSecretHash(ctx, id)
-	if err != nil && !h.cfg.IsNotFound(err) {
+	if err != nil && !errors.Is(err, model.ErrNotFound) {
 		h.log.Warn("device lookup failed", "device", id, "err", err)
 		if cached {
 			return e.hash, nil

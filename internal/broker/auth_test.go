@@ -8,9 +8,11 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/watchroom/watchroom/internal/model"
 )
 
-var errNoDevice = errors.New("no such device")
+var errNoDevice = fmt.Errorf("fake store: device: %w", model.ErrNotFound)
 
 // fakeDevices is an in-memory DeviceStore: id → secret hash.
 type fakeDevices map[string]string
@@ -32,7 +34,6 @@ func authBroker(t *testing.T, anonymous bool) (*Broker, string) {
 	h, _ := HashSecret(secret)
 	b := startBroker(t, Config{Auth: &AuthConfig{
 		Devices:          fakeDevices{"d1": h},
-		IsNotFound:       func(err error) bool { return errors.Is(err, errNoDevice) },
 		ServicePassword:  "service-secret",
 		AllowAnonymous:   anonymous,
 		ServiceClientIDs: []string{"watchroom-1"},

@@ -121,8 +121,8 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: log, srv: srv, stop: make(chan struct{}), polled: make(chan struct{})}
 	var hook mqtt.Hook = new(auth.AllowHook)
 	if cfg.Auth != nil {
-		if cfg.Auth.Devices == nil || cfg.Auth.IsNotFound == nil || cfg.Auth.ServicePassword == "" {
-			return nil, errors.New("broker: auth needs Devices, IsNotFound and ServicePassword")
+		if cfg.Auth.Devices == nil || cfg.Auth.ServicePassword == "" {
+			return nil, errors.New("broker: auth needs Devices and ServicePassword")
 		}
 		b.auth = newAuthHook(*cfg.Auth, log)
 		hook = b.auth

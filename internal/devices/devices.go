@@ -24,10 +24,10 @@ type CommandStore interface {
 	// InsertCommand records a command before it is published.
 	InsertCommand(ctx context.Context, c model.Command) error
 	// FinishCommand moves a pending command to its final status and returns
-	// the updated row, or an error matching Config.NotFound if the command
+	// the updated row, or an error matching model.ErrNotFound if the command
 	// is unknown or no longer pending.
 	FinishCommand(ctx context.Context, id, status, message string, at time.Time) (model.Command, error)
-	// Command returns one command, or an error matching Config.NotFound.
+	// Command returns one command, or an error matching model.ErrNotFound.
 	Command(ctx context.Context, id string) (model.Command, error)
 	// PendingCommands returns every command still pending, oldest first.
 	PendingCommands(ctx context.Context) ([]model.Command, error)
@@ -47,10 +47,6 @@ type Config struct {
 	ClientID  string        // stable and unique per instance, e.g. "<base>-devices"
 	Timeout   time.Duration // how long a device has to answer; default 10s
 	Prefix    string        // topic prefix; default "devices"
-	// NotFound is the store's not-found sentinel (store.ErrNotFound):
-	// FinishCommand and Command errors matching it with errors.Is mean the
-	// command is not pending / does not exist. Required.
-	NotFound error
 }
 
 const (
@@ -138,9 +134,6 @@ func New(cfg Config, st CommandStore, n Notifier, reg prometheus.Registerer, log
 	}
 	if cfg.ClientID == "" {
 		return nil, errors.New("devices: client id is required")
-	}
-	if cfg.NotFound == nil {
-		return nil, errors.New("devices: the store's not-found sentinel is required")
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("devices: timeout %s must not be negative", cfg.Timeout)
@@ -344,7 +337,7 @@ func (d *Devices) forget(id string) {
 	}
 }
 
-func (d *Devices) notFound(err error) bool { return errors.Is(err, d.cfg.NotFound) }
+func (d *Devices) notFound(err error) bool { return errors.Is(err, model.ErrNotFound) }
 
 // notify delivers one outcome. A failure is logged and counted here: the
 // outcome is stored, so it is not retried.

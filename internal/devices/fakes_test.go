@@ -20,7 +20,7 @@ import (
 	"github.com/watchroom/watchroom/internal/mqtttest"
 )
 
-var errFakeNotFound = errors.New("fake store: not found")
+var errFakeNotFound = fmt.Errorf("fake store: %w", model.ErrNotFound)
 
 // fakeStore is an in-memory CommandStore with the store's semantics:
 // FinishCommand moves pending commands only.
@@ -161,7 +161,7 @@ type harness struct {
 
 func newDevices(t *testing.T, url, clientID string, timeout time.Duration, st *fakeStore, n *fakeNotifier) *Devices {
 	t.Helper()
-	d, err := New(Config{BrokerURL: url, ClientID: clientID, Timeout: timeout, NotFound: errFakeNotFound},
+	d, err := New(Config{BrokerURL: url, ClientID: clientID, Timeout: timeout},
 		st, n, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("New: %v", err)

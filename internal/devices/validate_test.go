@@ -113,14 +113,13 @@ func TestTruncate(t *testing.T) {
 }
 
 func TestNewChecksConfig(t *testing.T) {
-	ok := Config{BrokerURL: "tcp://127.0.0.1:1", ClientID: "x", NotFound: errFakeNotFound}
+	ok := Config{BrokerURL: "tcp://127.0.0.1:1", ClientID: "x"}
 	for _, tc := range []struct {
 		name   string
 		change func(*Config)
 	}{
 		{"no broker", func(c *Config) { c.BrokerURL = "" }},
 		{"no client id", func(c *Config) { c.ClientID = "" }},
-		{"no not-found sentinel", func(c *Config) { c.NotFound = nil }},
 		{"negative timeout", func(c *Config) { c.Timeout = -1 }},
 		{"wildcard prefix", func(c *Config) { c.Prefix = "dev/+" }},
 		{"trailing slash", func(c *Config) { c.Prefix = "devices/" }},

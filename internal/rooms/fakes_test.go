@@ -235,7 +235,6 @@ func newEnv(t *testing.T) *env {
 	e := &env{st: st, hub: newFakeHub(), clock: newFakeClock(), reg: prometheus.NewRegistry()}
 	e.rooms = New(Config{
 		OfflineGrace: 10 * time.Second,
-		NotFound:     store.ErrNotFound,
 		Now:          e.clock.Now,
 		AfterFunc:    e.clock.AfterFunc,
 	}, st, e.hub, fakeAlerts{ids: map[int64]bool{7: true}}, e.reg, nil)

@@ -19,7 +19,7 @@ func FuzzDecodeRoom(f *testing.F) {
 	for _, s := range []string{`{"room":"ops"}`, `{"room":"ops","kind":"alerts"}`, `{"room":""}`, `{"room":"a/b"}`, `null`, ` `, `{"room":5}`} {
 		f.Add([]byte(s))
 	}
-	r := New(Config{NotFound: errors.New("not found")}, nil, newFakeHub(), nil, prometheus.NewRegistry(), nil)
+	r := New(Config{}, nil, newFakeHub(), nil, prometheus.NewRegistry(), nil)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d struct {
 			Room string `json:"room"`

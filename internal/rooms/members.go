@@ -29,8 +29,8 @@ type roomMembers struct {
 func newMembers() *members { return &members{rooms: map[string]*roomMembers{}} }
 
 // get returns the room and its members, loading them from st on a miss.
-// The map returned must not be modified. A room not found is st's
-// NotFound error.
+// The map returned must not be modified. A room not found is an error
+// matching model.ErrNotFound.
 func (m *members) get(ctx context.Context, st Store, name string) (*roomMembers, error) {
 	m.mu.RLock()
 	rm := m.rooms[name]

@@ -79,9 +79,6 @@ type Config struct {
 	// burst of CreateBurst (DefaultCreateRate, DefaultCreateBurst).
 	CreateRate  float64
 	CreateBurst int
-	// NotFound is the store's "no such row" sentinel, matched with
-	// errors.Is.
-	NotFound error
 	// Now and AfterFunc are the clock, injected by tests (time.Now and
 	// time.AfterFunc). AfterFunc returns the timer's Stop.
 	Now       func() time.Time
@@ -106,9 +103,6 @@ func (c *Config) defaults() {
 	}
 	if c.CreateBurst <= 0 {
 		c.CreateBurst = DefaultCreateBurst
-	}
-	if c.NotFound == nil {
-		c.NotFound = errors.New("rooms: no NotFound sentinel configured")
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -247,8 +241,8 @@ func (r *Rooms) ListRooms(ctx context.Context, user string) ([]model.RoomInfo, e
 
 // Messages returns up to limit messages of room with ids below before (the
 // newest when before is 0), oldest first. Rooms are public: anyone logged in
-// may read them, members or not. An unknown room is an error matching the
-// store's NotFound.
+// may read them, members or not. An unknown room is an error matching
+// model.ErrNotFound.
 func (r *Rooms) Messages(ctx context.Context, room string, before int64, limit int) ([]model.ChatMessage, error) {
 	if _, err := r.room(ctx, room); err != nil {
 		return nil, err
@@ -332,7 +326,7 @@ func (r *Rooms) roomLock(room string) *sync.Mutex {
 	return &r.roomLocks[h.Sum32()%uint32(len(r.roomLocks))]
 }
 
-func (r *Rooms) isNotFound(err error) bool { return errors.Is(err, r.cfg.NotFound) }
+func (r *Rooms) isNotFound(err error) bool { return errors.Is(err, model.ErrNotFound) }
 
 func without(users []string, user string) []string {
 	out := make([]string, 0, len(users))

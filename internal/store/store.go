@@ -10,10 +10,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/watchroom/watchroom/internal/model"
 )
 
 // ErrNotFound is returned (wrapped) when a looked-up row does not exist.
-var ErrNotFound = errors.New("store: not found")
+// It is model.ErrNotFound, so packages that do not import store match it
+// with errors.Is(err, model.ErrNotFound).
+var ErrNotFound = model.ErrNotFound
 
 // defaultMaxConns bounds the pool when the URL does not set pool_max_conns.
 // The ingest batch writers need one or two connections, the web handlers a

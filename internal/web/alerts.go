@@ -15,7 +15,7 @@ import (
 )
 
 // AlertService is what the alerts and rules REST routes need (the alerts
-// package's Detector). Not-found errors match Config.IsNotFound.
+// package's Detector). Not-found errors match model.ErrNotFound.
 type AlertService interface {
 	Alerts(ctx context.Context, f model.AlertFilter) ([]model.Alert, error)
 	Alert(ctx context.Context, id int64) (model.Alert, error)
@@ -88,7 +88,7 @@ func (a *App) getAlert(c *fiber.Ctx) error {
 		return apiError(fiber.StatusBadRequest, "bad_request", "alert id must be a positive integer")
 	}
 	al, err := a.cfg.Alerts.Alert(c.UserContext(), id)
-	if a.cfg.IsNotFound(err) {
+	if errors.Is(err, model.ErrNotFound) {
 		return apiError(fiber.StatusNotFound, "not_found", "no alert "+strconv.FormatInt(id, 10))
 	}
 	if err != nil {

@@ -60,7 +60,7 @@ func (a *App) postLogin(c *fiber.Ctx) error {
 	}
 	u, err := a.cfg.Store.User(c.UserContext(), req.Username)
 	switch {
-	case a.cfg.IsNotFound(err):
+	case errors.Is(err, model.ErrNotFound):
 		_ = auth.CheckNoUser(req.Password)
 		err = errors.New("no such user")
 	case err != nil:

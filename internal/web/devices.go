@@ -23,7 +23,7 @@ type DeviceService interface {
 	AddDevice(ctx context.Context, id, createdBy string) (secret string, err error)
 	// RevokeDevice refuses the device from now on and disconnects it; an
 	// id that is not an active device gives an error matching
-	// Config.IsNotFound.
+	// model.ErrNotFound.
 	RevokeDevice(ctx context.Context, id string) error
 }
 
@@ -114,7 +114,7 @@ func (a *App) deleteDevice(c *fiber.Ctx) error {
 		return apiError(fiber.StatusBadRequest, "bad_request", "id: "+err.Error())
 	}
 	err := a.cfg.Devices.RevokeDevice(c.UserContext(), id)
-	if a.cfg.IsNotFound(err) {
+	if errors.Is(err, model.ErrNotFound) {
 		return apiError(fiber.StatusNotFound, "not_found", "no active device "+id)
 	}
 	if err != nil {

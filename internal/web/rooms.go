@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strconv"
 
@@ -17,7 +18,7 @@ type RoomService interface {
 	ListRooms(ctx context.Context, user string) ([]model.RoomInfo, error)
 	// Messages returns up to limit messages of room with ids below before
 	// (0: the newest), oldest first; an unknown room is a not-found error
-	// (Config.IsNotFound).
+	// (model.ErrNotFound).
 	Messages(ctx context.Context, room string, before int64, limit int) ([]model.ChatMessage, error)
 }
 
@@ -66,7 +67,7 @@ func (a *App) getRoomMessages(c *fiber.Ctx) error {
 		return err
 	}
 	msgs, err := a.cfg.Rooms.Messages(c.UserContext(), room, before, limit)
-	if a.cfg.IsNotFound(err) {
+	if errors.Is(err, model.ErrNotFound) {
 		return apiError(fiber.StatusNotFound, "not_found", "no room "+strconv.Quote(room))
 	}
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/watchroom/watchroom/internal/model"
 	"github.com/watchroom/watchroom/internal/rooms"
-	"github.com/watchroom/watchroom/internal/store"
 )
 
 // quietHub is a rooms.Hub that delivers nothing: the REST routes only read.
@@ -28,7 +27,7 @@ func TestRoomRoutes(t *testing.T) {
 	ctx := testCtx(t)
 	addUser(t, st, "alice", model.RoleAnalyst)
 	addUser(t, st, "bob", model.RoleViewer)
-	rs := rooms.New(rooms.Config{NotFound: store.ErrNotFound}, st, quietHub{}, nil, prometheus.NewRegistry(), nil)
+	rs := rooms.New(rooms.Config{}, st, quietHub{}, nil, prometheus.NewRegistry(), nil)
 	rs.Online("alice") // as the hub would on her first connection
 	if _, _, err := st.CreateRoom(ctx, "ops-night", model.RoomKindChat, "alice"); err != nil {
 		t.Fatal(err)

@@ -56,7 +56,6 @@ type Config struct {
 	Store          Store
 	Tokens         Tokens
 	Hub            Hub
-	IsNotFound     func(error) bool // the store's ErrNotFound
 	Ready          []ReadyCheck
 	Gatherer       prometheus.Gatherer
 	Registerer     prometheus.Registerer
@@ -101,9 +100,6 @@ func New(cfg Config) *App {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.IsNotFound == nil {
-		cfg.IsNotFound = func(error) bool { return false }
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

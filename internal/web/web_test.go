@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -83,8 +82,6 @@ func (p plainSessions) Verify(_ context.Context, tok string) (auth.Claims, error
 func (plainSessions) Check(context.Context, auth.Claims) error  { return nil }
 func (plainSessions) Revoke(context.Context, auth.Claims) error { return nil }
 
-func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
-
 // testCtx is bounded in time so a hung query fails instead of hanging.
 func testCtx(tb testing.TB) context.Context {
 	tb.Helper()
@@ -115,7 +112,7 @@ func newEnv(t *testing.T, st *store.Store, edit func(*Config)) *testEnv {
 		}},
 	}
 	cfg := Config{
-		Store: st, Tokens: plainSessions{e.tokens}, Hub: e.hub, IsNotFound: isNotFound,
+		Store: st, Tokens: plainSessions{e.tokens}, Hub: e.hub,
 		Gatherer: e.reg, Registerer: e.reg,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
