@@ -323,12 +323,13 @@ func (d *Detector) PublishReadings(rs []model.Reading) {
 	for i := range rs {
 		d.evaluateLocked(&rs[i], now)
 	}
-	d.signalLocked()
+	d.unlockAndSignal()
 }
 
-// signalLocked releases d.mu and wakes the worker if something was
-// marked dirty. The send never blocks: a pending wake-up covers it.
-func (d *Detector) signalLocked() {
+// unlockAndSignal must be called with d.mu held; it releases d.mu, then
+// wakes the worker if something was marked dirty. The send never blocks:
+// a pending wake-up covers it.
+func (d *Detector) unlockAndSignal() {
 	wake := d.wakeNow
 	d.wakeNow = false
 	d.mu.Unlock()

@@ -341,7 +341,7 @@ func (r *rig) tick() {
 	r.t.Helper()
 	r.d.mu.Lock()
 	r.d.checkLocked(r.clock.Now())
-	r.d.signalLocked()
+	r.d.unlockAndSignal()
 	r.flush()
 }
 

@@ -39,7 +39,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		case <-t.C:
 			d.mu.Lock()
 			d.checkLocked(d.cfg.Now())
-			d.signalLocked()
+			d.unlockAndSignal()
 		case <-d.wake:
 			d.flush(ctx)
 		}
@@ -131,7 +131,7 @@ func (d *Detector) loadOnce(ctx context.Context) error {
 		d.evaluateLocked(&pending[i], now)
 	}
 	nSeries := len(d.series)
-	d.signalLocked()
+	d.unlockAndSignal()
 	d.log.Info("alerts: detection started", "rules", len(rules), "live_alerts", len(live), "series", nSeries,
 		"readings_held", len(pending))
 	return nil

@@ -399,14 +399,11 @@ func (h *Hub) SendToUsers(users []string, typ string, data any) error {
 	return nil
 }
 
+// encodeDelivery encodes a stored reliable message with its delivery id.
 func encodeDelivery(d model.Delivery) []byte {
-	return mustEncode2(d.Type, json.RawMessage(strconv.FormatInt(d.ID, 10)), d.Ref, d.Data)
-}
-
-func mustEncode2(typ string, id, ref json.RawMessage, data json.RawMessage) []byte {
-	b, err := Encode(typ, id, ref, data)
+	b, err := Encode(d.Type, json.RawMessage(strconv.FormatInt(d.ID, 10)), d.Ref, d.Data)
 	if err != nil {
-		panic(err) // data is already valid JSON from the store
+		panic(err) // d.Data is already valid JSON from the store
 	}
 	return b
 }

@@ -92,8 +92,6 @@ func (r *Rooms) checkContent(content string) (string, error) {
 	return content, nil
 }
 
-// membership looks up room and whether user is in it; an unknown room is
-// the client's not_found.
 // decodeRoom decodes the request's data into v (shape describes it in the
 // error) and checks the room name it names.
 func (r *Rooms) decodeRoom(req hub.Request, v any, room *string, shape string) error {
@@ -121,6 +119,8 @@ func (r *Rooms) changeableRoom(ctx context.Context, req hub.Request, refusal str
 	return rm, nil
 }
 
+// membership looks up room and whether user is in it; an unknown room is
+// the client's not_found.
 func (r *Rooms) membership(ctx context.Context, room, user string) (model.Room, bool, error) {
 	rm, member, err := r.st.Membership(ctx, room, user)
 	if r.isNotFound(err) {
@@ -283,12 +283,9 @@ func (r *Rooms) chatMessage(ctx context.Context, req hub.Request) (hub.Reply, er
 	if err != nil {
 		return hub.Reply{}, err
 	}
-	rm, member, err := r.chatMembership(ctx, d.Room, req.User)
+	rm, err := r.chatMember(ctx, d.Room, req.User)
 	if err != nil {
 		return hub.Reply{}, err
-	}
-	if !member {
-		return hub.Reply{}, r.reject(reasonNotMember, hub.CodeForbidden, "you are not a member of %q; join_room first", d.Room)
 	}
 
 	lock := r.roomLock(d.Room)
@@ -353,12 +350,9 @@ func (r *Rooms) typingRequest(ctx context.Context, req hub.Request) (hub.Reply, 
 	if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name"}`); err != nil {
 		return hub.Reply{}, err
 	}
-	rm, member, err := r.chatMembership(ctx, d.Room, req.User)
+	rm, err := r.chatMember(ctx, d.Room, req.User)
 	if err != nil {
 		return hub.Reply{}, err
-	}
-	if !member {
-		return hub.Reply{}, r.reject(reasonNotMember, hub.CodeForbidden, "you are not a member of %q; join_room first", d.Room)
 	}
 	forwarded := r.allowTyping(req.User, d.Room)
 	if forwarded {

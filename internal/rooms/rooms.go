@@ -303,6 +303,19 @@ func (r *Rooms) chatMembership(ctx context.Context, room, user string) (model.Ro
 	return mem.room, ok, nil
 }
 
+// chatMember returns room if user may post in it (chatMembership), and
+// otherwise the client's not_found or forbidden.
+func (r *Rooms) chatMember(ctx context.Context, room, user string) (model.Room, error) {
+	rm, member, err := r.chatMembership(ctx, room, user)
+	if err != nil {
+		return model.Room{}, err
+	}
+	if !member {
+		return model.Room{}, r.reject(reasonNotMember, hub.CodeForbidden, "you are not a member of %q; join_room first", room)
+	}
+	return rm, nil
+}
+
 // onlineUsers returns the users with a live connection, sorted. The slice
 // is shared until the online set changes: callers must not modify it
 // (append copies: its capacity is its length).
