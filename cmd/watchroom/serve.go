@@ -134,11 +134,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}, log.With("component", "auth"))
 	h.HandleResume("readings", hub.ReplayReadings(st))
 
-	mem, err := newMemoryReleaser(func() int64 { return h.Stats().ActiveConnections }, debug.FreeOSMemory,
+	mem := newMemoryReleaser(func() int64 { return h.Stats().ActiveConnections }, debug.FreeOSMemory,
 		reg, log.With("component", "memory"))
-	if err != nil {
-		return err
-	}
 
 	// wire: rooms (before alerts: alerts are posted to room "alerts" through rm)
 	rm := rooms.New(rooms.Config{
@@ -522,15 +519,13 @@ type memoryReleaser struct {
 	log      *slog.Logger
 }
 
-func newMemoryReleaser(active func() int64, free func(), reg prometheus.Registerer, log *slog.Logger) (*memoryReleaser, error) {
+func newMemoryReleaser(active func() int64, free func(), reg prometheus.Registerer, log *slog.Logger) *memoryReleaser {
 	c := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "watchroom_memory_released_total",
 		Help: "Times the heap was returned to the OS after the active WebSocket connections fell by 500 or more.",
 	})
-	if err := reg.Register(c); err != nil {
-		return nil, fmt.Errorf("register memory metrics: %w", err)
-	}
-	return &memoryReleaser{active: active, free: free, released: c, log: log}, nil
+	reg.MustRegister(c)
+	return &memoryReleaser{active: active, free: free, released: c, log: log}
 }
 
 // run samples the connection count at each tick until ctx is done. It is

@@ -440,10 +440,7 @@ func TestMemoryReleaser(t *testing.T) {
 			active := func() int64 { i++; return tc.counts[i-1] }
 			frees := 0
 			reg := prometheus.NewRegistry()
-			m, err := newMemoryReleaser(active, func() { frees++ }, reg, discardLogger())
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := newMemoryReleaser(active, func() { frees++ }, reg, discardLogger())
 			ctx, cancel := context.WithCancel(context.Background())
 			ticks := make(chan time.Time) // unbuffered: a send returns once run took the tick
 			done := make(chan struct{})

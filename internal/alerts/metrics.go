@@ -30,7 +30,13 @@ type metrics struct {
 	flapping  *prometheus.CounterVec
 }
 
+// newMetrics creates the collectors and registers them on reg with
+// MustRegister (a conflict is a wiring bug); a nil reg is a private
+// registry.
 func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	m := &metrics{
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_alerts_opened_total", Help: "Alerts opened, by kind and severity."}, []string{"kind", "severity"}),

@@ -130,17 +130,17 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: add auth hook: %w", err)
 	}
-	if cfg.Registerer != nil {
-		if err := b.register(cfg.Registerer); err != nil {
-			return nil, err
-		}
-	}
+	b.register(cfg.Registerer)
 	return b, nil
 }
 
 // register exposes mochi's own atomic counters; reading them on scrape
-// costs nothing on the publish path.
-func (b *Broker) register(reg prometheus.Registerer) error {
+// costs nothing on the publish path. It registers with MustRegister (a
+// conflict is a wiring bug); a nil reg is a private registry.
+func (b *Broker) register(reg prometheus.Registerer) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	info := b.srv.Info
 	const droppedHelp = "Messages the broker dropped instead of delivering, by reason."
 	collectors := []prometheus.Collector{
@@ -166,12 +166,7 @@ func (b *Broker) register(reg prometheus.Registerer) error {
 	if b.auth != nil {
 		collectors = append(collectors, b.auth.denied)
 	}
-	for _, c := range collectors {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("broker: register metrics: %w", err)
-		}
-	}
-	return nil
+	reg.MustRegister(collectors...)
 }
 
 // Start listens on the configured address and serves clients in the

@@ -161,11 +161,7 @@ func New(cfg Config, st CommandStore, n Notifier, reg prometheus.Registerer, log
 	if strings.ContainsAny(d.prefix, "+#") || strings.HasPrefix(d.prefix, "/") || strings.HasSuffix(d.prefix, "/") {
 		return nil, fmt.Errorf("devices: topic prefix %q must not contain wildcards or start or end with '/'", d.prefix)
 	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	d.m = m
+	d.m = newMetrics(reg)
 
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.BrokerURL).

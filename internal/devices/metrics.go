@@ -1,7 +1,6 @@
 package devices
 
 import (
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -41,7 +40,13 @@ type metrics struct {
 	reloadErrs prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics creates the collectors and registers them on reg with
+// MustRegister (a conflict is a wiring bug); a nil reg is a private
+// registry.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	m := &metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_commands_total",
@@ -69,11 +74,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Failed attempts to load the pending commands at start; each is retried with backoff.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.commands, m.latency, m.pending, m.rejected, m.dropped, m.reloadErrs} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("devices: register metrics: %w", err)
-		}
-	}
+	reg.MustRegister(m.commands, m.latency, m.pending, m.rejected, m.dropped, m.reloadErrs)
 	// Export every series from the start, so rates and alerts see zeros.
 	for _, o := range []string{outcomeSuccess, outcomeError, outcomeTimeout, outcomePublishFailed} {
 		m.commands.WithLabelValues(o)
@@ -83,5 +84,5 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.rejected.WithLabelValues(r)
 	}
 	m.dropped.WithLabelValues(reasonNotifyError)
-	return m, nil
+	return m
 }

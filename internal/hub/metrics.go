@@ -40,7 +40,13 @@ type metrics struct {
 	resumes         *prometheus.CounterVec
 }
 
+// newMetrics creates the collectors and registers them on reg with
+// MustRegister (a conflict is a wiring bug); a nil reg is a private
+// registry.
 func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	m := &metrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "watchroom_ws_connections", Help: "Authenticated WebSocket connections open now."}),

@@ -62,10 +62,7 @@ func instantRetry() backoff.Policy {
 
 func newTestAdmitter(t *testing.T, a Admission) (*admitter, *metrics) {
 	t.Helper()
-	m, err := newMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newMetrics(prometheus.NewRegistry())
 	ad := newAdmitter(a, instantRetry(), m, slog.New(slog.DiscardHandler))
 	if err := ad.seed(context.Background()); err != nil {
 		t.Fatal(err)

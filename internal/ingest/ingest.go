@@ -154,10 +154,7 @@ func New(cfg Config, st ReadingStore, sinks []ReadingSink, reg prometheus.Regist
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
+	m := newMetrics(reg)
 	return &Ingest{
 		cfg:         cfg,
 		broker:      u,

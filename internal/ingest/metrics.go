@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -34,9 +33,13 @@ type metrics struct {
 	knownSeries    prometheus.Gauge   // series in the admission's known set
 }
 
-// newMetrics creates the collectors and registers them on reg (skipped when
-// reg is nil).
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics creates the collectors and registers them on reg with
+// MustRegister (a conflict is a wiring bug); a nil reg is a private
+// registry.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "watchroom_readings_rejected_total",
 		Help: "MQTT messages rejected by the decoder or by admission (acknowledged and dropped), by reason.",
@@ -105,16 +108,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{FlushError, FlushTimeout} {
 		m.flushErrors[r] = flushErrors.WithLabelValues(r)
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{
+	reg.MustRegister(
 		m.received, m.ingested, m.duplicate, m.conflict, m.restamped, rejected, m.batchSize, m.flushSeconds,
 		flushErrors, m.queueFull, m.connected, m.connLost, m.registryErrors, m.knownSeries,
-	} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("ingest: register metrics: %w", err)
-		}
-	}
-	return m, nil
+	)
+	return m
 }

@@ -52,7 +52,13 @@ type metrics struct {
 	online         prometheus.Gauge
 }
 
+// newMetrics creates the collectors and registers them on reg with
+// MustRegister (a conflict is a wiring bug); a nil reg is a private
+// registry.
 func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	m := &metrics{
 		rejectLog: map[string]*rate.Sometimes{},
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -71,9 +77,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "watchroom_presence_changes_total", Help: "Presence changes: online, offline (after the grace period), reconnect_in_grace (nothing announced)."}, []string{"change"}),
 		online: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "watchroom_presence_online_users", Help: "Users with at least one live connection to this instance."}),
-	}
-	if reg == nil {
-		reg = prometheus.NewRegistry() // tests that do not look at metrics
 	}
 	for _, r := range rejectReasons {
 		m.rejectLog[r] = &rate.Sometimes{First: 1, Interval: time.Second}

@@ -170,14 +170,7 @@ func New(cfg Config, log *slog.Logger) (*Simulator, error) {
 		schedule:   make(schedule, 0, cfg.Sensors),
 		commands:   make(chan pendingCommand, commandQueue),
 		subscribed: make(chan struct{}),
-		metrics:    newMetrics(),
-	}
-	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.metrics.published, s.metrics.dropped, s.metrics.commands} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("sim: register metrics: %w", err)
-			}
-		}
+		metrics:    newMetrics(cfg.Registerer),
 	}
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	for num := 1; num <= cfg.Sensors; num++ {
@@ -188,8 +181,14 @@ func New(cfg Config, log *slog.Logger) (*Simulator, error) {
 	return s, nil
 }
 
-func newMetrics() metrics {
-	return metrics{
+// newMetrics creates the collectors and registers them on reg with
+// MustRegister (a conflict is a wiring bug); a nil reg is a private
+// registry.
+func newMetrics(reg prometheus.Registerer) metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := metrics{
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "watchroom_sim_readings_published_total",
 			Help: "Readings the simulator published and the client library confirmed.",
@@ -203,6 +202,8 @@ func newMetrics() metrics {
 			Help: "Commands received by the simulated devices, by outcome.",
 		}, []string{"outcome"}),
 	}
+	reg.MustRegister(m.published, m.dropped, m.commands)
+	return m
 }
 
 // Published returns how many readings have been published and confirmed so

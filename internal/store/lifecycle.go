@@ -63,9 +63,10 @@ func NewLifecycle(st *Store, cfg LifecycleConfig, now func() time.Time, reg prom
 			Help: "Failed data maintenance steps, by step (partitions, raw, rollups); retried next round.",
 		}, []string{"step"}),
 	}
-	if reg != nil {
-		reg.MustRegister(l.created, l.dropped, l.droppedRow, l.droppedB, l.failures)
+	if reg == nil {
+		reg = prometheus.NewRegistry()
 	}
+	reg.MustRegister(l.created, l.dropped, l.droppedRow, l.droppedB, l.failures)
 	return l
 }
 

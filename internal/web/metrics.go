@@ -36,7 +36,13 @@ type httpMetrics struct {
 	rejectLog map[string]*rate.Sometimes
 }
 
+// newHTTPMetrics creates the collectors and registers them on reg with
+// MustRegister (a conflict is a wiring bug); a nil reg is a private
+// registry.
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_http_requests_total", Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
