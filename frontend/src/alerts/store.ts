@@ -17,6 +17,8 @@ export class AlertStore {
   readonly changed: Observable;
   /** A critical alert that was not known before has opened. */
   readonly newCritical = new Emitter<Alert>();
+  /** Every alert that arrived live and was not held before (for the screen reader's live region). */
+  readonly newAlert = new Emitter<Alert>();
   unseenCritical = 0;
   availability: Availability = 'unknown';
   loadError = '';
@@ -48,6 +50,7 @@ export class AlertStore {
     if (prev && sameVersion(prev, a)) return;
     this.byId.set(id, a);
     this.invalidate();
+    if (announce && !prev) this.newAlert.emit(a);
     if (announce && !prev && a.severity === 'critical' && a.state === 'open') {
       this.unseenCritical++;
       this.newCritical.emit(a);

@@ -5,6 +5,7 @@
 
 import { type Api, isMissingEndpoint } from '../common/api';
 import { errorText, parseTs } from '../common/format';
+import { Emitter } from '../common/emitter';
 import { type FrameBatcher, Observable } from '../common/frame';
 import type { WsClient } from '../common/ws';
 import type {
@@ -77,6 +78,8 @@ export class ChatStore {
   me = '';
   /** The highest direct message id seen: the resume cursor of the direct stream. */
   directCursor: number | undefined;
+  /** Live messages from others in the room on screen, for the screen reader's live region. */
+  readonly spoken = new Emitter<ChatMessage>();
   private lastTypingSent = new Map<string, number>();
   private readonly ws: WsClient;
   private readonly api: Api;
@@ -306,6 +309,7 @@ export class ChatStore {
     if (added === 0) return;
     v.messages = sortById([...byId.values()]);
     if (live && this.current !== room) v.unread += added;
+    if (live && this.current === room) for (const m of msgs) if (m.user !== this.me) this.spoken.emit(m);
     if (live && !this.joinedRooms.has(room)) {
       // Receiving a room's messages means we are in it.
       this.joinedRooms.add(room);

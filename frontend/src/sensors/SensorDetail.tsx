@@ -1,11 +1,21 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type uPlot from 'uplot';
-import { errorText, formatAge, formatValue } from '../common/format';
+import { errorText, formatAge, formatDateTime, formatValue } from '../common/format';
 import { useKeyed, useObservable } from '../common/hooks';
 import { CommandsPanel } from '../commands/CommandsPanel';
 import { useServices } from '../services';
 import { roleAtLeast } from '../types';
-import { RANGES, type RangeDef, type RangeKey, type Series, appendPoint, fetchSeries, mergePoints } from './series';
+import {
+  RANGES,
+  type RangeDef,
+  type RangeKey,
+  type Series,
+  appendPoint,
+  fetchSeries,
+  mergePoints,
+  robustRange,
+  summarize,
+} from './series';
 import { sensorKey, staleAfterMs } from './store';
 
 interface Props {
@@ -23,7 +33,16 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
   const [range, setRange] = useState<RangeKey>('15m');
   // first and last: the times of the first and last points drawn (seconds),
   // shown as data attributes so tests can compare the chart with storage.
-  const [status, setStatus] = useState<{ loading: boolean; error: string; points: number; first?: number; last?: number }>({
+  // summary: the chart's text alternative; clipped: spikes lie outside the drawn range.
+  const [status, setStatus] = useState<{
+    loading: boolean;
+    error: string;
+    points: number;
+    first?: number;
+    last?: number;
+    summary?: string;
+    clipped?: boolean;
+  }>({
     loading: true,
     error: '',
     points: 0,
@@ -58,6 +77,10 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
     // Refetched thinned spans that came while the range was loading.
     const refetched: { t: number; v: number }[] = [];
     let redrawScheduled = false;
+    const describe = (ser: Series) => ({
+      summary: summarize(ser.cols, s?.unit ?? '', formatValue),
+      clipped: robustRange(ser.cols[0] ?? [])?.clipped ?? false,
+    });
 
     const redraw = () => {
       redrawScheduled = false;
@@ -66,7 +89,12 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
       const points = series.t.length;
       const first = series.t[0];
       const last = series.t[points - 1];
-      setStatus((st) => (st.points === points && st.first === first && st.last === last ? st : { ...st, points, first, last }));
+      const d = describe(series);
+      setStatus((st) =>
+        st.points === points && st.first === first && st.last === last && st.summary === d.summary && st.clipped === d.clipped
+          ? st
+          : { ...st, points, first, last, ...d },
+      );
     };
     const scheduleRedraw = () => {
       if (redrawScheduled) return;
@@ -113,7 +141,14 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
         if (disposed || seq !== loadSeq) return;
         plot?.destroy();
         plot = new uPlotMod.default(chartOptions(el, def, s?.unit ?? ''), [series.t, ...series.cols] as uPlot.AlignedData, el);
-        setStatus({ loading: false, error: '', points: series.t.length, first: series.t[0], last: series.t[series.t.length - 1] });
+        setStatus({
+          loading: false,
+          error: '',
+          points: series.t.length,
+          first: series.t[0],
+          last: series.t[series.t.length - 1],
+          ...describe(series),
+        });
       } catch (err) {
         if (disposed || seq !== loadSeq) return;
         setStatus({ loading: false, error: `Could not load history: ${errorText(err)}`, points: 0 });
@@ -192,16 +227,36 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
           {status.error}
         </p>
       )}
+      {!s && !status.loading && status.points === 0 && !status.error && (
+        <p class="notice" role="status" data-testid="unknown-sensor">
+          No sensor "{sensorId}" with metric "{metric}" has sent readings. Check the link, or go back to all sensors.
+        </p>
+      )}
+      {status.clipped && (
+        <p class="muted small" data-testid="chart-clipped">
+          Spikes beyond the drawn range are cut at its edge so that normal variation stays visible.
+        </p>
+      )}
       <div
         class="chart"
         ref={chartEl}
         role="img"
         aria-label={`Chart of ${sensorId} ${metric} over ${def.label}`}
+        aria-describedby="chart-summary"
         data-points={status.loading ? undefined : status.points}
         data-first={status.first === undefined ? undefined : new Date(status.first * 1000).toISOString()}
         data-last={status.last === undefined ? undefined : new Date(status.last * 1000).toISOString()}
       />
-      {canCommand && <CommandsPanel sensorId={sensorId} />}
+      <p id="chart-summary" class="sr-only" data-testid="chart-summary">
+        {status.loading ? 'Loading.' : (status.summary ?? 'No readings in this range.')}
+      </p>
+      {canCommand ? (
+        <CommandsPanel sensorId={sensorId} />
+      ) : (
+        <p class="muted small" data-testid="no-commands">
+          Commands to devices need the operator role; you are {svc.me?.role ?? 'signed in'}, so this page only shows readings.
+        </p>
+      )}
     </div>
   );
 }
@@ -224,7 +279,8 @@ function chartOptions(el: HTMLElement, def: RangeDef, unit: string): uPlot.Optio
   const grid = cssVar('--border', '#ddd');
   const axisOpts: uPlot.Axis = { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
   const fmt = (_u: uPlot, v: number | null) => (v === null ? '—' : formatValue(v) + (unit ? ' ' + unit : ''));
-  const series: uPlot.Series[] = [{}];
+  // The hover shows the time to the second: these are per-second series.
+  const series: uPlot.Series[] = [{ value: (_u, ts) => (ts === null ? '—' : formatDateTime(ts * 1000)) }];
   const opts: uPlot.Options = {
     ...chartSize(el),
     scales: {
@@ -236,8 +292,26 @@ function chartOptions(el: HTMLElement, def: RangeDef, unit: string): uPlot.Optio
           return [now - def.ms / 1000, now];
         },
       },
+      // Robust: spikes are clipped at the edge (and said so) instead of
+      // flattening the normal variation.
+      y: {
+        range: (u, dmin, dmax) => {
+          const r = robustRange((u.data[1] ?? []) as number[]);
+          return r ? [r.lo, r.hi] : [dmin, dmax];
+        },
+      },
     },
-    axes: [axisOpts, { ...axisOpts, size: 60 }],
+    axes: [
+      // One clock with the rest of the screen (24 h).
+      { ...axisOpts, values: (_u, splits, _ax, _space, incr) => splits.map((v) => axisTime(v * 1000, incr)) },
+      {
+        ...axisOpts,
+        size: 70,
+        label: unit || undefined,
+        labelSize: unit ? 18 : 0,
+        values: (_u, splits) => splits.map((v) => formatValue(v)),
+      },
+    ],
     legend: { show: true },
     cursor: { drag: { x: false, y: false } },
     series,
@@ -255,3 +329,12 @@ function chartOptions(el: HTMLElement, def: RangeDef, unit: string): uPlot.Optio
   return opts;
 }
 
+
+/** Time axis labels in the screen's 24-hour clock: seconds only when ticks are under a minute apart. */
+function axisTime(ms: number, incrSeconds: number): string {
+  const d = new Date(ms);
+  if (incrSeconds >= 86400) return d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+  const opts: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+  if (incrSeconds < 60) opts.second = '2-digit';
+  return d.toLocaleTimeString(undefined, opts);
+}

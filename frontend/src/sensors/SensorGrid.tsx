@@ -4,30 +4,45 @@ import { useKeyed, useObservable } from '../common/hooks';
 import { useServices } from '../services';
 import { SparkHost } from './sparkhost';
 import { Sparkline } from './Sparkline';
+import { type GridPrefs, type SortKey, compareTiles, loadGridPrefs, matches, saveGridPrefs } from './filter';
 import { staleAfterMs } from './store';
 
 interface Props {
   onOpen: (sensorId: string, metric: string) => void;
 }
 
-/** Tiles of every sensor metric, filtered by text. */
+/** Tiles of every sensor metric, filtered by text, sorted by name or severity. */
 export function SensorGrid({ onOpen }: Props) {
   const svc = useServices();
   useObservable(svc.sensors.keysChanged);
-  const [filter, setFilter] = useState('');
+  const [prefs, setPrefs] = useState(loadGridPrefs);
+  const update = (p: Partial<GridPrefs>) => {
+    const next = { ...prefs, ...p };
+    setPrefs(next);
+    saveGridPrefs(next);
+  };
   const host = useMemo(() => new SparkHost(), []);
   useEffect(() => () => host.disconnect(), [host]);
+  // Severity order follows the alerts.
+  useObservable(svc.alerts.changed, prefs.sort === 'severity');
 
   const keys = svc.sensors.keys;
+  const severities = prefs.sort === 'severity' ? keys.map((k) => svc.alerts.severityOf(k)).join() : '';
   const visible = useMemo(() => {
-    const terms = filter.toLowerCase().split(/\s+/).filter(Boolean);
-    if (terms.length === 0) return keys;
-    return keys.filter((k) => {
+    const out = keys.filter((k) => {
       const s = svc.sensors.get(k)!;
-      const hay = `${s.sensorId} ${s.metric} ${s.unit}`.toLowerCase();
-      return terms.every((t) => hay.includes(t));
+      return matches(prefs.filter, prefs.whole, [s.sensorId, s.metric, s.unit ?? '']);
     });
-  }, [keys, filter]);
+    if (prefs.sort === 'severity') {
+      const now = Date.now();
+      const info = (k: string) => {
+        const s = svc.sensors.get(k)!;
+        return { name: k, severity: svc.alerts.severityOf(k), stale: !s.ts || now - s.ts > staleAfterMs(s) };
+      };
+      out.sort((a, b) => compareTiles('severity', info(a), info(b)));
+    }
+    return out;
+  }, [keys, prefs, severities]);
 
   return (
     <div class="grid-wrap">
@@ -37,9 +52,19 @@ export function SensorGrid({ onOpen }: Props) {
           id="sensor-filter"
           type="search"
           placeholder="sensor, metric or unit"
-          value={filter}
-          onInput={(e) => setFilter(e.currentTarget.value)}
+          value={prefs.filter}
+          onInput={(e) => update({ filter: e.currentTarget.value })}
         />
+        <label class="small">
+          <input type="checkbox" id="sensor-filter-whole" checked={prefs.whole} onChange={(e) => update({ whole: e.currentTarget.checked })} /> Whole ids
+        </label>
+        <label for="sensor-sort" class="small">
+          Sort
+        </label>
+        <select id="sensor-sort" value={prefs.sort} onChange={(e) => update({ sort: e.currentTarget.value as SortKey })}>
+          <option value="name">by name</option>
+          <option value="severity">by severity</option>
+        </select>
         <span class="muted" aria-live="polite">
           {visible.length === keys.length
             ? `${svc.sensors.sensorCount} sensors, ${keys.length} metrics`
@@ -89,8 +114,9 @@ function Tile({ k, host, onOpen }: { k: string; host: SparkHost; onOpen: Props['
         type="button"
         class="tile-button"
         onClick={() => onOpen(s.sensorId, s.metric)}
-        aria-label={`${s.sensorId} ${s.metric}: ${value} ${s.unit}, ${ageText}${stale ? ', stale' : ''}${sev ? `, ${sev} alert` : ''}${registered ? ', registered device' : ''}`}
       >
+        {/* The visible text is the button's name (no aria-label that would
+            hide it from speech input); sr-only bits make it a sentence. */}
         <span class="tile-head">
           <span class="tile-id" title={s.sensorId}>
             {s.sensorId}
@@ -99,16 +125,23 @@ function Tile({ k, host, onOpen }: { k: string; host: SparkHost; onOpen: Props['
             {s.metric}
           </span>
         </span>
+        <span class="sr-only">: </span>
         <span class="tile-value" data-testid="tile-value">
           {value}
           {s.unit && <span class="unit"> {s.unit}</span>}
         </span>
         <Sparkline ring={s.spark} version={s.version} tone={tone} host={host} visible={visible} />
         <span class="tile-foot">
-          {sev && <span class={`badge sev-${sev}`}>{sev}</span>}
+          <span class="sr-only">, </span>
+          {sev && (
+            <span class={`badge sev-${sev}`}>
+              {sev}
+              <span class="sr-only"> alert, </span>
+            </span>
+          )}
           {registered && (
             <span class="badge registered" title="Registered device: it connects with its own MQTT credentials">
-              reg
+              reg<span class="sr-only">istered device, </span>
             </span>
           )}
           <span class="tile-age">{stale ? `stale · ${ageText}` : ageText}</span>

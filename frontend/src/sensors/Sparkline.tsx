@@ -1,4 +1,5 @@
 import { useLayoutEffect, useRef } from 'preact/hooks';
+import { robustRange } from './series';
 import { SPARK_WINDOW_MS, type Ring } from './store';
 import type { SparkHost } from './sparkhost';
 import { effectiveTheme } from '../shell/theme';
@@ -54,25 +55,41 @@ function draw(canvas: HTMLCanvasElement, ring: Ring, tone: Props['tone'], host: 
   // Up to five minutes; less while a sensor has not been seen that long.
   const tMin = Math.min(ring.timeAt(first), tMax - 1000);
   const spanT = tMax - tMin;
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = first; i < n; i++) {
-    const v = ring.valueAt(i);
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
+  // Robust range: a spike does not flatten the normal variation; points
+  // outside are drawn at the edge with a dot.
+  const vals: number[] = [];
+  for (let i = first; i < n; i++) vals.push(ring.valueAt(i));
+  const r = robustRange(vals);
+  if (!r) return;
+  const { lo, hi } = r;
   const span = hi - lo || Math.abs(hi) || 1;
   const pad = 3;
   const x = (t: number) => ((t - tMin) / spanT) * W;
-  const y = (v: number) => H - pad - ((v - lo) / span) * (H - 2 * pad) - (hi === lo ? (H - 2 * pad) / 2 : 0);
+  const yRaw = (v: number) => H - pad - ((v - lo) / span) * (H - 2 * pad) - (hi === lo ? (H - 2 * pad) / 2 : 0);
+  const y = (v: number) => Math.min(H - 1, Math.max(1, yRaw(v)));
+  // A gap in the data is a gap in the line: more than five times the mean
+  // step between readings (and at least 5 s).
+  const gapMs = Math.max(5000, (5 * spanT) / Math.max(1, n - first - 1));
+  const colourNow = colour(canvas, tone, host);
   ctx.lineWidth = 1.5;
   ctx.lineJoin = 'round';
-  ctx.strokeStyle = colour(canvas, tone, host);
+  ctx.strokeStyle = colourNow;
+  ctx.fillStyle = colourNow;
   ctx.beginPath();
   ctx.moveTo(x(ring.timeAt(first)), y(ring.valueAt(first)));
-  for (let i = first + 1; i < n; i++) ctx.lineTo(x(ring.timeAt(i)), y(ring.valueAt(i)));
+  for (let i = first + 1; i < n; i++) {
+    const t = ring.timeAt(i);
+    if (t - ring.timeAt(i - 1) > gapMs) ctx.moveTo(x(t), y(ring.valueAt(i)));
+    else ctx.lineTo(x(t), y(ring.valueAt(i)));
+  }
   if (n - first === 1) ctx.lineTo(W, y(ring.valueAt(first)));
   ctx.stroke();
+  if (r.clipped) {
+    for (let i = first; i < n; i++) {
+      const v = ring.valueAt(i);
+      if (v < lo || v > hi) ctx.fillRect(x(ring.timeAt(i)) - 1.5, y(v) - 1.5, 3, 3);
+    }
+  }
 }
 
 // The canvas takes its stroke from the CSS colour of the tile, so themes

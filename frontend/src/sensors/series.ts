@@ -195,3 +195,41 @@ export async function fetchSpan(
   for (const p of out) byT.set(p.t, p.v);
   return [...byT.entries()].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ t, v }));
 }
+
+/**
+ * A y range that shows normal variation despite spikes: the 2nd to 98th
+ * percentile of the finite values, widened by 10% each side, and widened to
+ * the true min/max when those are not far out (within half the robust span).
+ * clipped tells whether some values lie outside (draw them at the edge,
+ * marked). Null for no values.
+ */
+export function robustRange(values: ArrayLike<number>): { lo: number; hi: number; clipped: boolean } | null {
+  const v: number[] = [];
+  for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i])) v.push(values[i]);
+  if (v.length === 0) return null;
+  v.sort((a, b) => a - b);
+  const min = v[0];
+  const max = v[v.length - 1];
+  const q = (p: number) => v[Math.min(v.length - 1, Math.max(0, Math.round(p * (v.length - 1))))];
+  let lo = q(0.02);
+  let hi = q(0.98);
+  const span = hi - lo || Math.abs(hi) * 0.1 || 1;
+  lo -= span * 0.1;
+  hi += span * 0.1;
+  if (min >= lo - span * 0.5) lo = Math.min(lo, min);
+  if (max <= hi + span * 0.5) hi = Math.max(hi, max);
+  return { lo, hi, clipped: min < lo || max > hi };
+}
+
+/** A sentence for the chart's text alternative: how many points, low, high and latest. */
+export function summarize(cols: number[][], unit: string, fmt: (v: number) => string): string {
+  const vals = cols[0] ?? [];
+  let lo = Infinity;
+  let hi = -Infinity;
+  let latest: number | undefined;
+  for (const c of cols) for (const x of c) if (Number.isFinite(x)) ((lo = Math.min(lo, x)), (hi = Math.max(hi, x)));
+  for (let i = vals.length - 1; i >= 0; i--) if (Number.isFinite(vals[i])) ((latest = vals[i]), (i = -1));
+  if (latest === undefined) return 'No readings in this range.';
+  const u = unit ? ' ' + unit : '';
+  return `Lowest ${fmt(lo)}${u}, highest ${fmt(hi)}${u}, latest ${fmt(latest)}${u}.`;
+}

@@ -8,6 +8,7 @@ import { SensorGrid } from '../sensors/SensorGrid';
 import { useServices } from '../services';
 import type { Alert } from '../types';
 import { ConnectionStatus } from './ConnectionStatus';
+import { LiveRegion } from './LiveRegion';
 import { Login } from './Login';
 import { effectiveTheme, toggleTheme } from './theme';
 
@@ -84,6 +85,7 @@ function Dashboard() {
 
   return (
     <div class="app" data-tab={tab}>
+      <LiveRegion />
       <a class="skip" href="#main">
         Skip to content
       </a>

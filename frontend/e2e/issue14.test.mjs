@@ -1,0 +1,176 @@
+// Browser tests of what issue 14 asked for (presence, accessibility, small
+// defects), against the real server like dashboard.test.mjs. Accessibility
+// is checked with axe-core (pinned in package.json) injected into the page:
+// zero violations on every screen.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { readFile } from 'node:fs/promises';
+import { PASSWORDS, startStack, waitFor } from './harness.mjs';
+
+const require = createRequire(import.meta.url);
+const AXE_SOURCE = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
+const DESKTOP = { width: 1366, height: 768 };
+
+let stack;
+let browser;
+const contexts = [];
+
+async function newPage({ viewport = DESKTOP, colorScheme = 'light' } = {}) {
+  const ctx = await browser.newContext({ viewport, colorScheme });
+  contexts.push(ctx);
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on('pageerror', (err) => (page.__errors = [...(page.__errors ?? []), err.message]));
+  return page;
+}
+
+async function login(page, user) {
+  await page.goto(stack.baseURL + '/');
+  await page.fill('#login-user', user);
+  await page.fill('#login-password', PASSWORDS[user]);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('[data-testid=conn-status][data-state=connected]', { timeout: 20_000 });
+}
+
+/** Runs axe-core on the page as it is now; fails with the violations, each with its elements. */
+async function assertAccessible(page, screen) {
+  // Evaluated over CDP, not as a <script> tag: the server's CSP (default-src
+  // 'self') rightly refuses inline scripts.
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(`${AXE_SOURCE};window.axe = axe; 0`);
+  const violations = await page.evaluate(async () => {
+    const res = await window.axe.run(document, { resultTypes: ['violations'] });
+    return res.violations.map((v) => ({ id: v.id, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ')) }));
+  });
+  assert.deepEqual(violations, [], `axe violations on ${screen}:\n${JSON.stringify(violations, null, 2)}`);
+}
+
+function counts(page) {
+  return page.locator('[data-testid=room-counts]').textContent();
+}
+
+describe('issue 14 in the browser', { timeout: 600_000 }, () => {
+  before(async () => {
+    stack = await startStack({ sensors: 4, rate: 1 });
+    browser = await stack.launchBrowser();
+  });
+
+  after(async () => {
+    for (const c of contexts) await c.close().catch(() => {});
+    if (stack) await stack.stop();
+  });
+
+  it('keeps online counts live for everyone, oneself included', { timeout: 120_000 }, async () => {
+    const a = await newPage();
+    await login(a, 'alice');
+    await a.waitForSelector('[data-testid=room-counts]');
+    // The first test: alice is alone (nobody else logged in) and counts herself.
+    await waitFor('alice sees herself online', async () => /\b1 online/.test(await counts(a)));
+    const b = await newPage();
+    await login(b, 'bob');
+    await waitFor('alice sees bob come online', async () => /\b2 online/.test(await counts(a)));
+    await waitFor('bob sees both', async () => /\b2 online/.test(await counts(b)));
+    // Bob goes; after the presence grace (10 s) alice sees it.
+    await b.context().close();
+    await waitFor('alice sees bob go offline', async () => /\b1 online/.test(await counts(a)), { timeoutMs: 30_000 });
+    assert.match(await counts(a), /^\s*3 members, 1 online/);
+  });
+
+  it('has no axe violations on the login screen, the dashboard, a sensor, chat and the dark theme', { timeout: 120_000 }, async () => {
+    const page = await newPage();
+    await page.goto(stack.baseURL + '/');
+    await page.waitForSelector('#login-user');
+    await assertAccessible(page, 'login');
+    await login(page, 'alice');
+    await waitFor('tiles', async () => (await page.locator('li.tile').count()) >= 4);
+    await assertAccessible(page, 'dashboard');
+    await page.locator('li.tile button').first().click();
+    await page.waitForSelector('.chart[data-points]');
+    await assertAccessible(page, 'sensor detail');
+    await page.click('.directory summary');
+    await assertAccessible(page, 'rooms popover');
+    await page.click('[data-testid=theme-toggle]');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    await assertAccessible(page, 'dark theme');
+    // The choice survives a reload.
+    await page.reload();
+    await page.waitForSelector('[data-testid=conn-status][data-state=connected]');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+
+    const phone = await newPage({ viewport: { width: 390, height: 844 } });
+    await login(phone, 'bob');
+    await phone.click('nav.tabs button:has-text("Chat")');
+    await assertAccessible(phone, 'chat at phone width');
+    await phone.click('nav.tabs button:has-text("Alerts")');
+    await assertAccessible(phone, 'alerts at phone width');
+    assert.deepEqual(page.__errors ?? [], []);
+  });
+
+  it('says what is wrong with a chat command and closes the Rooms popover with Esc or a click outside', { timeout: 60_000 }, async () => {
+    const page = await newPage();
+    await login(page, 'bob');
+    await page.fill('#chat-input', '/join bad room!');
+    await page.press('#chat-input', 'Enter');
+    await page.waitForSelector('.chat .notice.error:has-text("is not a valid room name")');
+
+    await page.click('.directory summary');
+    assert.equal(await page.locator('.directory[open]').count(), 1);
+    await page.keyboard.press('Escape');
+    assert.equal(await page.locator('.directory[open]').count(), 0);
+    assert.ok(await page.evaluate(() => document.activeElement?.matches('.directory summary')));
+    await page.click('.directory summary');
+    await page.click('.messages');
+    assert.equal(await page.locator('.directory[open]').count(), 0);
+
+    // A direct message to nobody leaves no conversation behind.
+    await page.fill('#chat-input', '/msg nobody-here hello');
+    await page.press('#chat-input', 'Enter');
+    await page.waitForSelector('.chat .notice.error');
+    await waitFor('no phantom conversation', async () => (await page.locator('.view-tabs button:has-text("@nobody-here")').count()) === 0);
+  });
+
+  it('does not flash "Live updates paused" on the way in', { timeout: 60_000 }, async () => {
+    const page = await newPage();
+    await page.goto(stack.baseURL + '/');
+    await page.evaluate(() => {
+      window.__sawStale = false;
+      new MutationObserver(() => {
+        if (document.querySelector('.stale-banner')) window.__sawStale = true;
+      }).observe(document.body, { subtree: true, childList: true });
+    });
+    await page.fill('#login-user', 'alice');
+    await page.fill('#login-password', PASSWORDS.alice);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('[data-testid=conn-status][data-state=connected]');
+    assert.equal(await page.evaluate(() => window.__sawStale), false);
+  });
+
+  it('filters whole ids when asked, keeps the filter over a reload, and explains odd detail pages', { timeout: 90_000 }, async () => {
+    await stack.publish('sensors/s-10/temperature', '21.5');
+    const page = await newPage();
+    await login(page, 'bob');
+    await waitFor('s-10 tile', async () => (await page.locator('li.tile[data-sensor="s-10"]').count()) === 1);
+    await page.fill('#sensor-filter', 's-1');
+    await page.check('#sensor-filter-whole');
+    await waitFor('only s-1', async () => {
+      const ids = await page.locator('li.tile').evaluateAll((els) => els.map((e) => e.dataset.sensor));
+      return ids.length > 0 && ids.every((id) => id === 's-1');
+    });
+    await page.reload();
+    await page.waitForSelector('[data-testid=conn-status][data-state=connected]');
+    assert.equal(await page.inputValue('#sensor-filter'), 's-1');
+    assert.ok(await page.isChecked('#sensor-filter-whole'));
+    await page.selectOption('#sensor-sort', 'severity');
+    await assertAccessible(page, 'filtered grid');
+
+    // Bob (analyst) opens a sensor: no commands, and the page says why;
+    // the chart has a text alternative.
+    await page.locator('li.tile button').first().click();
+    await page.waitForSelector('[data-testid=no-commands]');
+    await waitFor('chart summary', async () => /Lowest .* highest .* latest/.test(await page.textContent('[data-testid=chart-summary]')));
+    // A link to a sensor that does not exist says so.
+    await page.goto(stack.baseURL + '/#/sensor/no-such-sensor/temperature');
+    await page.waitForSelector('[data-testid=unknown-sensor]');
+  });
+});
