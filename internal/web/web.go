@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	fws "github.com/fasthttp/websocket"
@@ -148,8 +149,12 @@ func (a *App) routes() {
 		// Origins are checked by checkOrigin; compression stays off so the
 		// read limit counts real bytes (no decompression bombs).
 		EnableCompression: false,
-		ReadBufferSize:    4096,
-		WriteBufferSize:   4096,
+		// An idle connection holds its read buffer but no write buffer:
+		// write buffers come from a pool shared by every connection and
+		// are held only while a frame is being written.
+		ReadBufferSize:  2048,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 	}))
 
 	api := f.Group("/api")
