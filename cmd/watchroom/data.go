@@ -26,9 +26,6 @@ import (
 // ts is RFC 3339 (export writes UTC with microseconds), value a finite
 // number.
 
-// exportColumns is the header export writes.
-var exportColumns = []string{"sensor_id", "metric", "ts", "value", "unit"}
-
 // importBatch is the number of readings per InsertReadings call, the ingest
 // batch writer's default order of size.
 const importBatch = 5000
@@ -53,7 +50,7 @@ func runExport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	if *dbURL == "" {
 		return errors.New("WATCHROOM_DATABASE_URL (or --database-url) is required")
 	}
-	from, to := time.Unix(0, 0).AddDate(-2000, 0, 0), time.Unix(0, 0).AddDate(8000, 0, 0)
+	from, to := store.ExportFrom, store.ExportTo
 	for _, p := range []struct {
 		s string
 		t *time.Time
@@ -67,7 +64,7 @@ func runExport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		}
 		*p.t = t
 	}
-	if *format != "csv" && *format != "ndjson" {
+	if *format != store.FormatCSV && *format != store.FormatNDJSON {
 		return fmt.Errorf("export: --format %q: want csv or ndjson", *format)
 	}
 	st, err := store.Open(ctx, *dbURL)
@@ -85,7 +82,10 @@ func runExport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := newReadingEncoder(bw, *format)
+	enc, err := store.NewReadingEncoder(bw, *format)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
 	n := 0
 	err = st.ExportReadings(ctx, *sensor, *metric, from, to, func(r model.Reading) error {
 		n++
@@ -100,38 +100,6 @@ func runExport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	fmt.Fprintf(stderr, "exported %d readings\n", n)
 	return nil
 }
-
-// newReadingEncoder returns a function that writes one reading in format
-// (after a CSV header, written at once).
-func newReadingEncoder(w io.Writer, format string) func(model.Reading) error {
-	if format == "ndjson" {
-		enc := json.NewEncoder(w)
-		return func(r model.Reading) error {
-			return enc.Encode(exportRecord{SensorID: r.SensorID, Metric: r.Metric, TS: formatTS(r.TS), Value: r.Value, Unit: r.Unit})
-		}
-	}
-	cw := csv.NewWriter(w)
-	_ = cw.Write(exportColumns)
-	rec := make([]string, len(exportColumns))
-	return func(r model.Reading) error {
-		rec[0], rec[1], rec[2], rec[3], rec[4] = r.SensorID, r.Metric, formatTS(r.TS), strconv.FormatFloat(r.Value, 'g', -1, 64), r.Unit
-		if err := cw.Write(rec); err != nil {
-			return err
-		}
-		cw.Flush() // into the bufio.Writer: cheap, and errors surface per row
-		return cw.Error()
-	}
-}
-
-type exportRecord struct {
-	SensorID string  `json:"sensor_id"`
-	Metric   string  `json:"metric"`
-	TS       string  `json:"ts"`
-	Value    float64 `json:"value"`
-	Unit     string  `json:"unit,omitempty"`
-}
-
-func formatTS(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
 
 func runImport(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
@@ -291,9 +259,9 @@ func decodeCSV(in io.Reader, fn func(model.Reading) error, reject func(int, erro
 	for i, h := range header {
 		col[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
 	}
-	for _, c := range exportColumns[:4] {
+	for _, c := range store.ExportColumns[:4] {
 		if _, ok := col[c]; !ok {
-			return fmt.Errorf("line 1: header names no %q column (want %s, unit optional, any order)", c, strings.Join(exportColumns, ","))
+			return fmt.Errorf("line 1: header names no %q column (want %s, unit optional, any order)", c, strings.Join(store.ExportColumns, ","))
 		}
 	}
 	unit, hasUnit := col["unit"]

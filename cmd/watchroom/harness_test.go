@@ -144,6 +144,8 @@ func login(t *testing.T, addr, user, password string) string {
 	return out.Token
 }
 
+// getJSON decodes the body of GET path into out, or copies it as is when
+// out is a *string.
 func getJSON(t *testing.T, addr, path, token string, out any) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
@@ -155,7 +157,13 @@ func getJSON(t *testing.T, addr, path, token string, out any) int {
 		t.Fatalf("GET %s: %v", path, err)
 	}
 	defer resp.Body.Close()
-	if out != nil {
+	if raw, ok := out.(*string); ok { // the body as sent, not JSON
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		*raw = string(b)
+	} else if out != nil {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 			t.Fatalf("GET %s: decode: %v", path, err)
 		}

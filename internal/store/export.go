@@ -2,12 +2,37 @@ package store
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/watchroom/watchroom/internal/model"
+)
+
+// The export format (docs/data.md, "Export and import"), written by
+// `watchroom export` and GET /api/export/readings and read by `watchroom
+// import`: CSV with a header row naming the columns, or NDJSON with the
+// same fields; ts in UTC with microseconds, the stored resolution, so that
+// an import of an export stores the same keys.
+const (
+	FormatCSV    = "csv"
+	FormatNDJSON = "ndjson"
+)
+
+// ExportColumns is the CSV header export writes; import needs the first
+// four and takes them in any order.
+var ExportColumns = []string{"sensor_id", "metric", "ts", "value", "unit"}
+
+// ExportFrom and ExportTo bound an export that names no range: before and
+// after any reading PostgreSQL can store.
+var (
+	ExportFrom = time.Unix(0, 0).AddDate(-2000, 0, 0)
+	ExportTo   = time.Unix(0, 0).AddDate(8000, 0, 0)
 )
 
 // exportReadings streams stored readings in key order (sensor, metric, ts):
@@ -23,6 +48,7 @@ ORDER BY r.sensor_id, r.metric, r.ts`
 // ("" for all) with from <= ts < to, in key order. Rows are streamed from
 // the server as fn consumes them: memory stays constant whatever the
 // number of rows. An error from fn stops the export and is returned.
+// The export holds one pool connection until it ends.
 func (s *Store) ExportReadings(ctx context.Context, sensorID, metric string, from, to time.Time, fn func(model.Reading) error) error {
 	rows, err := s.pool.Query(ctx, exportReadings, sensorID, metric, from, to)
 	if err != nil {
@@ -35,3 +61,42 @@ func (s *Store) ExportReadings(ctx context.Context, sensorID, metric string, fro
 	}
 	return nil
 }
+
+// NewReadingEncoder returns a function that writes one reading to w in
+// format (FormatCSV or FormatNDJSON); for CSV it writes the header at
+// once. It does not buffer beyond a row: give it a bufio.Writer.
+func NewReadingEncoder(w io.Writer, format string) (func(model.Reading) error, error) {
+	switch format {
+	case FormatNDJSON:
+		enc := json.NewEncoder(w)
+		return func(r model.Reading) error {
+			return enc.Encode(exportRecord{SensorID: r.SensorID, Metric: r.Metric, TS: FormatExportTS(r.TS), Value: r.Value, Unit: r.Unit})
+		}, nil
+	case FormatCSV:
+		cw := csv.NewWriter(w)
+		if err := cw.Write(ExportColumns); err != nil {
+			return nil, err
+		}
+		rec := make([]string, len(ExportColumns))
+		return func(r model.Reading) error {
+			rec[0], rec[1], rec[2], rec[3], rec[4] = r.SensorID, r.Metric, FormatExportTS(r.TS), strconv.FormatFloat(r.Value, 'g', -1, 64), r.Unit
+			if err := cw.Write(rec); err != nil {
+				return err
+			}
+			cw.Flush() // into w: cheap, and errors surface per row
+			return cw.Error()
+		}, nil
+	}
+	return nil, fmt.Errorf("format %q: want %s or %s", format, FormatCSV, FormatNDJSON)
+}
+
+type exportRecord struct {
+	SensorID string  `json:"sensor_id"`
+	Metric   string  `json:"metric"`
+	TS       string  `json:"ts"`
+	Value    float64 `json:"value"`
+	Unit     string  `json:"unit,omitempty"`
+}
+
+// FormatExportTS is ts as export writes it: UTC, microseconds.
+func FormatExportTS(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }

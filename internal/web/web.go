@@ -31,6 +31,8 @@ type Store interface {
 	Readings(ctx context.Context, sensorID, metric string, from, to time.Time, limit int) ([]model.Reading, error)
 	ReadingBuckets(ctx context.Context, sensorID, metric string, from, to time.Time, bucket time.Duration, limit int) ([]model.Bucket, error)
 	Commands(ctx context.Context, sensorID string, limit int) ([]model.Command, error)
+	// ExportReadings calls fn for each reading in key order, streaming.
+	ExportReadings(ctx context.Context, sensorID, metric string, from, to time.Time, fn func(model.Reading) error) error
 }
 
 // Tokens issues, verifies and revokes login tokens (auth.Sessions).
@@ -88,10 +90,11 @@ type Config struct {
 
 // App is the HTTP server.
 type App struct {
-	cfg   Config
-	fiber *fiber.App
-	login *loginGuard
-	m     *httpMetrics
+	cfg    Config
+	fiber  *fiber.App
+	login  *loginGuard
+	m      *httpMetrics
+	export *exporter
 }
 
 // New builds the Fiber app and its routes.
@@ -159,6 +162,7 @@ func (a *App) routes() {
 
 	api := f.Group("/api")
 	api.Post("/login", a.postLogin)
+	a.contractRoutes(api) // public: before requireAuth
 	api.Use(a.requireAuth)
 	api.Get("/me", a.getMe)
 	api.Post("/logout", a.postLogout)
@@ -167,6 +171,7 @@ func (a *App) routes() {
 	api.Get("/sensors/:id/readings", a.getReadings)
 	api.Get("/commands", a.getCommands)
 	api.Get("/stats", a.getStats)
+	a.exportRoutes(api)
 	if a.cfg.Rooms != nil {
 		a.roomRoutes(api)
 	}
