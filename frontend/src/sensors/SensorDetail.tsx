@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type uPlot from 'uplot';
+import { Session } from '../common/api';
 import { errorText, formatAge, formatDateTime, formatValue } from '../common/format';
 import { useKeyed, useObservable } from '../common/hooks';
 import { CommandsPanel } from '../commands/CommandsPanel';
@@ -181,6 +182,9 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
   }, [key, range]);
 
   const canCommand = roleAtLeast(svc.me?.role, 'operator');
+  // GET /api/export/readings is for operators and admins, as commands are.
+  const canExport = canCommand;
+  const [exporting, setExporting] = useState('');
   const age = s?.ts ? svc.clock.now - s.ts : Infinity;
   const stale = s ? age > staleAfterMs(s) : true;
   const sev = svc.alerts.severityOf(key);
@@ -212,6 +216,17 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
             {r.label}
           </button>
         ))}
+        {canExport && (
+          <button
+            type="button"
+            class="export"
+            disabled={exporting === 'Exporting…'}
+            onClick={() => void exportRange(sensorId, metric, def, setExporting)}
+          >
+            Export CSV
+          </button>
+        )}
+        {exporting && <span class="muted small">{exporting}</span>}
         <span class="muted small" aria-live="polite">
           {status.loading
             ? 'Loading…'
@@ -259,6 +274,35 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
       )}
     </div>
   );
+}
+
+/**
+ * Downloads the shown range's raw readings as CSV. A plain link cannot
+ * carry the bearer token, so the file is fetched and handed to the browser
+ * as a blob: the server streams it, the browser holds it until it is saved.
+ */
+async function exportRange(sensorId: string, metric: string, def: RangeDef, report: (s: string) => void): Promise<void> {
+  report('Exporting…');
+  const to = Date.now();
+  const q = new URLSearchParams({ sensor_id: sensorId, metric, from: String(to - def.ms), to: String(to), format: 'csv' });
+  try {
+    const res = await fetch('/api/export/readings?' + q.toString(), {
+      headers: { Authorization: 'Bearer ' + (new Session().token ?? '') },
+    });
+    if (!res.ok) {
+      const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
+      throw new Error(body?.error?.message ?? `HTTP ${res.status}`);
+    }
+    const url = URL.createObjectURL(await res.blob());
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = `${sensorId}-${metric}-${def.key}.csv`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    report('');
+  } catch (err) {
+    report(`Export failed: ${errorText(err)}`);
+  }
 }
 
 function chartSize(el: HTMLElement): { width: number; height: number } {
