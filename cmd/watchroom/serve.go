@@ -103,6 +103,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			return fmt.Errorf("admin user from WATCHROOM_ADMIN_PASSWORD: %w", err)
 		}
 	}
+	hintFirstUser(ctx, st, log)
 
 	mqtt, err := brokerURL(cfg, st, log)
 	if err != nil {
@@ -548,4 +549,15 @@ func (m *memoryReleaser) run(ctx context.Context, ticks <-chan time.Time) {
 		m.log.Info("returned memory to the OS after connections dropped", "from", peak, "to", n)
 		peak = n // the next release needs a new rise and fall
 	}
+}
+
+// hintFirstUser logs how to create the first user when there is none: a
+// fresh database otherwise serves a login page nobody can pass. A failed
+// count only loses the hint.
+func hintFirstUser(ctx context.Context, st *store.Store, log *slog.Logger) {
+	var n int64
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil || n > 0 {
+		return
+	}
+	log.Warn("no users yet: create one with `echo PASSWORD | watchroom user add --name NAME --role admin --password-stdin`, or set WATCHROOM_ADMIN_PASSWORD to create user admin at start")
 }
