@@ -1,7 +1,6 @@
 package devices
 
 import (
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 

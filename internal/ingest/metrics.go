@@ -1,7 +1,6 @@
 package ingest
 
 import (
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
