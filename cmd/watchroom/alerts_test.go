@@ -260,8 +260,8 @@ func TestRepeatedBreachesUpdateOneAlert(t *testing.T) {
 	a, _ := ann.alert(10*time.Second, "with count 5", func(a model.Alert) bool {
 		return a.SensorID == "tank-2" && a.Count == int64(len(values))
 	})
-	if a.Value != 103 || a.Severity != model.SeverityCritical || a.State != model.AlertOpen {
-		t.Errorf("alert = %+v; want the last value, escalated to critical by 130", a)
+	if a.Value != 130 || a.Severity != model.SeverityCritical || a.State != model.AlertOpen {
+		t.Errorf("alert = %+v; want the worst breach, 130, which escalated it to critical (docs/alerts.md)", a)
 	}
 	var list struct {
 		Alerts []model.Alert `json:"alerts"`
