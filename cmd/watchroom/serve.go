@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -152,9 +151,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	det := alerts.New(alerts.Config{RegisteredOnly: cfg.Sensors == config.SensorsRegistered},
 		st, rm, reg, log.With("component", "alerts"))
 	sinks = append(sinks, det)
-	h.Handle("alert_ack", model.RoleAnalyst, det.HandleAck)
-	h.Handle("alert_resolve", model.RoleAnalyst, det.HandleResolve)
-	h.HandleResume("alerts", det.ReplayAlerts)
+	det.Register(h)
 
 	in, err := ingest.New(ingest.Config{
 		BrokerURL:     mqttURL,
@@ -177,7 +174,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	if err != nil {
 		return err
 	}
-	h.Handle("command", model.RoleOperator, commandHandler(dev))
+	dev.Register(h)
 
 	static, err := fs.Sub(frontend.Dist, "dist")
 	if err != nil {
@@ -443,50 +440,6 @@ func newTokens(ctx context.Context, cfg config.Config, st *store.Store) (*auth.T
 		return nil, fmt.Errorf("WATCHROOM_JWT_SECRET: %w", err)
 	}
 	return t, nil
-}
-
-// commandSender is the part of devices the command request needs.
-type commandSender interface {
-	Send(ctx context.Context, user string, ref json.RawMessage, sensorID, action string, params json.RawMessage) (model.Command, error)
-}
-
-// commandHandler turns a "command" request into a device command. The
-// immediate reply, command_sent, gives the command id; the outcome comes
-// later as an acked command_response.
-func commandHandler(d commandSender) hub.HandlerFunc {
-	return func(ctx context.Context, req hub.Request) (hub.Reply, error) {
-		data, herr := decodeCommand(req.Data)
-		if herr != nil {
-			return hub.Reply{}, herr
-		}
-		c, err := d.Send(ctx, req.User, req.ID, data.SensorID, data.Action, data.Params)
-		var re *devices.RequestError
-		if errors.As(err, &re) {
-			return hub.Reply{}, &hub.Error{Code: re.Code, Message: re.Message}
-		}
-		if err != nil {
-			return hub.Reply{}, err
-		}
-		return hub.Reply{Type: "command_sent", Data: map[string]any{
-			"command_id": c.ID, "sensor_id": c.SensorID, "action": c.Action, "status": c.Status,
-		}}, nil
-	}
-}
-
-// commandRequest is the data of a "command" request; devices.Send checks
-// its fields.
-type commandRequest struct {
-	SensorID string          `json:"sensor_id"`
-	Action   string          `json:"action"`
-	Params   json.RawMessage `json:"params"`
-}
-
-func decodeCommand(raw json.RawMessage) (commandRequest, *hub.Error) {
-	var data commandRequest
-	if err := json.Unmarshal(raw, &data); err != nil || raw == nil {
-		return commandRequest{}, hub.Errorf(hub.CodeBadRequest, `data must be {"sensor_id":...,"action":...,"params":{...}}`)
-	}
-	return data, nil
 }
 
 func redactURL(u string) string {

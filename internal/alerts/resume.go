@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/watchroom/watchroom/internal/hub"
+	"github.com/watchroom/watchroom/internal/model"
 )
 
 // ReplayAlerts is the replayer of the resume stream "alerts"
@@ -30,4 +31,19 @@ func (d *Detector) ReplayAlerts(ctx context.Context, req hub.ReplayRequest) (hub
 		out.Msgs[i] = hub.Replayed{Type: messageType, Data: a, Key: a.ResumeKey()}
 	}
 	return out, nil
+}
+
+// Router is where the /ws requests and resume streams of alerts go: the
+// hub.
+type Router interface {
+	Handle(typ string, min model.Role, fn hub.HandlerFunc)
+	HandleResume(stream string, fn hub.Replayer)
+}
+
+// Register adds to rt the requests alert_ack and alert_resolve (analysts
+// and above) and the resume stream "alerts".
+func (d *Detector) Register(rt Router) {
+	rt.Handle("alert_ack", model.RoleAnalyst, d.HandleAck)
+	rt.Handle("alert_resolve", model.RoleAnalyst, d.HandleResolve)
+	rt.HandleResume("alerts", d.ReplayAlerts)
 }

@@ -2,7 +2,8 @@
 // and publishing them over MQTT, matching the devices' responses, timing
 // out the unanswered ones, storing every command and its outcome (through
 // CommandStore, the audit trail) and telling the issuing user the outcome
-// as a reliable "command_response" message (through Notifier).
+// as a reliable "command_response" message (through Notifier). Register
+// adds its /ws request, "command" (operators and admins), to the hub.
 //
 // # Flow
 //
