@@ -94,7 +94,7 @@ func TestReadingFlowsFromMQTTToWebSocketAndDatabase(t *testing.T) {
 	if err := json.Unmarshal(m.Data, &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.SensorID != "s-17" || r.Metric != "temperature" || r.Value != 23.5 || r.Unit != "°C" || r.TS != ts.Format("2006-01-02T15:04:05.000Z07:00") {
+	if r.SensorID != "s-17" || r.Metric != "temperature" || r.Value != 23.5 || r.Unit != "°C" || r.TS != ts.Format(model.ReadingTimeFormat) {
 		t.Errorf("reading = %+v", r)
 	}
 	if total, _ := countReadings(t, e.db, "s-17"); total != 1 {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 var errNotFound = fmt.Errorf("fake store: %w", model.ErrNotFound)
@@ -370,20 +370,20 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 type hubRequest struct{ user, data string }
 
 // wrap adapts a handler to the tests' simpler signature.
-func wrap(h hub.HandlerFunc) func(context.Context, hubRequest) (string, any, error) {
+func wrap(h protocol.HandlerFunc) func(context.Context, hubRequest) (string, any, error) {
 	return func(ctx context.Context, r hubRequest) (string, any, error) {
 		var data json.RawMessage
 		if r.data != "" {
 			data = json.RawMessage(r.data)
 		}
-		rep, err := h(ctx, hub.Request{User: r.user, Role: model.RoleAnalyst, Type: "test", Data: data})
+		rep, err := h(ctx, protocol.Request{User: r.user, Role: model.RoleAnalyst, Type: "test", Data: data})
 		return rep.Type, rep.Data, err
 	}
 }
 
 // errCode is the protocol error code of err, "" for nil.
 func errCode(err error) string {
-	var e *hub.Error
+	var e *protocol.Error
 	switch {
 	case err == nil:
 		return ""

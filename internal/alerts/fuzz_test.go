@@ -6,8 +6,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // FuzzDecodeAck: any data is either refused with bad_request or gives a
@@ -54,9 +54,9 @@ func FuzzDecodeResolve(f *testing.F) {
 	})
 }
 
-func checkBadRequest(t *testing.T, herr *hub.Error) {
+func checkBadRequest(t *testing.T, herr *protocol.Error) {
 	t.Helper()
-	if herr.Code != hub.CodeBadRequest || herr.Message == "" {
+	if herr.Code != protocol.CodeBadRequest || herr.Message == "" {
 		t.Fatalf("refused with %+v, want bad_request and a message", herr)
 	}
 }

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // ReplyType is the type of the reply to alert_ack and alert_resolve: the
@@ -23,45 +23,45 @@ const ReplyType = "alert_updated"
 // can keep it in view until someone has seen it. Acknowledging an
 // acknowledged alert changes nothing and answers it as it is; a resolved
 // one already acknowledged is a conflict.
-func (d *Detector) HandleAck(ctx context.Context, req hub.Request) (hub.Reply, error) {
+func (d *Detector) HandleAck(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
 	id, herr := decodeAck(req.Data)
 	if herr != nil {
-		return hub.Reply{}, herr
+		return protocol.Reply{}, herr
 	}
 	a, changed, err := d.store.AckAlert(ctx, id, req.User, d.cfg.Now())
 	if err != nil {
-		return hub.Reply{}, d.lifecycleError(id, err)
+		return protocol.Reply{}, d.lifecycleError(id, err)
 	}
 	if !changed {
 		if a.State == model.AlertResolved {
-			return hub.Reply{}, resolvedConflict(a)
+			return protocol.Reply{}, resolvedConflict(a)
 		}
-		return hub.Reply{Type: ReplyType, Data: a}, nil // already acknowledged
+		return protocol.Reply{Type: ReplyType, Data: a}, nil // already acknowledged
 	}
 	d.m.acked.WithLabelValues(a.Kind).Inc()
 	d.post(ctx, a, op{})
-	return hub.Reply{Type: ReplyType, Data: a}, nil
+	return protocol.Reply{Type: ReplyType, Data: a}, nil
 }
 
 // HandleResolve serves alert_resolve {"alert_id":N,"note":"..."}: a live
 // alert becomes resolved by the user, with the note kept. Resolving a
 // resolved alert is a conflict.
-func (d *Detector) HandleResolve(ctx context.Context, req hub.Request) (hub.Reply, error) {
+func (d *Detector) HandleResolve(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
 	id, note, herr := decodeResolve(req.Data)
 	if herr != nil {
-		return hub.Reply{}, herr
+		return protocol.Reply{}, herr
 	}
 	a, changed, err := d.store.ResolveAlert(ctx, id, req.User, note, d.cfg.Now())
 	if err != nil {
-		return hub.Reply{}, d.lifecycleError(id, err)
+		return protocol.Reply{}, d.lifecycleError(id, err)
 	}
 	if !changed {
-		return hub.Reply{}, resolvedConflict(a)
+		return protocol.Reply{}, resolvedConflict(a)
 	}
 	d.forget(a)
 	d.m.resolved.WithLabelValues(a.Kind, a.Severity, "user").Inc()
 	d.post(ctx, a, op{})
-	return hub.Reply{Type: ReplyType, Data: a}, nil
+	return protocol.Reply{Type: ReplyType, Data: a}, nil
 }
 
 // forget tells detection that a user resolved a live alert, so that the
@@ -97,7 +97,7 @@ func (d *Detector) forget(a model.Alert) {
 
 func (d *Detector) lifecycleError(id int64, err error) error {
 	if errors.Is(err, model.ErrNotFound) {
-		return hub.Errorf(hub.CodeNotFound, "no alert %d", id)
+		return protocol.Errorf(protocol.CodeNotFound, "no alert %d", id)
 	}
 	return err
 }
@@ -107,29 +107,29 @@ func resolvedConflict(a model.Alert) error {
 	if a.ResolvedBy != nil {
 		by = " by " + *a.ResolvedBy
 	}
-	return hub.Errorf(hub.CodeConflict, "alert %d is already resolved%s", a.ID, by)
+	return protocol.Errorf(protocol.CodeConflict, "alert %d is already resolved%s", a.ID, by)
 }
 
 // decodeAck decodes the data of alert_ack, {"alert_id":N}.
-func decodeAck(raw json.RawMessage) (int64, *hub.Error) {
+func decodeAck(raw json.RawMessage) (int64, *protocol.Error) {
 	var data struct {
 		AlertID json.RawMessage `json:"alert_id"`
 	}
 	if err := json.Unmarshal(raw, &data); err != nil || raw == nil {
-		return 0, hub.Errorf(hub.CodeBadRequest, `data must be {"alert_id":<id>}`)
+		return 0, protocol.Errorf(protocol.CodeBadRequest, `data must be {"alert_id":<id>}`)
 	}
 	return parseAlertID(data.AlertID)
 }
 
 // decodeResolve decodes the data of alert_resolve,
 // {"alert_id":N,"note":"..."}; the note comes back trimmed.
-func decodeResolve(raw json.RawMessage) (int64, string, *hub.Error) {
+func decodeResolve(raw json.RawMessage) (int64, string, *protocol.Error) {
 	var data struct {
 		AlertID json.RawMessage `json:"alert_id"`
 		Note    string          `json:"note"`
 	}
 	if err := json.Unmarshal(raw, &data); err != nil || raw == nil {
-		return 0, "", hub.Errorf(hub.CodeBadRequest, `data must be {"alert_id":<id>,"note":"..."}`)
+		return 0, "", protocol.Errorf(protocol.CodeBadRequest, `data must be {"alert_id":<id>,"note":"..."}`)
 	}
 	id, herr := parseAlertID(data.AlertID)
 	if herr != nil {
@@ -137,13 +137,13 @@ func decodeResolve(raw json.RawMessage) (int64, string, *hub.Error) {
 	}
 	note := strings.TrimSpace(data.Note)
 	if n := utf8.RuneCountInString(note); n > model.MaxAlertNote {
-		return 0, "", hub.Errorf(hub.CodeBadRequest, "note is %d characters; at most %d", n, model.MaxAlertNote)
+		return 0, "", protocol.Errorf(protocol.CodeBadRequest, "note is %d characters; at most %d", n, model.MaxAlertNote)
 	}
 	return id, note, nil
 }
 
 // parseAlertID accepts a positive integer, as a JSON number or string.
-func parseAlertID(raw json.RawMessage) (int64, *hub.Error) {
+func parseAlertID(raw json.RawMessage) (int64, *protocol.Error) {
 	raw = bytes.TrimSpace(raw)
 	s := string(raw)
 	if len(raw) > 0 && raw[0] == '"' {
@@ -153,7 +153,7 @@ func parseAlertID(raw json.RawMessage) (int64, *hub.Error) {
 	}
 	id, err := strconv.ParseInt(s, 10, 64)
 	if len(raw) == 0 || string(raw) == "null" || err != nil || id <= 0 {
-		return 0, hub.Errorf(hub.CodeBadRequest, "alert_id must be a positive integer (the alert's id)")
+		return 0, protocol.Errorf(protocol.CodeBadRequest, "alert_id must be a positive integer (the alert's id)")
 	}
 	return id, nil
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // ReplayAlerts is the replayer of the resume stream "alerts"
@@ -14,21 +14,21 @@ import (
 // ordered by event_id. Replayed alerts carry no delivery id: the acked
 // delivery of the ones still unacknowledged goes on as before, and clients
 // keep the version of an alert with the latest updated_at.
-func (d *Detector) ReplayAlerts(ctx context.Context, req hub.ReplayRequest) (hub.Replay, error) {
+func (d *Detector) ReplayAlerts(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
 	var after int64
 	if err := json.Unmarshal(req.Cursor, &after); err != nil || after < 0 {
-		return hub.Replay{}, hub.Errorf(hub.CodeBadRequest, "alerts must be the last alert event_id seen, a number ≥ 0")
+		return protocol.Replay{}, protocol.Errorf(protocol.CodeBadRequest, "alerts must be the last alert event_id seen, a number ≥ 0")
 	}
 	as, err := d.store.AlertsAfter(ctx, after, req.Max+1)
 	if err != nil {
-		return hub.Replay{}, err
+		return protocol.Replay{}, err
 	}
 	if len(as) > req.Max {
-		return hub.Replay{}, hub.TooMany(req.Max)
+		return protocol.Replay{}, protocol.TooMany(req.Max)
 	}
-	out := hub.Replay{Msgs: make([]hub.Replayed, len(as))}
+	out := protocol.Replay{Msgs: make([]protocol.Replayed, len(as))}
 	for i, a := range as {
-		out.Msgs[i] = hub.Replayed{Type: messageType, Data: a, Key: a.ResumeKey()}
+		out.Msgs[i] = protocol.Replayed{Type: messageType, Data: a, Key: a.ResumeKey()}
 	}
 	return out, nil
 }
@@ -36,8 +36,8 @@ func (d *Detector) ReplayAlerts(ctx context.Context, req hub.ReplayRequest) (hub
 // Router is where the /ws requests and resume streams of alerts go: the
 // hub.
 type Router interface {
-	Handle(typ string, min model.Role, fn hub.HandlerFunc)
-	HandleResume(stream string, fn hub.Replayer)
+	Handle(typ string, min model.Role, fn protocol.HandlerFunc)
+	HandleResume(stream string, fn protocol.Replayer)
 }
 
 // Register adds to rt the requests alert_ack and alert_resolve (analysts

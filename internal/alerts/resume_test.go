@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 func TestReplayAlerts(t *testing.T) {
@@ -27,13 +27,13 @@ func TestReplayAlerts(t *testing.T) {
 		{"0", 10, []int64{2, 1, 3}, ""},
 		{"12", 10, []int64{3}, ""},
 		{"15", 10, []int64{}, ""},
-		{"0", 2, nil, hub.RefusedTooMany},
-		{`"x"`, 10, nil, hub.CodeBadRequest},
-		{`-1`, 10, nil, hub.CodeBadRequest},
+		{"0", 2, nil, protocol.RefusedTooMany},
+		{`"x"`, 10, nil, protocol.CodeBadRequest},
+		{`-1`, 10, nil, protocol.CodeBadRequest},
 	} {
-		r, err := d.ReplayAlerts(context.Background(), hub.ReplayRequest{Cursor: json.RawMessage(tt.cursor), Max: tt.max})
-		var ref *hub.Refusal
-		var he *hub.Error
+		r, err := d.ReplayAlerts(context.Background(), protocol.ReplayRequest{Cursor: json.RawMessage(tt.cursor), Max: tt.max})
+		var ref *protocol.Refusal
+		var he *protocol.Error
 		switch {
 		case errors.As(err, &ref) && ref.Reason == tt.err, errors.As(err, &he) && he.Code == tt.err:
 			continue

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/watchroom/watchroom/internal/hub"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // FuzzDecodeCommand: the data of a "command" request is refused with
@@ -19,7 +19,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, herr := decodeCommand(data)
 		if herr != nil {
-			if herr.Code != hub.CodeBadRequest || c.SensorID != "" || c.Action != "" || c.Params != nil {
+			if herr.Code != protocol.CodeBadRequest || c.SensorID != "" || c.Action != "" || c.Params != nil {
 				t.Fatalf("refused with %+v, returned %+v", herr, c)
 			}
 			return

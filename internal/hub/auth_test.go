@@ -10,6 +10,7 @@ import (
 
 	"github.com/watchroom/watchroom/internal/auth"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 func TestAuthRejected(t *testing.T) {
@@ -75,7 +76,7 @@ func TestAuthRejected(t *testing.T) {
 			if tt.kind != 0 {
 				c.sendFrame(tt.kind, tt.first)
 			}
-			msgs := c.expectClosedWith(CloseAuthFailed)
+			msgs := c.expectClosedWith(protocol.CloseAuthFailed)
 			if len(msgs) != 1 || msgs[0].Type != "auth_error" {
 				t.Fatalf("before the close got %d messages %v, want one auth_error", len(msgs), msgs)
 			}
@@ -112,8 +113,8 @@ func TestAuthOK(t *testing.T) {
 	if err := json.Unmarshal(m.Data, &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.User != "alice" || d.Role != "operator" || d.ExpiresAt != FormatTime(exp) {
-		t.Errorf("auth_ok data %s, want alice, operator, %s", m.Data, FormatTime(exp))
+	if d.User != "alice" || d.Role != "operator" || d.ExpiresAt != protocol.FormatTime(exp) {
+		t.Errorf("auth_ok data %s, want alice, operator, %s", m.Data, protocol.FormatTime(exp))
 	}
 	if len(m.ID) != 0 || len(m.Ref) != 0 {
 		t.Errorf("auth_ok %s carries an id or ref", m.raw)
@@ -139,7 +140,7 @@ func TestTokenExpiresDuringConnection(t *testing.T) {
 		c.roundTrip(1)
 		clock.advance(2 * time.Hour)
 		c.send(map[string]any{"type": "ping", "id": 2})
-		msgs := c.expectClosedWith(CloseAuthFailed)
+		msgs := c.expectClosedWith(protocol.CloseAuthFailed)
 		if len(msgs) != 1 || msgs[0].Type != "auth_error" {
 			t.Fatalf("run %d: before the close got %v, want one auth_error", i, msgs)
 		}

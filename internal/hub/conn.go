@@ -16,6 +16,7 @@ import (
 
 	"github.com/watchroom/watchroom/internal/auth"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // outMsg is one item of a connection's send queue: one or more encoded
@@ -193,7 +194,7 @@ func (c *conn) pushLocked(m outMsg, rs []model.Reading) bool {
 func (c *conn) dropLocked(n int, reason string) {
 	c.h.m.queueDrops.WithLabelValues(reason).Add(float64(n))
 	c.h.stats.failed.Add(uint64(n))
-	c.fail(CloseSlowConsumer, "slow consumer", reason)
+	c.fail(protocol.CloseSlowConsumer, "slow consumer", reason)
 }
 
 // hold starts holding live messages for a resume.
@@ -359,7 +360,7 @@ func (c *conn) writeLoop(readerDone <-chan struct{}) {
 // see. Nothing can be queued any more (push refuses a closing connection),
 // and each write has its deadline, so this ends. Writer goroutine only.
 func (c *conn) finish(buf *bytes.Buffer) {
-	if c.closeCode == CloseGoingAway {
+	if c.closeCode == protocol.CloseGoingAway {
 		var msgs [][]byte
 		for len(c.send) > 0 {
 			m := <-c.send
@@ -487,7 +488,7 @@ func (c *conn) readLoop(ctx context.Context) {
 		if err != nil {
 			switch {
 			case errors.Is(err, websocket.ErrReadLimit):
-				c.fail(CloseTooBig, "frame too big", reasonTooBig) // the library already sent 1009
+				c.fail(protocol.CloseTooBig, "frame too big", reasonTooBig) // the library already sent 1009
 			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
 				c.fail(websocket.CloseNormalClosure, "", reasonClientClosed)
 			case isTimeout(err):
@@ -500,21 +501,21 @@ func (c *conn) readLoop(ctx context.Context) {
 		}
 		c.extendReadDeadline()
 		if h.now().After(c.expires) {
-			c.failWith(CloseAuthFailed, "token expired", reasonTokenExpired,
+			c.failWith(protocol.CloseAuthFailed, "token expired", reasonTokenExpired,
 				mustEncode("auth_error", nil, map[string]string{"message": "token expired; log in again"}))
 			return
 		}
 		if kind == websocket.TextMessage && string(bytes.TrimSpace(b)) == "ping" {
 			h.m.messagesIn.WithLabelValues("ping_text").Inc()
 			if !c.limiter.Allow() {
-				c.replyError(nil, Errorf(CodeRateLimited, "more than %g requests per second", h.cfg.Rate))
+				c.replyError(nil, protocol.Errorf(protocol.CodeRateLimited, "more than %g requests per second", h.cfg.Rate))
 				continue
 			}
 			c.enqueueMsg(outMsg{msgs: [][]byte{[]byte("pong")}, raw: true})
 			continue
 		}
 		if kind != websocket.TextMessage {
-			c.replyError(nil, Errorf(CodeBadRequest, "binary frames are not supported; send JSON text frames"))
+			c.replyError(nil, protocol.Errorf(protocol.CodeBadRequest, "binary frames are not supported; send JSON text frames"))
 			continue
 		}
 		c.handle(ctx, b)
@@ -538,16 +539,16 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func (c *conn) replyError(ref json.RawMessage, e *Error) {
+func (c *conn) replyError(ref json.RawMessage, e *protocol.Error) {
 	c.h.m.errorsOut.WithLabelValues(e.Code).Inc()
 	c.enqueue(errorMessage(ref, e))
 }
 
 func (c *conn) reply(typ string, ref json.RawMessage, data any) {
-	msg, err := Encode(typ, nil, ref, data)
+	msg, err := protocol.Encode(typ, nil, ref, data)
 	if err != nil {
 		c.h.log.Error("encode reply", "type", typ, "err", err)
-		c.replyError(ref, Errorf(CodeInternal, "internal error"))
+		c.replyError(ref, protocol.Errorf(protocol.CodeInternal, "internal error"))
 		return
 	}
 	c.h.m.messagesOut.WithLabelValues(typ).Inc()
@@ -565,18 +566,18 @@ func (c *conn) handle(ctx context.Context, b []byte) {
 	rt, known := h.routes[req.Type]
 	if !known {
 		h.m.messagesIn.WithLabelValues("unknown").Inc()
-		c.replyError(req.ID, Errorf(CodeUnknownType, "unknown message type %q", truncate([]byte(req.Type), 32)))
+		c.replyError(req.ID, protocol.Errorf(protocol.CodeUnknownType, "unknown message type %q", truncate([]byte(req.Type), 32)))
 		return
 	}
 	h.m.messagesIn.WithLabelValues(req.Type).Inc()
 	// Acks count too (each costs a database write); a client catching up
 	// on many redelivered messages confirms them in one ack with an array.
 	if !c.limiter.Allow() {
-		c.replyError(req.ID, Errorf(CodeRateLimited, "more than %g requests per second", h.cfg.Rate))
+		c.replyError(req.ID, protocol.Errorf(protocol.CodeRateLimited, "more than %g requests per second", h.cfg.Rate))
 		return
 	}
 	if !c.role.AtLeast(rt.min) {
-		c.replyError(req.ID, Errorf(CodeForbidden, "%s needs role %s or above; you are %s", req.Type, rt.min, c.role))
+		c.replyError(req.ID, protocol.Errorf(protocol.CodeForbidden, "%s needs role %s or above; you are %s", req.Type, rt.min, c.role))
 		return
 	}
 	switch req.Type {
@@ -593,12 +594,12 @@ func (c *conn) handle(ctx context.Context, b []byte) {
 		c.reauth(ctx, req)
 		return
 	}
-	rep, err := rt.fn(ctx, Request{User: c.user, Role: c.role, Type: req.Type, ID: req.ID, Data: req.Data})
+	rep, err := rt.fn(ctx, protocol.Request{User: c.user, Role: c.role, Type: req.Type, ID: req.ID, Data: req.Data})
 	if err != nil {
-		var e *Error
+		var e *protocol.Error
 		if !errors.As(err, &e) {
 			h.log.Error("request failed", "type", req.Type, "user", c.user, "err", err)
-			e = Errorf(CodeInternal, "internal error; try again")
+			e = protocol.Errorf(protocol.CodeInternal, "internal error; try again")
 		}
 		c.replyError(req.ID, e)
 		return
@@ -613,7 +614,7 @@ func (c *conn) subscribe(req envelope) {
 		Sensors []string `json:"sensors"`
 	}
 	if err := json.Unmarshal(req.Data, &d); err != nil || req.Data == nil {
-		c.replyError(req.ID, Errorf(CodeBadRequest, `data must be {"sensors":[...]}`))
+		c.replyError(req.ID, protocol.Errorf(protocol.CodeBadRequest, `data must be {"sensors":[...]}`))
 		return
 	}
 	next, e := c.filter.Load().apply(req.Type == "subscribe", d.Sensors)
@@ -638,19 +639,19 @@ func (c *conn) ack(ctx context.Context, req envelope) {
 	acked, err := c.h.deliveries.AckDeliveries(ctx, c.user, ids)
 	if err != nil {
 		c.h.log.Error("ack deliveries", "user", c.user, "ids", len(ids), "err", err)
-		c.replyError(req.ID, Errorf(CodeInternal, "could not record the ack; it will be delivered again"))
+		c.replyError(req.ID, protocol.Errorf(protocol.CodeInternal, "could not record the ack; it will be delivered again"))
 		return
 	}
 	if len(acked) < len(ids) {
 		missing := slices.DeleteFunc(slices.Clone(ids), func(id int64) bool { return slices.Contains(acked, id) })
-		c.replyError(req.ID, Errorf(CodeNotFound, "no unacknowledged message %v for you", missing))
+		c.replyError(req.ID, protocol.Errorf(protocol.CodeNotFound, "no unacknowledged message %v for you", missing))
 	}
 }
 
 // decodeAckRef reads an ack's ref: one server message id (a number or a
 // numeric string) or an array of up to maxAckIDs of them.
-func decodeAckRef(ref json.RawMessage) ([]int64, *Error) {
-	bad := Errorf(CodeBadRequest, "ack needs ref: the id of the message being confirmed, or an array of up to %d ids", maxAckIDs)
+func decodeAckRef(ref json.RawMessage) ([]int64, *protocol.Error) {
+	bad := protocol.Errorf(protocol.CodeBadRequest, "ack needs ref: the id of the message being confirmed, or an array of up to %d ids", maxAckIDs)
 	one := func(raw []byte) (int64, bool) {
 		id, err := strconv.ParseInt(string(bytes.Trim(raw, `"`)), 10, 64)
 		return id, err == nil && id > 0

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // filter says which sensors' readings a connection wants. It is immutable:
@@ -27,13 +28,13 @@ const maxFilterSensors = 10000
 
 // apply returns the filter after a subscribe (add true) or unsubscribe of
 // sensors. "*" stands for every sensor.
-func (f *filter) apply(add bool, sensors []string) (*filter, *Error) {
+func (f *filter) apply(add bool, sensors []string) (*filter, *protocol.Error) {
 	if len(sensors) == 0 {
-		return nil, Errorf(CodeBadRequest, `data.sensors must list at least one sensor id, or "*"`)
+		return nil, protocol.Errorf(protocol.CodeBadRequest, `data.sensors must list at least one sensor id, or "*"`)
 	}
 	if slices.Contains(sensors, "*") {
 		if len(sensors) != 1 {
-			return nil, Errorf(CodeBadRequest, `"*" cannot be combined with sensor ids`)
+			return nil, protocol.Errorf(protocol.CodeBadRequest, `"*" cannot be combined with sensor ids`)
 		}
 		if add {
 			return allSensors, nil
@@ -42,7 +43,7 @@ func (f *filter) apply(add bool, sensors []string) (*filter, *Error) {
 	}
 	for _, s := range sensors {
 		if err := model.ValidID(s); err != nil {
-			return nil, Errorf(CodeBadRequest, "sensor id %q: %v", s, err)
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "sensor id %q: %v", s, err)
 		}
 	}
 	// Naming sensors while receiving every sensor with none excluded (the
@@ -66,7 +67,7 @@ func (f *filter) apply(add bool, sensors []string) (*filter, *Error) {
 		}
 	}
 	if len(next.set) > maxFilterSensors {
-		return nil, Errorf(CodeBadRequest, "a connection may name at most %d sensors", maxFilterSensors)
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "a connection may name at most %d sensors", maxFilterSensors)
 	}
 	return next, nil
 }

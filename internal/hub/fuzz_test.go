@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/watchroom/watchroom/internal/protocol"
 	"testing"
 	"time"
 )
@@ -53,12 +54,12 @@ func FuzzDecodeResume(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	known := map[string]Replayer{"readings": nil, "rooms": nil, "alerts": nil, "direct": nil}
+	known := map[string]protocol.Replayer{"readings": nil, "rooms": nil, "alerts": nil, "direct": nil}
 	now := time.Date(2026, 11, 21, 10, 30, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cur, streams, e := decodeResume(b, known)
 		if e != nil {
-			if e.Code != CodeBadRequest {
+			if e.Code != protocol.CodeBadRequest {
 				t.Fatalf("decodeResume(%q) = %v, want bad_request", b, e)
 			}
 			return
@@ -72,14 +73,14 @@ func FuzzDecodeResume(f *testing.F) {
 		if !ok {
 			return
 		}
-		_, err := ReplayReadings(&fakeHistory{})(context.Background(), ReplayRequest{
-			Cursor: raw, Max: 10, MaxAge: time.Hour, Now: now, Sensors: SensorFilter{All: true}})
-		var ref *Refusal
-		var be *Error
+		_, err := ReplayReadings(&fakeHistory{})(context.Background(), protocol.ReplayRequest{
+			Cursor: raw, Max: 10, MaxAge: time.Hour, Now: now, Sensors: protocol.SensorFilter{All: true}})
+		var ref *protocol.Refusal
+		var be *protocol.Error
 		switch {
 		case err == nil:
-		case errors.As(err, &ref) && ref.Reason == RefusedTooOld:
-		case errors.As(err, &be) && be.Code == CodeBadRequest:
+		case errors.As(err, &ref) && ref.Reason == protocol.RefusedTooOld:
+		case errors.As(err, &be) && be.Code == protocol.CodeBadRequest:
 		default:
 			t.Fatalf("readings cursor %s: %v", raw, err)
 		}

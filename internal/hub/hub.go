@@ -15,6 +15,7 @@ import (
 
 	"github.com/watchroom/watchroom/internal/auth"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // Authenticator verifies the token of an auth message (Verify) and tells
@@ -87,28 +88,9 @@ func setDefault[T comparable](p *T, v T) {
 	}
 }
 
-// Request is one client request handed to a HandlerFunc.
-type Request struct {
-	User string
-	Role model.Role
-	Type string
-	ID   json.RawMessage // the client's id, echoed as ref; may be nil
-	Data json.RawMessage
-}
-
-// Reply is a HandlerFunc's answer; a zero Reply sends nothing.
-type Reply struct {
-	Type string
-	Data any
-}
-
-// HandlerFunc serves one request type. Returning an *Error sends it to the
-// client; any other error is logged and reported as "internal".
-type HandlerFunc func(ctx context.Context, req Request) (Reply, error)
-
 type route struct {
 	min model.Role
-	fn  HandlerFunc
+	fn  protocol.HandlerFunc
 }
 
 // Hub is the registry of live connections.
@@ -120,12 +102,12 @@ type Hub struct {
 	m          *metrics
 	now        func() time.Time
 	routes     map[string]route
-	replayers  map[string]Replayer
+	replayers  map[string]protocol.Replayer
 
 	mu       sync.Mutex // guards byUser, byAddr, closed, presence calls and writes to conns
 	byUser   map[string]map[*conn]struct{}
 	byAddr   map[string]int // open connections per client address
-	presence PresenceListener
+	presence protocol.PresenceListener
 	closed   bool
 	conns    atomic.Pointer[[]*conn] // copy-on-write snapshot for broadcasts
 	wg       sync.WaitGroup          // one per live connection
@@ -147,7 +129,7 @@ func New(cfg Config, a Authenticator, d DeliveryStore, reg prometheus.Registerer
 	h := &Hub{
 		cfg: cfg, auth: a, deliveries: d, log: log, m: newMetrics(reg), now: time.Now,
 		routes:    map[string]route{},
-		replayers: map[string]Replayer{},
+		replayers: map[string]protocol.Replayer{},
 		byUser:    map[string]map[*conn]struct{}{},
 		byAddr:    map[string]int{},
 		afterFunc: func(d time.Duration, f func()) func() bool {
@@ -167,25 +149,19 @@ func New(cfg Config, a Authenticator, d DeliveryStore, reg prometheus.Registerer
 
 // Handle registers fn for requests of type typ from users of role min or
 // above. It must be called before the first Serve.
-func (h *Hub) Handle(typ string, min model.Role, fn HandlerFunc) {
+func (h *Hub) Handle(typ string, min model.Role, fn protocol.HandlerFunc) {
 	if _, dup := h.routes[typ]; dup {
 		panic("hub: duplicate handler for " + typ)
 	}
 	h.routes[typ] = route{min, fn}
 }
 
-func (h *Hub) ping(context.Context, Request) (Reply, error) { return Reply{Type: "pong"}, nil }
-
-// PresenceListener learns when a user's first connection opens and last
-// connection closes. Its methods are called in order with the hub's lock
-// held: they must return quickly and must not call the hub.
-type PresenceListener interface {
-	Online(user string)
-	Offline(user string)
+func (h *Hub) ping(context.Context, protocol.Request) (protocol.Reply, error) {
+	return protocol.Reply{Type: "pong"}, nil
 }
 
 // SetPresence registers l. It must be called before the first Serve.
-func (h *Hub) SetPresence(l PresenceListener) { h.presence = l }
+func (h *Hub) SetPresence(l protocol.PresenceListener) { h.presence = l }
 
 // Online reports whether user has at least one live connection.
 func (h *Hub) Online(user string) bool {
@@ -319,7 +295,7 @@ func resumeKey(data any) string {
 
 // Broadcast sends one message to every authenticated connection.
 func (h *Hub) Broadcast(typ string, data any) error {
-	msg, err := Encode(typ, nil, nil, data)
+	msg, err := protocol.Encode(typ, nil, nil, data)
 	if err != nil {
 		return err
 	}
@@ -382,7 +358,7 @@ func (h *Hub) sendReliable(ctx context.Context, users []string, typ string, ref 
 // of the given users. It does not store the message: it is for what a
 // client can reload over REST (chat, presence, typing).
 func (h *Hub) SendToUsers(users []string, typ string, data any) error {
-	msg, err := Encode(typ, nil, nil, data)
+	msg, err := protocol.Encode(typ, nil, nil, data)
 	if err != nil {
 		return err
 	}
@@ -401,7 +377,7 @@ func (h *Hub) SendToUsers(users []string, typ string, data any) error {
 
 // encodeDelivery encodes a stored reliable message with its delivery id.
 func encodeDelivery(d model.Delivery) []byte {
-	b, err := Encode(d.Type, json.RawMessage(strconv.FormatInt(d.ID, 10)), d.Ref, d.Data)
+	b, err := protocol.Encode(d.Type, json.RawMessage(strconv.FormatInt(d.ID, 10)), d.Ref, d.Data)
 	if err != nil {
 		panic(err) // d.Data is already valid JSON from the store
 	}
@@ -430,7 +406,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.closed = true
 	h.mu.Unlock()
 	for _, c := range h.snapshot() {
-		c.fail(CloseGoingAway, "server shutting down", reasonShutdown)
+		c.fail(protocol.CloseGoingAway, "server shutting down", reasonShutdown)
 	}
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()

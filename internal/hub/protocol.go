@@ -6,45 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
-
-// Close codes sent by the hub.
-const (
-	CloseGoingAway    = 1001 // server shutting down
-	CloseTooBig       = 1009 // frame over the read limit (sent by the websocket library)
-	CloseAuthFailed   = 4001 // no, bad or expired auth
-	CloseSlowConsumer = 4008 // send queue overflowed
-	CloseTooMany      = 4029 // too many connections for the user or the address
-)
-
-// Error codes of {"type":"error"} replies.
-const (
-	CodeInvalidJSON = "invalid_json"
-	CodeUnknownType = "unknown_type"
-	CodeBadRequest  = "bad_request"
-	CodeForbidden   = "forbidden"
-	CodeRateLimited = "rate_limited"
-	CodeNotFound    = "not_found"
-	CodeConflict    = "conflict"
-	CodeInternal    = "internal"
-	CodeTooMany     = "too_many_connections"
-)
-
-// Error is a request failure reported to the client as {"type":"error"}.
-type Error struct {
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-// Errorf returns an *Error with the given code.
-func Errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
 
 // envelope is every frame's shape. ID and Ref stay raw so that a client's
 // string or number id comes back exactly as sent.
@@ -55,25 +20,8 @@ type envelope struct {
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
-// outEnvelope is the shape of server messages whose data is not yet encoded.
-type outEnvelope struct {
-	Type string          `json:"type"`
-	ID   json.RawMessage `json:"id,omitempty"`
-	Ref  json.RawMessage `json:"ref,omitempty"`
-	Data any             `json:"data,omitempty"`
-}
-
-// Encode returns the JSON of one server message. ref may be nil.
-func Encode(typ string, id, ref json.RawMessage, data any) ([]byte, error) {
-	b, err := json.Marshal(outEnvelope{Type: typ, ID: id, Ref: ref, Data: data})
-	if err != nil {
-		return nil, fmt.Errorf("hub: encode %s: %w", typ, err)
-	}
-	return b, nil
-}
-
 func mustEncode(typ string, ref json.RawMessage, data any) []byte {
-	b, err := Encode(typ, nil, ref, data)
+	b, err := protocol.Encode(typ, nil, ref, data)
 	if err != nil {
 		// Only our own fixed types reach here; failing to encode them is a bug.
 		panic(err)
@@ -81,13 +29,13 @@ func mustEncode(typ string, ref json.RawMessage, data any) []byte {
 	return b
 }
 
-func errorMessage(ref json.RawMessage, e *Error) []byte {
+func errorMessage(ref json.RawMessage, e *protocol.Error) []byte {
 	return mustEncode("error", ref, map[string]string{"code": e.Code, "message": e.Message})
 }
 
 // parseRequest decodes one client frame. The id must be a JSON string or
 // number, so it can be echoed safely as ref.
-func parseRequest(b []byte) (envelope, *Error) {
+func parseRequest(b []byte) (envelope, *protocol.Error) {
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		// A type error (say "type":5) still fills the other fields; keep
@@ -95,15 +43,15 @@ func parseRequest(b []byte) (envelope, *Error) {
 		if !validID(env.ID) {
 			env.ID = nil
 		}
-		return env, Errorf(CodeInvalidJSON, "frame is not a JSON object: %v", trimErr(err))
+		return env, protocol.Errorf(protocol.CodeInvalidJSON, "frame is not a JSON object: %v", trimErr(err))
 	}
 	if len(env.ID) > 0 && !validID(env.ID) {
 		bad := env.ID
 		env.ID = nil
-		return env, Errorf(CodeBadRequest, "id must be a string or a number, not %s", truncate(bad, 32))
+		return env, protocol.Errorf(protocol.CodeBadRequest, "id must be a string or a number, not %s", truncate(bad, 32))
 	}
 	if env.Type == "" {
-		return env, Errorf(CodeBadRequest, `frame has no "type"`)
+		return env, protocol.Errorf(protocol.CodeBadRequest, `frame has no "type"`)
 	}
 	return env, nil
 }
@@ -146,9 +94,3 @@ func truncate(b []byte, n int) string {
 // encodeReading returns the reading message of r (model.Reading's JSON:
 // ts to the microsecond, the reading's key).
 func encodeReading(r model.Reading) []byte { return mustEncode("reading", nil, r) }
-
-// tsFormat is RFC 3339 with milliseconds, the protocol's timestamp form.
-const tsFormat = "2006-01-02T15:04:05.000Z07:00"
-
-// FormatTime formats t the way every protocol timestamp is written.
-func FormatTime(t time.Time) string { return t.UTC().Format(tsFormat) }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/json"
+	"github.com/watchroom/watchroom/internal/protocol"
 	"strings"
 	"testing"
 	"time"
@@ -24,21 +25,21 @@ func TestParseRequest(t *testing.T) {
 		{name: "data kept raw", in: `{"type":"subscribe","id":1,"data":{"sensors":["s-1"]}}`, typ: "subscribe", id: "1", data: `{"sensors":["s-1"]}`},
 		{name: "unknown fields ignored", in: `{"type":"ping","x":1}`, typ: "ping"},
 		{name: "whitespace", in: " \n{ \"type\" : \"ping\" , \"id\" : 7 }\n", typ: "ping", id: "7"},
-		{name: "invalid JSON", in: `{"type":"ping"`, errCode: CodeInvalidJSON},
-		{name: "empty", in: ``, errCode: CodeInvalidJSON},
-		{name: "array", in: `[{"type":"ping"}]`, errCode: CodeInvalidJSON},
-		{name: "string", in: `"ping"`, errCode: CodeInvalidJSON},
-		{name: "type not a string", in: `{"type":1}`, errCode: CodeInvalidJSON},
-		{name: "type not a string, id kept", in: `{"type":1,"id":"r"}`, id: `"r"`, errCode: CodeInvalidJSON},
-		{name: "type not a string, bad id dropped", in: `{"type":1,"id":{"a":1}}`, errCode: CodeInvalidJSON},
-		{name: "null", in: `null`, errCode: CodeBadRequest},
-		{name: "no type", in: `{"id":3}`, id: "3", errCode: CodeBadRequest},
-		{name: "empty type", in: `{"type":"","id":3}`, id: "3", errCode: CodeBadRequest},
-		{name: "object id", in: `{"type":"ping","id":{}}`, errCode: CodeBadRequest},
-		{name: "array id", in: `{"type":"ping","id":[1]}`, errCode: CodeBadRequest},
-		{name: "bool id", in: `{"type":"ping","id":false}`, errCode: CodeBadRequest},
-		{name: "null id", in: `{"type":"ping","id":null}`, errCode: CodeBadRequest},
-		{name: "long string id", in: `{"type":"ping","id":"` + strings.Repeat("x", 200) + `"}`, errCode: CodeBadRequest},
+		{name: "invalid JSON", in: `{"type":"ping"`, errCode: protocol.CodeInvalidJSON},
+		{name: "empty", in: ``, errCode: protocol.CodeInvalidJSON},
+		{name: "array", in: `[{"type":"ping"}]`, errCode: protocol.CodeInvalidJSON},
+		{name: "string", in: `"ping"`, errCode: protocol.CodeInvalidJSON},
+		{name: "type not a string", in: `{"type":1}`, errCode: protocol.CodeInvalidJSON},
+		{name: "type not a string, id kept", in: `{"type":1,"id":"r"}`, id: `"r"`, errCode: protocol.CodeInvalidJSON},
+		{name: "type not a string, bad id dropped", in: `{"type":1,"id":{"a":1}}`, errCode: protocol.CodeInvalidJSON},
+		{name: "null", in: `null`, errCode: protocol.CodeBadRequest},
+		{name: "no type", in: `{"id":3}`, id: "3", errCode: protocol.CodeBadRequest},
+		{name: "empty type", in: `{"type":"","id":3}`, id: "3", errCode: protocol.CodeBadRequest},
+		{name: "object id", in: `{"type":"ping","id":{}}`, errCode: protocol.CodeBadRequest},
+		{name: "array id", in: `{"type":"ping","id":[1]}`, errCode: protocol.CodeBadRequest},
+		{name: "bool id", in: `{"type":"ping","id":false}`, errCode: protocol.CodeBadRequest},
+		{name: "null id", in: `{"type":"ping","id":null}`, errCode: protocol.CodeBadRequest},
+		{name: "long string id", in: `{"type":"ping","id":"` + strings.Repeat("x", 200) + `"}`, errCode: protocol.CodeBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,24 +79,24 @@ func TestEncode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := Encode(tt.typ, tt.id, tt.ref, tt.data)
+			b, err := protocol.Encode(tt.typ, tt.id, tt.ref, tt.data)
 			if err != nil || string(b) != tt.want {
 				t.Errorf("got %s, %v; want %s", b, err, tt.want)
 			}
 		})
 	}
-	if _, err := Encode("x", nil, nil, func() {}); err == nil {
+	if _, err := protocol.Encode("x", nil, nil, func() {}); err == nil {
 		t.Error("no error for data that cannot be encoded")
 	}
 }
 
 func TestErrorMessage(t *testing.T) {
-	got := string(errorMessage(json.RawMessage("3"), Errorf(CodeNotFound, "no message %d", 9)))
+	got := string(errorMessage(json.RawMessage("3"), protocol.Errorf(protocol.CodeNotFound, "no message %d", 9)))
 	want := `{"type":"error","ref":3,"data":{"code":"not_found","message":"no message 9"}}`
 	if got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
-	if s := Errorf(CodeForbidden, "x").Error(); s != "forbidden: x" {
+	if s := protocol.Errorf(protocol.CodeForbidden, "x").Error(); s != "forbidden: x" {
 		t.Errorf("Error() = %q", s)
 	}
 }
@@ -109,7 +110,7 @@ func TestFormatTime(t *testing.T) {
 		{time.Date(2026, 11, 21, 11, 0, 0, 0, time.FixedZone("CET", 3600)), "2026-11-21T10:00:00.000Z"},
 	}
 	for _, tt := range tests {
-		if got := FormatTime(tt.in); got != tt.want {
+		if got := protocol.FormatTime(tt.in); got != tt.want {
 			t.Errorf("FormatTime(%v) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
@@ -123,7 +124,7 @@ func TestFilter(t *testing.T) {
 	}
 	sub := func(s ...string) op { return op{add: true, sensors: s} }
 	unsub := func(s ...string) op { return op{add: false, sensors: s} }
-	bad := func(o op) op { o.errCode = CodeBadRequest; return o }
+	bad := func(o op) op { o.errCode = protocol.CodeBadRequest; return o }
 
 	tests := []struct {
 		name     string
@@ -190,7 +191,7 @@ func TestFilterLimit(t *testing.T) {
 	for i := range ids {
 		ids[i] = "s-" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + jsonNumber(i)
 	}
-	if _, err := allSensors.apply(true, ids); err == nil || err.Code != CodeBadRequest {
+	if _, err := allSensors.apply(true, ids); err == nil || err.Code != protocol.CodeBadRequest {
 		t.Errorf("%d sensors: error %v, want bad_request", len(ids), err)
 	}
 	if _, err := allSensors.apply(true, ids[:maxFilterSensors]); err != nil {

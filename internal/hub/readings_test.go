@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 func TestReadingsReachEveryClient(t *testing.T) {
@@ -110,7 +111,7 @@ func TestSubscribeInvalid(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c.t = t
 			c.sendText(tt.req)
-			c.expectError(CodeBadRequest, "1")
+			c.expectError(protocol.CodeBadRequest, "1")
 		})
 	}
 	// A refused subscribe leaves the filter as it was: every sensor.
@@ -223,7 +224,7 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	fast.roundTrip(1)
 
-	msgs := slow.expectClosedWith(CloseSlowConsumer)
+	msgs := slow.expectClosedWith(protocol.CloseSlowConsumer)
 	if len(msgs) == 0 || len(msgs) >= published {
 		t.Errorf("slow client read %d of %d readings before the close", len(msgs), published)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 type commandResponse struct {
@@ -57,9 +58,9 @@ func TestSendReliable(t *testing.T) {
 
 	// Acking it twice, or an id that never existed: not_found.
 	c.send(map[string]any{"type": "ack", "id": "a1", "ref": 1})
-	c.expectError(CodeNotFound, `"a1"`)
+	c.expectError(protocol.CodeNotFound, `"a1"`)
 	c.send(map[string]any{"type": "ack", "ref": "77"})
-	c.expectError(CodeNotFound, "")
+	c.expectError(protocol.CodeNotFound, "")
 }
 
 func TestSendReliableReachesEveryConnection(t *testing.T) {
@@ -82,7 +83,7 @@ func TestSendReliableReachesEveryConnection(t *testing.T) {
 	}
 	// Carol cannot ack bob's message.
 	carol.send(map[string]any{"type": "ack", "ref": 1})
-	carol.expectError(CodeNotFound, "")
+	carol.expectError(protocol.CodeNotFound, "")
 	// One ack from either connection settles it.
 	b2.send(map[string]any{"type": "ack", "ref": 1})
 	b2.roundTrip(2)
@@ -193,7 +194,7 @@ func TestBatchAck(t *testing.T) {
 		t.Fatalf("got %d pending, want 3", len(got))
 	}
 	c.send(map[string]any{"type": "ack", "id": "b", "ref": []json.RawMessage{got[0].ID, got[2].ID, json.RawMessage("999")}})
-	m := c.expectError(CodeNotFound, `"b"`)
+	m := c.expectError(protocol.CodeNotFound, `"b"`)
 	if !strings.Contains(string(m.Data), "[999]") {
 		t.Errorf("not_found names %s, want only 999", m.Data)
 	}

@@ -10,6 +10,7 @@ import (
 	fws "github.com/fasthttp/websocket"
 
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // TestInvalidFramesDoNotClose sends bad frames; each gets an error reply
@@ -24,22 +25,22 @@ func TestInvalidFramesDoNotClose(t *testing.T) {
 		code  string
 		ref   string
 	}{
-		{"invalid JSON", fws.TextMessage, `{"type":`, CodeInvalidJSON, ""},
-		{"not an object", fws.TextMessage, `[1,2]`, CodeInvalidJSON, ""},
-		{"type not a string", fws.TextMessage, `{"type":5,"id":1}`, CodeInvalidJSON, "1"},
-		{"unknown type", fws.TextMessage, `{"type":"launch","id":3}`, CodeUnknownType, "3"},
-		{"unknown type, string id", fws.TextMessage, `{"type":"launch","id":"x"}`, CodeUnknownType, `"x"`},
-		{"missing type", fws.TextMessage, `{"id":4}`, CodeBadRequest, "4"},
-		{"empty object", fws.TextMessage, `{}`, CodeBadRequest, ""},
-		{"object id", fws.TextMessage, `{"type":"ping","id":{"a":1}}`, CodeBadRequest, ""},
-		{"array id", fws.TextMessage, `{"type":"ping","id":[1]}`, CodeBadRequest, ""},
-		{"bool id", fws.TextMessage, `{"type":"ping","id":true}`, CodeBadRequest, ""},
-		{"binary frame", fws.BinaryMessage, `{"type":"ping","id":5}`, CodeBadRequest, ""},
-		{"auth again with a bad token", fws.TextMessage, `{"type":"auth","id":6,"data":{"token":"x"}}`, CodeForbidden, "6"},
-		{"subscribe without data", fws.TextMessage, `{"type":"subscribe","id":7}`, CodeBadRequest, "7"},
-		{"ack without ref", fws.TextMessage, `{"type":"ack","id":8}`, CodeBadRequest, "8"},
-		{"ack with a non-numeric ref", fws.TextMessage, `{"type":"ack","id":9,"ref":"abc"}`, CodeBadRequest, "9"},
-		{"ack of an unknown id", fws.TextMessage, `{"type":"ack","id":10,"ref":999}`, CodeNotFound, "10"},
+		{"invalid JSON", fws.TextMessage, `{"type":`, protocol.CodeInvalidJSON, ""},
+		{"not an object", fws.TextMessage, `[1,2]`, protocol.CodeInvalidJSON, ""},
+		{"type not a string", fws.TextMessage, `{"type":5,"id":1}`, protocol.CodeInvalidJSON, "1"},
+		{"unknown type", fws.TextMessage, `{"type":"launch","id":3}`, protocol.CodeUnknownType, "3"},
+		{"unknown type, string id", fws.TextMessage, `{"type":"launch","id":"x"}`, protocol.CodeUnknownType, `"x"`},
+		{"missing type", fws.TextMessage, `{"id":4}`, protocol.CodeBadRequest, "4"},
+		{"empty object", fws.TextMessage, `{}`, protocol.CodeBadRequest, ""},
+		{"object id", fws.TextMessage, `{"type":"ping","id":{"a":1}}`, protocol.CodeBadRequest, ""},
+		{"array id", fws.TextMessage, `{"type":"ping","id":[1]}`, protocol.CodeBadRequest, ""},
+		{"bool id", fws.TextMessage, `{"type":"ping","id":true}`, protocol.CodeBadRequest, ""},
+		{"binary frame", fws.BinaryMessage, `{"type":"ping","id":5}`, protocol.CodeBadRequest, ""},
+		{"auth again with a bad token", fws.TextMessage, `{"type":"auth","id":6,"data":{"token":"x"}}`, protocol.CodeForbidden, "6"},
+		{"subscribe without data", fws.TextMessage, `{"type":"subscribe","id":7}`, protocol.CodeBadRequest, "7"},
+		{"ack without ref", fws.TextMessage, `{"type":"ack","id":8}`, protocol.CodeBadRequest, "8"},
+		{"ack with a non-numeric ref", fws.TextMessage, `{"type":"ack","id":9,"ref":"abc"}`, protocol.CodeBadRequest, "9"},
+		{"ack of an unknown id", fws.TextMessage, `{"type":"ack","id":10,"ref":999}`, protocol.CodeNotFound, "10"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,7 +79,7 @@ func TestFrameTooBig(t *testing.T) {
 			c.expectType("pong")
 
 			c.sendText(`{"type":"ping","id":2,"data":"` + strings.Repeat("a", tt.size) + `"}`)
-			c.expectClosedWith(CloseTooBig)
+			c.expectClosedWith(protocol.CloseTooBig)
 			env.eventually("the disconnect is counted", func() bool {
 				return env.counter("watchroom_ws_disconnects_total", "reason", reasonTooBig) == 1
 			})
@@ -102,7 +103,7 @@ func TestRateLimit(t *testing.T) {
 		switch {
 		case m.Type == "pong":
 			pongs++
-		case m.Type == "error" && m.errorCode() == CodeRateLimited:
+		case m.Type == "error" && m.errorCode() == protocol.CodeRateLimited:
 			limited++
 		default:
 			t.Fatalf("unexpected reply %s", m.raw)
@@ -121,7 +122,7 @@ func TestRateLimit(t *testing.T) {
 		if string(m.Ref) != jsonNumber(i) || m.Type != "error" {
 			t.Fatalf("ack reply %d: %s", i, m.raw)
 		}
-		if m.errorCode() == CodeRateLimited {
+		if m.errorCode() == protocol.CodeRateLimited {
 			limitedAcks++
 		}
 	}
@@ -135,7 +136,7 @@ func TestRateLimit(t *testing.T) {
 	limitedText := 0
 	for range n {
 		m := c.next()
-		if m.Type == "error" && m.errorCode() == CodeRateLimited {
+		if m.Type == "error" && m.errorCode() == protocol.CodeRateLimited {
 			limitedText++
 		}
 	}
@@ -150,21 +151,21 @@ func jsonNumber(i int) string {
 }
 
 func TestHandleRoles(t *testing.T) {
-	var got []Request
-	gotc := make(chan Request, 10)
+	var got []protocol.Request
+	gotc := make(chan protocol.Request, 10)
 	env := newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
-		h.Handle("reboot", model.RoleOperator, func(_ context.Context, req Request) (Reply, error) {
+		h.Handle("reboot", model.RoleOperator, func(_ context.Context, req protocol.Request) (protocol.Reply, error) {
 			gotc <- req
-			return Reply{Type: "rebooting", Data: map[string]string{"sensor_id": "s-5"}}, nil
+			return protocol.Reply{Type: "rebooting", Data: map[string]string{"sensor_id": "s-5"}}, nil
 		})
-		h.Handle("refuse", model.RoleViewer, func(context.Context, Request) (Reply, error) {
-			return Reply{}, Errorf(CodeConflict, "already running")
+		h.Handle("refuse", model.RoleViewer, func(context.Context, protocol.Request) (protocol.Reply, error) {
+			return protocol.Reply{}, protocol.Errorf(protocol.CodeConflict, "already running")
 		})
-		h.Handle("crash", model.RoleViewer, func(context.Context, Request) (Reply, error) {
-			return Reply{}, errors.New("database on fire")
+		h.Handle("crash", model.RoleViewer, func(context.Context, protocol.Request) (protocol.Reply, error) {
+			return protocol.Reply{}, errors.New("database on fire")
 		})
-		h.Handle("silent", model.RoleViewer, func(context.Context, Request) (Reply, error) {
-			return Reply{}, nil
+		h.Handle("silent", model.RoleViewer, func(context.Context, protocol.Request) (protocol.Reply, error) {
+			return protocol.Reply{}, nil
 		})
 	}})
 
@@ -183,7 +184,7 @@ func TestHandleRoles(t *testing.T) {
 			c.t = t
 			c.sendText(`{"type":"reboot","id":"r1","data":{"sensor_id":"s-5"}}`)
 			if !tt.allow {
-				c.expectError(CodeForbidden, `"r1"`)
+				c.expectError(protocol.CodeForbidden, `"r1"`)
 				return
 			}
 			m := c.expectType("rebooting")
@@ -204,9 +205,9 @@ func TestHandleRoles(t *testing.T) {
 
 	c := env.connect("bob", model.RoleViewer)
 	c.sendText(`{"type":"refuse","id":1}`)
-	c.expectError(CodeConflict, "1")
+	c.expectError(protocol.CodeConflict, "1")
 	c.sendText(`{"type":"crash","id":2}`)
-	m := c.expectError(CodeInternal, "2")
+	m := c.expectError(protocol.CodeInternal, "2")
 	if strings.Contains(string(m.Data), "fire") {
 		t.Errorf("internal error leaks its cause: %s", m.raw)
 	}

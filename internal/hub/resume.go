@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // Resume: a reconnecting client names what it saw last, per stream, and
@@ -27,73 +28,9 @@ import (
 // step 2 read is only live, so held; one in between may be in both, and
 // step 3 keeps one copy. Nothing is lost and nothing comes twice.
 
-// Replayer reads what user missed on one stream after cursor (the
-// stream's field of the resume request, as sent). It returns at most
-// req.Max+1 messages, oldest first; more than req.Max fails the resume
-// with too_many. A *Refusal error fails it with its reason; a *Error is a
-// bad request; any other error is internal.
-type Replayer func(ctx context.Context, req ReplayRequest) (Replay, error)
-
-// ReplayRequest is one stream's part of a resume request.
-type ReplayRequest struct {
-	User    string
-	Cursor  json.RawMessage
-	Max     int           // messages the stream may replay
-	MaxAge  time.Duration // how far back a time cursor may reach
-	Now     time.Time
-	Sensors SensorFilter // the connection's reading subscription
-}
-
-// SensorFilter is a connection's subscription: every sensor but Except
-// when All, else only Only.
-type SensorFilter struct {
-	All    bool
-	Only   []string
-	Except []string
-}
-
-// Replay is what one stream replays.
-type Replay struct {
-	Msgs []Replayed
-	// Groups, when not nil, makes the stream's entry in the resumed reply
-	// an object counting the messages per group (every group listed,
-	// zero included) instead of a number: rooms counts per room.
-	Groups []string
-}
-
-// Replayed is one replayed message: sent as {"type":Type,"data":Data}
-// without an id. Key is its resume key (model's ResumeKey methods);
-// Group its group (see Replay.Groups).
-type Replayed struct {
-	Type  string
-	Data  any
-	Key   string
-	Group string
-}
-
-// Refusal fails a resume: nothing is replayed and the client reloads
-// over REST. Reason is too_old or too_many; Detail goes to the client.
-type Refusal struct {
-	Reason string
-	Detail map[string]any
-}
-
-func (r *Refusal) Error() string { return "resume refused: " + r.Reason }
-
-// Resume refusal reasons.
-const (
-	RefusedTooOld  = "too_old"
-	RefusedTooMany = "too_many"
-)
-
-// TooMany is the refusal of a stream that would replay more than max.
-func TooMany(max int) *Refusal {
-	return &Refusal{Reason: RefusedTooMany, Detail: map[string]any{"max": max}}
-}
-
 // HandleResume registers fn as the replayer of stream. It must be called
 // before the first Serve.
-func (h *Hub) HandleResume(stream string, fn Replayer) {
+func (h *Hub) HandleResume(stream string, fn protocol.Replayer) {
 	if _, dup := h.replayers[stream]; dup {
 		panic("hub: duplicate replayer for " + stream)
 	}
@@ -126,15 +63,15 @@ const resumeTimeout = 10 * time.Second
 
 // decodeResume checks a resume request's data: an object whose fields
 // name registered streams. It returns the streams in sorted order.
-func decodeResume(data json.RawMessage, known map[string]Replayer) (map[string]json.RawMessage, []string, *Error) {
+func decodeResume(data json.RawMessage, known map[string]protocol.Replayer) (map[string]json.RawMessage, []string, *protocol.Error) {
 	var cur map[string]json.RawMessage
 	if err := json.Unmarshal(data, &cur); err != nil || cur == nil {
-		return nil, nil, Errorf(CodeBadRequest, `data must be an object like {"readings":{"since":"…"},"rooms":{"general":41},"alerts":318,"direct":55}`)
+		return nil, nil, protocol.Errorf(protocol.CodeBadRequest, `data must be an object like {"readings":{"since":"…"},"rooms":{"general":41},"alerts":318,"direct":55}`)
 	}
 	streams := make([]string, 0, len(cur))
 	for s := range cur {
 		if _, ok := known[s]; !ok {
-			return nil, nil, Errorf(CodeBadRequest, "cannot resume %q; streams: %v", truncate([]byte(s), 32), sortedKeys(known))
+			return nil, nil, protocol.Errorf(protocol.CodeBadRequest, "cannot resume %q; streams: %v", truncate([]byte(s), 32), sortedKeys(known))
 		}
 		streams = append(streams, s)
 	}
@@ -164,7 +101,7 @@ func (c *conn) resume(ctx context.Context, req envelope) {
 	c.holding, c.awaitingResume = true, false
 	c.mu.Unlock()
 	replays, fail, err := h.readReplays(ctx, c, cur, streams)
-	var be *Error
+	var be *protocol.Error
 	switch {
 	case errors.As(err, &be):
 		h.m.resumes.WithLabelValues("bad_request").Inc()
@@ -172,9 +109,9 @@ func (c *conn) resume(ctx context.Context, req envelope) {
 		c.release(only(errorMessage(req.ID, be)))
 	case err != nil:
 		h.m.resumes.WithLabelValues("error").Inc()
-		h.m.errorsOut.WithLabelValues(CodeInternal).Inc()
+		h.m.errorsOut.WithLabelValues(protocol.CodeInternal).Inc()
 		h.log.Error("resume failed", "user", c.user, "err", err)
-		c.release(only(errorMessage(req.ID, Errorf(CodeInternal, "could not read what you missed; reload over REST"))))
+		c.release(only(errorMessage(req.ID, protocol.Errorf(protocol.CodeInternal, "could not read what you missed; reload over REST"))))
 	case fail != nil:
 		h.m.resumes.WithLabelValues(fail.Reason).Inc()
 		h.m.messagesOut.WithLabelValues("resume_failed").Inc()
@@ -196,7 +133,7 @@ func only(msg []byte) func(map[string]struct{}) [][]byte {
 // replayMessages encodes the replay, leaving out what a held live message
 // carries too (it follows the replay), then the resumed reply with the
 // count of each stream.
-func (h *Hub) replayMessages(replays map[string]Replay, streams []string, held map[string]struct{}, ref json.RawMessage) ([][]byte, map[string]struct{}) {
+func (h *Hub) replayMessages(replays map[string]protocol.Replay, streams []string, held map[string]struct{}, ref json.RawMessage) ([][]byte, map[string]struct{}) {
 	var out [][]byte
 	keys := make(map[string]struct{})
 	counts := make(map[string]any, len(streams))
@@ -214,7 +151,7 @@ func (h *Hub) replayMessages(replays map[string]Replay, streams []string, held m
 			if _, dup := held[m.Key]; dup && m.Key != "" {
 				continue
 			}
-			b, err := Encode(m.Type, nil, nil, m.Data)
+			b, err := protocol.Encode(m.Type, nil, nil, m.Data)
 			if err != nil {
 				h.log.Error("encode replayed message", "type", m.Type, "err", err)
 				continue
@@ -241,44 +178,44 @@ func (h *Hub) replayMessages(replays map[string]Replay, streams []string, held m
 
 // readReplays asks each stream's replayer for what the client missed.
 // A refusal of any stream refuses the whole resume.
-func (h *Hub) readReplays(ctx context.Context, c *conn, cur map[string]json.RawMessage, streams []string) (map[string]Replay, *Refusal, error) {
+func (h *Hub) readReplays(ctx context.Context, c *conn, cur map[string]json.RawMessage, streams []string) (map[string]protocol.Replay, *protocol.Refusal, error) {
 	ctx, cancel := context.WithTimeout(ctx, resumeTimeout)
 	defer cancel()
-	out := make(map[string]Replay, len(streams))
+	out := make(map[string]protocol.Replay, len(streams))
 	for _, s := range streams {
-		r, err := h.replayers[s](ctx, ReplayRequest{
+		r, err := h.replayers[s](ctx, protocol.ReplayRequest{
 			User: c.user, Cursor: cur[s], Max: h.cfg.ResumeMax, MaxAge: h.cfg.ResumeMaxAge,
 			Now: h.now(), Sensors: c.filter.Load().sensorFilter(),
 		})
-		var ref *Refusal
+		var ref *protocol.Refusal
 		switch {
 		case errors.As(err, &ref):
 			d := map[string]any{"reason": ref.Reason, "stream": s}
 			for k, v := range ref.Detail {
 				d[k] = v
 			}
-			return nil, &Refusal{Reason: ref.Reason, Detail: d}, nil
+			return nil, &protocol.Refusal{Reason: ref.Reason, Detail: d}, nil
 		case err != nil:
 			return nil, nil, fmt.Errorf("hub: resume %s: %w", s, err)
 		case len(r.Msgs) > h.cfg.ResumeMax:
-			return nil, &Refusal{Reason: RefusedTooMany, Detail: map[string]any{
-				"reason": RefusedTooMany, "stream": s, "max": h.cfg.ResumeMax}}, nil
+			return nil, &protocol.Refusal{Reason: protocol.RefusedTooMany, Detail: map[string]any{
+				"reason": protocol.RefusedTooMany, "stream": s, "max": h.cfg.ResumeMax}}, nil
 		}
 		out[s] = r
 	}
 	return out, nil, nil
 }
 
-func (f *filter) sensorFilter() SensorFilter {
+func (f *filter) sensorFilter() protocol.SensorFilter {
 	ids := make([]string, 0, len(f.set))
 	for s := range f.set {
 		ids = append(ids, s)
 	}
 	slices.Sort(ids)
 	if f.all {
-		return SensorFilter{All: true, Except: ids}
+		return protocol.SensorFilter{All: true, Except: ids}
 	}
-	return SensorFilter{Only: ids}
+	return protocol.SensorFilter{Only: ids}
 }
 
 // ReadingHistory reads stored readings for the readings stream.
@@ -299,19 +236,19 @@ type ReadingHistory interface {
 //     since, required with seq, bounds how far back.
 //   - {"since":"<RFC 3339>"} replays every stored reading with ts >= since,
 //     ordered by ts: for clients that saw no seq.
-func ReplayReadings(st ReadingHistory) Replayer {
-	return func(ctx context.Context, req ReplayRequest) (Replay, error) {
+func ReplayReadings(st ReadingHistory) protocol.Replayer {
+	return func(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
 		var cur struct {
 			Seq     *int64   `json:"seq"`
 			Since   string   `json:"since"`
 			Sensors []string `json:"sensors"`
 		}
 		if err := json.Unmarshal(req.Cursor, &cur); err != nil || cur.Since == "" || (cur.Seq != nil && *cur.Seq < 0) {
-			return Replay{}, Errorf(CodeBadRequest, `readings must be {"seq":<highest seq seen>,"since":"<RFC 3339 time of the newest reading seen>","sensors":[…]}`)
+			return protocol.Replay{}, protocol.Errorf(protocol.CodeBadRequest, `readings must be {"seq":<highest seq seen>,"since":"<RFC 3339 time of the newest reading seen>","sensors":[…]}`)
 		}
 		since, err := time.Parse(time.RFC3339Nano, cur.Since)
 		if err != nil {
-			return Replay{}, Errorf(CodeBadRequest, "readings.since %q is not an RFC 3339 time", truncate([]byte(cur.Since), 40))
+			return protocol.Replay{}, protocol.Errorf(protocol.CodeBadRequest, "readings.since %q is not an RFC 3339 time", truncate([]byte(cur.Since), 40))
 		}
 		only, except := req.Sensors.Only, req.Sensors.Except
 		if req.Sensors.All {
@@ -320,13 +257,13 @@ func ReplayReadings(st ReadingHistory) Replayer {
 		if cur.Sensors != nil {
 			for _, s := range cur.Sensors {
 				if err := model.ValidID(s); err != nil {
-					return Replay{}, Errorf(CodeBadRequest, "readings.sensors: %q: %v", truncate([]byte(s), 40), err)
+					return protocol.Replay{}, protocol.Errorf(protocol.CodeBadRequest, "readings.sensors: %q: %v", truncate([]byte(s), 40), err)
 				}
 			}
 			only, except = cur.Sensors, nil
 		}
 		if req.Now.Sub(since) > req.MaxAge {
-			return Replay{}, &Refusal{Reason: RefusedTooOld, Detail: map[string]any{"max_age_seconds": req.MaxAge.Seconds()}}
+			return protocol.Replay{}, &protocol.Refusal{Reason: protocol.RefusedTooOld, Detail: map[string]any{"max_age_seconds": req.MaxAge.Seconds()}}
 		}
 		var rs []model.Reading
 		if cur.Seq != nil {
@@ -335,15 +272,15 @@ func ReplayReadings(st ReadingHistory) Replayer {
 			rs, err = st.ReadingsSince(ctx, since, only, except, req.Max+1)
 		}
 		if err != nil {
-			return Replay{}, err
+			return protocol.Replay{}, err
 		}
 		if len(rs) > req.Max {
-			return Replay{}, TooMany(req.Max)
+			return protocol.Replay{}, protocol.TooMany(req.Max)
 		}
-		out := make([]Replayed, len(rs))
+		out := make([]protocol.Replayed, len(rs))
 		for i, r := range rs {
-			out[i] = Replayed{Type: "reading", Data: r, Key: r.ResumeKey()}
+			out[i] = protocol.Replayed{Type: "reading", Data: r, Key: r.ResumeKey()}
 		}
-		return Replay{Msgs: out}, nil
+		return protocol.Replay{Msgs: out}, nil
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // TestAuthOKIsFirst forces the race between registering a connection and
@@ -47,12 +48,12 @@ func seq(from, to int) []model.Reading {
 	return rs
 }
 
-func replayOf(rs []model.Reading) Replay {
-	out := make([]Replayed, len(rs))
+func replayOf(rs []model.Reading) protocol.Replay {
+	out := make([]protocol.Replayed, len(rs))
 	for i, r := range rs {
-		out[i] = Replayed{Type: "reading", Data: r, Key: r.ResumeKey()}
+		out[i] = protocol.Replayed{Type: "reading", Data: r, Key: r.ResumeKey()}
 	}
-	return Replay{Msgs: out}
+	return protocol.Replay{Msgs: out}
 }
 
 // TestResumeHandOver publishes live readings while the replay is being
@@ -61,7 +62,7 @@ func replayOf(rs []model.Reading) Replay {
 func TestResumeHandOver(t *testing.T) {
 	var env *testEnv
 	env = newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
-		h.HandleResume("readings", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+		h.HandleResume("readings", func(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
 			// Committed before the read: both replayed and (late) live.
 			h.PublishReadings(seq(90, 100))
 			// Committed after the read: live only.
@@ -112,16 +113,16 @@ func TestResumeGroups(t *testing.T) {
 	var env *testEnv
 	live := model.ChatMessage{ID: 3, Room: "general", User: "bob", Content: "live"}
 	env = newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
-		h.HandleResume("rooms", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+		h.HandleResume("rooms", func(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
 			if err := h.SendToUsers([]string{"ann"}, "chat_message", live); err != nil {
-				return Replay{}, err
+				return protocol.Replay{}, err
 			}
-			var msgs []Replayed
+			var msgs []protocol.Replayed
 			for id := int64(2); id <= 3; id++ {
 				m := model.ChatMessage{ID: id, Room: "general", User: "bob", Content: "stored"}
-				msgs = append(msgs, Replayed{Type: "chat_message", Data: m, Key: m.ResumeKey(), Group: "general"})
+				msgs = append(msgs, protocol.Replayed{Type: "chat_message", Data: m, Key: m.ResumeKey(), Group: "general"})
 			}
-			return Replay{Msgs: msgs, Groups: []string{"general", "ops"}}, nil
+			return protocol.Replay{Msgs: msgs, Groups: []string{"general", "ops"}}, nil
 		})
 	}})
 	c := env.connect("ann", model.RoleViewer)
@@ -147,10 +148,10 @@ func TestResumeGroups(t *testing.T) {
 func TestResumeRefused(t *testing.T) {
 	var env *testEnv
 	env = newEnv(t, Config{ResumeMax: 5}, envOptions{setup: func(h *Hub) {
-		h.HandleResume("rooms", func(ctx context.Context, req ReplayRequest) (Replay, error) {
-			return Replay{}, nil
+		h.HandleResume("rooms", func(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
+			return protocol.Replay{}, nil
 		})
-		h.HandleResume("readings", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+		h.HandleResume("readings", func(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
 			h.PublishReadings(seq(1, 1))
 			return replayOf(seq(1, req.Max+1)), nil // one more than allowed
 		})
@@ -180,7 +181,7 @@ func TestResumeBadRequest(t *testing.T) {
 		m := c.expectType("error")
 		var e struct{ Code string }
 		_ = json.Unmarshal(m.Data, &e)
-		if e.Code != CodeBadRequest {
+		if e.Code != protocol.CodeBadRequest {
 			t.Errorf("resume %s: %s, want bad_request", data, m.raw)
 		}
 	}
@@ -217,34 +218,34 @@ func TestReplayReadings(t *testing.T) {
 	tests := []struct {
 		name       string
 		cursor     string
-		sensors    SensorFilter
+		sensors    protocol.SensorFilter
 		hist       fakeHistory
 		wantErr    string // reason of a refusal, code of an *Error, or "other"
 		wantOnly   []string
 		wantExcept []string
 		wantN      int
 	}{
-		{"all sensors but one", `{"since":"2026-11-21T11:30:00.123456Z"}`, SensorFilter{All: true, Except: []string{"s-9"}},
+		{"all sensors but one", `{"since":"2026-11-21T11:30:00.123456Z"}`, protocol.SensorFilter{All: true, Except: []string{"s-9"}},
 			fakeHistory{rs: seq(1, 3)}, "", nil, []string{"s-9"}, 3},
-		{"the subscription's list", `{"since":"2026-11-21T11:30:00Z"}`, SensorFilter{Only: []string{"s-1"}},
+		{"the subscription's list", `{"since":"2026-11-21T11:30:00Z"}`, protocol.SensorFilter{Only: []string{"s-1"}},
 			fakeHistory{}, "", []string{"s-1"}, nil, 0},
-		{"the request's list wins", `{"since":"2026-11-21T11:30:00Z","sensors":["s-2"]}`, SensorFilter{All: true},
+		{"the request's list wins", `{"since":"2026-11-21T11:30:00Z","sensors":["s-2"]}`, protocol.SensorFilter{All: true},
 			fakeHistory{}, "", []string{"s-2"}, nil, 0},
-		{"too old", `{"since":"2026-11-21T10:59:59Z"}`, SensorFilter{All: true}, fakeHistory{}, RefusedTooOld, nil, nil, 0},
-		{"too many", `{"since":"2026-11-21T11:30:00Z"}`, SensorFilter{All: true}, fakeHistory{rs: seq(1, 4)}, RefusedTooMany, nil, nil, 0},
-		{"store error", `{"since":"2026-11-21T11:30:00Z"}`, SensorFilter{All: true}, fakeHistory{err: errDB}, "other", nil, nil, 0},
-		{"no since", `{}`, SensorFilter{All: true}, fakeHistory{}, CodeBadRequest, nil, nil, 0},
-		{"from a seq", `{"seq":41,"since":"2026-11-21T11:30:00Z"}`, SensorFilter{All: true}, fakeHistory{rs: seq(1, 2)}, "", nil, nil, 2},
-		{"seq without since", `{"seq":41}`, SensorFilter{All: true}, fakeHistory{}, CodeBadRequest, nil, nil, 0},
-		{"negative seq", `{"seq":-1,"since":"2026-11-21T11:30:00Z"}`, SensorFilter{All: true}, fakeHistory{}, CodeBadRequest, nil, nil, 0},
+		{"too old", `{"since":"2026-11-21T10:59:59Z"}`, protocol.SensorFilter{All: true}, fakeHistory{}, protocol.RefusedTooOld, nil, nil, 0},
+		{"too many", `{"since":"2026-11-21T11:30:00Z"}`, protocol.SensorFilter{All: true}, fakeHistory{rs: seq(1, 4)}, protocol.RefusedTooMany, nil, nil, 0},
+		{"store error", `{"since":"2026-11-21T11:30:00Z"}`, protocol.SensorFilter{All: true}, fakeHistory{err: errDB}, "other", nil, nil, 0},
+		{"no since", `{}`, protocol.SensorFilter{All: true}, fakeHistory{}, protocol.CodeBadRequest, nil, nil, 0},
+		{"from a seq", `{"seq":41,"since":"2026-11-21T11:30:00Z"}`, protocol.SensorFilter{All: true}, fakeHistory{rs: seq(1, 2)}, "", nil, nil, 2},
+		{"seq without since", `{"seq":41}`, protocol.SensorFilter{All: true}, fakeHistory{}, protocol.CodeBadRequest, nil, nil, 0},
+		{"negative seq", `{"seq":-1,"since":"2026-11-21T11:30:00Z"}`, protocol.SensorFilter{All: true}, fakeHistory{}, protocol.CodeBadRequest, nil, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := tt.hist
-			r, err := ReplayReadings(&h)(context.Background(), ReplayRequest{
+			r, err := ReplayReadings(&h)(context.Background(), protocol.ReplayRequest{
 				User: "ann", Cursor: json.RawMessage(tt.cursor), Max: 3, MaxAge: time.Hour, Now: now, Sensors: tt.sensors})
-			var ref *Refusal
-			var be *Error
+			var ref *protocol.Refusal
+			var be *protocol.Error
 			switch {
 			case errors.As(err, &ref):
 				if ref.Reason != tt.wantErr {
@@ -288,7 +289,7 @@ func TestResumeAnnouncedInAuth(t *testing.T) {
 	var env *testEnv
 	env = newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
 		h.afterFunc = tm.afterFunc
-		h.HandleResume("readings", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+		h.HandleResume("readings", func(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
 			return replayOf(seq(1, 5)), nil
 		})
 	}})
@@ -338,7 +339,7 @@ func TestResumeDropsLateLiveCopies(t *testing.T) {
 	clock := &fakeClock{}
 	env := newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
 		h.now = clock.now
-		h.HandleResume("readings", func(ctx context.Context, req ReplayRequest) (Replay, error) {
+		h.HandleResume("readings", func(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
 			return replayOf(seq(1, 3)), nil
 		})
 	}})

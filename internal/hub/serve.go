@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/watchroom/watchroom/internal/protocol"
 	"golang.org/x/time/rate"
 )
 
@@ -68,10 +69,10 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, opt ServeOptions) {
 	}
 	if ok, reason := h.register(c); !ok {
 		h.m.disconnects.WithLabelValues(reason).Inc()
-		code, text := CloseGoingAway, "server shutting down"
+		code, text := protocol.CloseGoingAway, "server shutting down"
 		if reason != reasonShutdown {
-			code, text = CloseTooMany, "too many connections"
-			h.rejectWith(ws, code, text, mustEncode("error", nil, map[string]string{"code": CodeTooMany,
+			code, text = protocol.CloseTooMany, "too many connections"
+			h.rejectWith(ws, code, text, mustEncode("error", nil, map[string]string{"code": protocol.CodeTooMany,
 				"message": "too many open connections for this user or address; close some first"}))
 			return
 		}
@@ -165,7 +166,7 @@ func (h *Hub) rejectAuth(ws *websocket.Conn, msg string) {
 	if msg == "" {
 		return // the connection is already gone
 	}
-	h.rejectWith(ws, CloseAuthFailed, "unauthorized", mustEncode("auth_error", nil, map[string]string{"message": msg}))
+	h.rejectWith(ws, protocol.CloseAuthFailed, "unauthorized", mustEncode("auth_error", nil, map[string]string{"message": msg}))
 }
 
 // rejectWith writes last and a close frame with code to a connection that

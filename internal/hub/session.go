@@ -8,6 +8,7 @@ import (
 
 	"github.com/watchroom/watchroom/internal/auth"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // Sessions on open connections: a connection ends when its token expires,
@@ -15,7 +16,7 @@ import (
 // and when its session is revoked anywhere (Recheck).
 
 func authOK(user string, role model.Role, expires time.Time) map[string]any {
-	return map[string]any{"user": user, "role": role, "expires_at": FormatTime(expires)}
+	return map[string]any{"user": user, "role": role, "expires_at": protocol.FormatTime(expires)}
 }
 
 // scheduleExpiry (re)arms the timer that closes the connection with 4001
@@ -31,7 +32,7 @@ func (c *conn) scheduleExpiry() {
 		if c.claims.Load() != cl {
 			return // a newer token was sent meanwhile
 		}
-		c.failWith(CloseAuthFailed, "token expired", reasonTokenExpired,
+		c.failWith(protocol.CloseAuthFailed, "token expired", reasonTokenExpired,
 			mustEncode("auth_error", nil, map[string]string{"message": "token expired; log in again"}))
 	})
 }
@@ -55,16 +56,16 @@ func (c *conn) reauth(ctx context.Context, req envelope) {
 		Token string `json:"token"`
 	}
 	if err := json.Unmarshal(req.Data, &d); err != nil || d.Token == "" {
-		c.replyError(req.ID, Errorf(CodeBadRequest, "auth needs data.token"))
+		c.replyError(req.ID, protocol.Errorf(protocol.CodeBadRequest, "auth needs data.token"))
 		return
 	}
 	cl, err := c.h.auth.Verify(ctx, d.Token)
 	if err != nil {
-		c.replyError(req.ID, Errorf(CodeForbidden, "invalid, expired or revoked token"))
+		c.replyError(req.ID, protocol.Errorf(protocol.CodeForbidden, "invalid, expired or revoked token"))
 		return
 	}
 	if cl.User != c.user {
-		c.replyError(req.ID, Errorf(CodeForbidden, "the token is %s's; a connection cannot change user", cl.User))
+		c.replyError(req.ID, protocol.Errorf(protocol.CodeForbidden, "the token is %s's; a connection cannot change user", cl.User))
 		return
 	}
 	c.role, c.expires = cl.Role, cl.ExpiresAt
@@ -84,7 +85,7 @@ func (h *Hub) Recheck(ctx context.Context, user string) {
 		switch {
 		case err == nil:
 		case errors.Is(err, auth.ErrRevoked), errors.Is(err, auth.ErrBadToken):
-			c.failWith(CloseAuthFailed, "session revoked", reasonRevoked,
+			c.failWith(protocol.CloseAuthFailed, "session revoked", reasonRevoked,
 				mustEncode("auth_error", nil, map[string]string{"message": "session revoked; log in again"}))
 		default:
 			h.log.Warn("recheck session", "user", user, "err", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // timers captures the hub's expiry timers so a test can fire them.
@@ -49,7 +50,7 @@ func TestTokenExpiryClosesIdleSocket(t *testing.T) {
 		t.Errorf("expiry timer in %s, want the token's remaining hour", d)
 	}
 	tm.fire(0)
-	msgs := c.expectClosedWith(CloseAuthFailed)
+	msgs := c.expectClosedWith(protocol.CloseAuthFailed)
 	if len(msgs) != 1 || msgs[0].Type != "auth_error" {
 		t.Fatalf("before the close: %v, want one auth_error", msgs)
 	}
@@ -65,7 +66,9 @@ func TestReauthRefreshesToken(t *testing.T) {
 	tm := &timers{}
 	env := newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
 		h.afterFunc = tm.afterFunc
-		h.Handle("op_only", model.RoleOperator, func(context.Context, Request) (Reply, error) { return Reply{Type: "done"}, nil })
+		h.Handle("op_only", model.RoleOperator, func(context.Context, protocol.Request) (protocol.Reply, error) {
+			return protocol.Reply{Type: "done"}, nil
+		})
 	}})
 	c := env.connect("ann", model.RoleViewer)
 	c.send(map[string]any{"type": "op_only", "id": 1})
@@ -77,9 +80,9 @@ func TestReauthRefreshesToken(t *testing.T) {
 		t.Fatalf("auth_ok = %s", m.raw)
 	}
 	for _, tc := range []struct{ name, token, code string }{
-		{"another user's token", env.token("bob", model.RoleAdmin), CodeForbidden},
-		{"a bad token", "x.y.z", CodeForbidden},
-		{"no token", "", CodeBadRequest},
+		{"another user's token", env.token("bob", model.RoleAdmin), protocol.CodeForbidden},
+		{"a bad token", "x.y.z", protocol.CodeForbidden},
+		{"no token", "", protocol.CodeBadRequest},
 	} {
 		c.send(map[string]any{"type": "auth", "id": 2, "data": map[string]string{"token": tc.token}})
 		m := c.expectType("error")
@@ -95,7 +98,7 @@ func TestReauthRefreshesToken(t *testing.T) {
 	tm.fire(0) // the first token's expiry: superseded
 	c.roundTrip(1)
 	tm.fire(1)
-	c.expectClosedWith(CloseAuthFailed)
+	c.expectClosedWith(protocol.CloseAuthFailed)
 }
 
 // TestRecheckClosesRevokedSessions: after a revocation, every socket of
@@ -110,7 +113,7 @@ func TestRecheckClosesRevokedSessions(t *testing.T) {
 	env.auth.revoke("ann")
 	env.hub.Recheck(context.Background(), "ann")
 	for _, c := range []*client{a1, a2} {
-		msgs := c.expectClosedWith(CloseAuthFailed)
+		msgs := c.expectClosedWith(protocol.CloseAuthFailed)
 		if len(msgs) != 1 || msgs[0].Type != "auth_error" {
 			t.Errorf("before the close: %v, want one auth_error", msgs)
 		}
@@ -122,7 +125,7 @@ func TestRecheckClosesRevokedSessions(t *testing.T) {
 	// A revoked user cannot connect again either.
 	c := env.dial(dialOptions{})
 	c.auth(env.token("ann", model.RoleViewer))
-	c.expectClosedWith(CloseAuthFailed)
+	c.expectClosedWith(protocol.CloseAuthFailed)
 }
 
 // TestConnectionCaps: past the per-user or per-address cap a connection
@@ -140,13 +143,13 @@ func TestConnectionCaps(t *testing.T) {
 	a2 := connectFrom("ann", "10.0.0.2")
 	a2.expectType("auth_ok")
 	a3 := connectFrom("ann", "10.0.0.3")
-	if msgs := a3.expectClosedWith(CloseTooMany); len(msgs) != 1 || msgs[0].Type != "error" {
+	if msgs := a3.expectClosedWith(protocol.CloseTooMany); len(msgs) != 1 || msgs[0].Type != "error" {
 		t.Fatalf("third connection of ann: %v", msgs)
 	}
 	for _, u := range []string{"bob", "cid"} {
 		connectFrom(u, "10.0.0.1").expectType("auth_ok")
 	}
-	connectFrom("dan", "10.0.0.1").expectClosedWith(CloseTooMany) // the address's fourth
+	connectFrom("dan", "10.0.0.1").expectClosedWith(protocol.CloseTooMany) // the address's fourth
 	if u, a := env.counter("watchroom_ws_disconnects_total", "reason", reasonTooManyForUser),
 		env.counter("watchroom_ws_disconnects_total", "reason", reasonTooManyForAddr); u != 1 || a != 1 {
 		t.Errorf("refusals: for user %v, for address %v; want 1 and 1", u, a)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 func TestShutdown(t *testing.T) {
@@ -28,8 +29,8 @@ func TestShutdown(t *testing.T) {
 	if err := env.hub.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	reader.expectClosedWith(CloseGoingAway)
-	deaf.expectClosedWith(CloseGoingAway)
+	reader.expectClosedWith(protocol.CloseGoingAway)
+	deaf.expectClosedWith(protocol.CloseGoingAway)
 	if got := env.counter("watchroom_ws_disconnects_total", "reason", reasonShutdown); got != 2 {
 		t.Errorf("disconnects{reason=shutdown} = %v, want 2", got)
 	}
@@ -39,12 +40,12 @@ func TestShutdown(t *testing.T) {
 
 	// Authenticating after Shutdown is refused with 1001 and no auth_ok.
 	late.auth(env.token("carol", model.RoleViewer))
-	if msgs := late.expectClosedWith(CloseGoingAway); len(msgs) != 0 {
+	if msgs := late.expectClosedWith(protocol.CloseGoingAway); len(msgs) != 0 {
 		t.Errorf("a refused connection got %v", msgs)
 	}
 	fresh := env.dial(dialOptions{})
 	fresh.auth(env.token("dave", model.RoleViewer))
-	if msgs := fresh.expectClosedWith(CloseGoingAway); len(msgs) != 0 {
+	if msgs := fresh.expectClosedWith(protocol.CloseGoingAway); len(msgs) != 0 {
 		t.Errorf("a refused connection got %v", msgs)
 	}
 	env.eventually("every Serve call returned", func() bool { return env.serving.Load() == 0 })
@@ -200,7 +201,7 @@ func TestShutdownSendsWhatIsQueued(t *testing.T) {
 	env.eventually("the connection is closing", func() bool {
 		return env.counter("watchroom_ws_disconnects_total", "reason", reasonShutdown) == 1
 	})
-	msgs := slow.expectClosedWith(CloseGoingAway)
+	msgs := slow.expectClosedWith(protocol.CloseGoingAway)
 	if len(msgs) != items*per {
 		t.Fatalf("got %d messages before 1001, want all %d readings", len(msgs), items*per)
 	}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/json"
+	"github.com/watchroom/watchroom/internal/protocol"
 	"slices"
 	"testing"
 )
@@ -26,7 +27,7 @@ func FuzzSubscribe(f *testing.F) {
 		for _, from := range []*filter{allSensors, narrowed, {}} {
 			next, e := from.apply(add, d.Sensors)
 			if e != nil {
-				if e.Code != CodeBadRequest || next != nil {
+				if e.Code != protocol.CodeBadRequest || next != nil {
 					t.Fatalf("refused with %+v and filter %v", e, next)
 				}
 				continue

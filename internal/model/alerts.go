@@ -63,15 +63,12 @@ type Alert struct {
 	Note string `json:"-"`
 }
 
-// jsonTime is the protocol's timestamp form: RFC 3339, UTC, milliseconds.
-const jsonTime = "2006-01-02T15:04:05.000Z07:00"
-
 // MarshalJSON writes the alert in the protocol's field order and
 // timestamp form.
 func (a Alert) MarshalJSON() ([]byte, error) {
 	var resolvedAt *string
 	if a.ResolvedAt != nil {
-		s := a.ResolvedAt.UTC().Format(jsonTime)
+		s := a.ResolvedAt.UTC().Format(TimeFormat)
 		resolvedAt = &s
 	}
 	return json.Marshal(struct {
@@ -91,7 +88,7 @@ func (a Alert) MarshalJSON() ([]byte, error) {
 		ResolvedAt   *string `json:"resolved_at"`
 		EventID      int64   `json:"event_id"`
 	}{a.ID, a.SensorID, a.Metric, a.Kind, a.Severity, a.Value, a.LimitOrScore, a.State,
-		a.OpenedAt.UTC().Format(jsonTime), a.UpdatedAt.UTC().Format(jsonTime), a.Count, a.AckedBy, a.ResolvedBy, resolvedAt, a.EventID})
+		a.OpenedAt.UTC().Format(TimeFormat), a.UpdatedAt.UTC().Format(TimeFormat), a.Count, a.AckedBy, a.ResolvedBy, resolvedAt, a.EventID})
 }
 
 // Live reports whether the alert is open or acknowledged.

@@ -70,3 +70,35 @@ func TestValidateAlertRules(t *testing.T) {
 		})
 	}
 }
+
+// TestWireTimes: every time on the wire is RFC 3339 in UTC, readings'
+// own times with microseconds, the others with milliseconds.
+func TestWireTimes(t *testing.T) {
+	at := time.Date(2026, 11, 21, 11, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	for _, tc := range []struct {
+		name string
+		v    any
+		want []string
+	}{
+		{"sensor", Sensor{ID: "s-1", Metric: "t", FirstSeen: at, LastSeen: at},
+			[]string{`"first_seen":"2026-11-21T10:00:00.123456Z"`, `"last_seen":"2026-11-21T10:00:00.123456Z"`, `"sensor_id":"s-1"`}},
+		{"bucket", Bucket{TS: at, Count: 3}, []string{`"ts":"2026-11-21T10:00:00.123456Z"`, `"count":3`}},
+		{"reading", Reading{SensorID: "s-1", TS: at}, []string{`"ts":"2026-11-21T10:00:00.123456Z"`}},
+		{"command", Command{ID: "c1", IssuedAt: at, RespondedAt: &at},
+			[]string{`"issued_at":"2026-11-21T10:00:00.123Z"`, `"responded_at":"2026-11-21T10:00:00.123Z"`, `"command_id":"c1"`}},
+		{"pending command", Command{ID: "c2", IssuedAt: at}, []string{`"issued_at":"2026-11-21T10:00:00.123Z"`}},
+	} {
+		b, err := json.Marshal(tc.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s: %s lacks %s", tc.name, b, w)
+			}
+		}
+		if strings.Count(string(b), `_at"`)+strings.Count(string(b), `"ts"`)+strings.Count(string(b), `_seen"`) != strings.Count(string(b), `Z"`) {
+			t.Errorf("%s: %s has a time twice or in another form", tc.name, b)
+		}
+	}
+}

@@ -66,9 +66,6 @@ type DirectMessage struct {
 	TS      time.Time `json:"ts"`
 }
 
-// wireTime is the protocol's timestamp form: RFC 3339, UTC, milliseconds.
-const wireTime = "2006-01-02T15:04:05.000Z07:00"
-
 // MarshalJSON writes ts the protocol's way, with milliseconds; the
 // database keeps microseconds.
 func (m ChatMessage) MarshalJSON() ([]byte, error) {
@@ -76,7 +73,7 @@ func (m ChatMessage) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		plain
 		TS string `json:"ts"` // shadows plain.TS
-	}{plain(m), m.TS.UTC().Format(wireTime)})
+	}{plain(m), m.TS.UTC().Format(TimeFormat)})
 }
 
 // MarshalJSON writes ts with milliseconds, as ChatMessage does.
@@ -85,7 +82,7 @@ func (m DirectMessage) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		plain
 		TS string `json:"ts"`
-	}{plain(m), m.TS.UTC().Format(wireTime)})
+	}{plain(m), m.TS.UTC().Format(TimeFormat)})
 }
 
 // ValidRoomKind reports whether k is a room kind.

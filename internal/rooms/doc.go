@@ -38,7 +38,7 @@
 // the per-user cap together; only create_room takes it. A room change is
 // broadcast as one small room_created or room_deleted, never the list.
 //
-// Online and Offline (hub.PresenceListener) are called by the hub with its
+// Online and Offline (protocol.PresenceListener) are called by the hub with its
 // lock held: they take only Rooms.mu, update the online set and queue an
 // event, never block and never call the hub. Nothing may call the hub
 // while holding Rooms.mu (the hub's lock is taken before it, never after).

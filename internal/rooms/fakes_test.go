@@ -11,9 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
 	"github.com/watchroom/watchroom/internal/pgtest"
+	"github.com/watchroom/watchroom/internal/protocol"
 	"github.com/watchroom/watchroom/internal/store"
 )
 
@@ -31,14 +31,14 @@ type fakeHub struct {
 	mu        sync.Mutex
 	sent      []sent
 	routes    map[string]route
-	presence  hub.PresenceListener
+	presence  protocol.PresenceListener
 	failSend  error // returned by SendReliableToUsers when set
-	replayers map[string]hub.Replayer
+	replayers map[string]protocol.Replayer
 }
 
 type route struct {
 	min model.Role
-	fn  hub.HandlerFunc
+	fn  protocol.HandlerFunc
 }
 
 var (
@@ -48,18 +48,18 @@ var (
 
 func newFakeHub() *fakeHub { return &fakeHub{routes: map[string]route{}} }
 
-func (h *fakeHub) Handle(typ string, min model.Role, fn hub.HandlerFunc) {
+func (h *fakeHub) Handle(typ string, min model.Role, fn protocol.HandlerFunc) {
 	if _, dup := h.routes[typ]; dup {
 		panic("duplicate " + typ)
 	}
 	h.routes[typ] = route{min, fn}
 }
 
-func (h *fakeHub) SetPresence(l hub.PresenceListener) { h.presence = l }
+func (h *fakeHub) SetPresence(l protocol.PresenceListener) { h.presence = l }
 
-func (h *fakeHub) HandleResume(stream string, fn hub.Replayer) {
+func (h *fakeHub) HandleResume(stream string, fn protocol.Replayer) {
 	if h.replayers == nil {
-		h.replayers = map[string]hub.Replayer{}
+		h.replayers = map[string]protocol.Replayer{}
 	}
 	h.replayers[stream] = fn
 }
@@ -102,14 +102,14 @@ func (h *fakeHub) take() []sent {
 }
 
 // call runs one request as the hub would.
-func (h *fakeHub) call(t *testing.T, user string, role model.Role, typ string, data any) (hub.Reply, error) {
+func (h *fakeHub) call(t *testing.T, user string, role model.Role, typ string, data any) (protocol.Reply, error) {
 	t.Helper()
 	rt, ok := h.routes[typ]
 	if !ok {
 		t.Fatalf("no handler for %s", typ)
 	}
 	if !role.AtLeast(rt.min) {
-		return hub.Reply{}, hub.Errorf(hub.CodeForbidden, "%s needs role %s", typ, rt.min)
+		return protocol.Reply{}, protocol.Errorf(protocol.CodeForbidden, "%s needs role %s", typ, rt.min)
 	}
 	var raw json.RawMessage
 	switch d := data.(type) {
@@ -125,7 +125,7 @@ func (h *fakeHub) call(t *testing.T, user string, role model.Role, typ string, d
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return rt.fn(ctx, hub.Request{User: user, Role: role, Type: typ, ID: json.RawMessage(`"r1"`), Data: raw})
+	return rt.fn(ctx, protocol.Request{User: user, Role: role, Type: typ, ID: json.RawMessage(`"r1"`), Data: raw})
 }
 
 // fakeClock drives the typing throttle and the grace timers.
@@ -250,7 +250,7 @@ func (e *env) connect(users ...string) {
 }
 
 func errCode(err error) string {
-	var he *hub.Error
+	var he *protocol.Error
 	if errors.As(err, &he) {
 		return he.Code
 	}

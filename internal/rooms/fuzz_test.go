@@ -7,8 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // FuzzDecodeRoom: the data of a room request ({"room":...,"kind":...}) is
@@ -25,10 +25,10 @@ func FuzzDecodeRoom(f *testing.F) {
 			Room string `json:"room"`
 			Kind string `json:"kind"`
 		}
-		req := hub.Request{Type: "create_room", User: "ana", Data: data}
+		req := protocol.Request{Type: "create_room", User: "ana", Data: data}
 		if err := r.decodeRoom(req, &d, &d.Room, `{"room":"name"}`); err != nil {
-			var he *hub.Error
-			if !errors.As(err, &he) || he.Code != hub.CodeBadRequest || he.Message == "" {
+			var he *protocol.Error
+			if !errors.As(err, &he) || he.Code != protocol.CodeBadRequest || he.Message == "" {
 				t.Fatalf("refused with %v, want a bad_request hub.Error", err)
 			}
 			return

@@ -4,10 +4,10 @@ import (
 	"context"
 	"time"
 
-	"github.com/watchroom/watchroom/internal/hub"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
-var _ hub.PresenceListener = (*Rooms)(nil)
+var _ protocol.PresenceListener = (*Rooms)(nil)
 
 // Presence. The hub calls Online and Offline with its lock held, in order,
 // when a user's first connection opens and last connection closes. They
@@ -45,7 +45,7 @@ type graceTimer struct {
 	stop func() bool
 }
 
-// Online implements hub.PresenceListener. It must not block nor call the
+// Online implements protocol.PresenceListener. It must not block nor call the
 // hub: the hub's lock is held.
 func (r *Rooms) Online(user string) {
 	r.mu.Lock()
@@ -56,7 +56,7 @@ func (r *Rooms) Online(user string) {
 	r.mu.Unlock()
 }
 
-// Offline implements hub.PresenceListener, like Online.
+// Offline implements protocol.PresenceListener, like Online.
 func (r *Rooms) Offline(user string) {
 	r.mu.Lock()
 	delete(r.online, user)

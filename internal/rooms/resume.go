@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 
-	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // Resume streams of rooms (docs/protocol.md, "Resuming after a
@@ -15,34 +15,34 @@ import (
 
 // replayRooms serves {"rooms":{"general":41,"ops-night":7}}. Rooms are
 // public, as for history; a room that no longer exists replays nothing.
-func (r *Rooms) replayRooms(ctx context.Context, req hub.ReplayRequest) (hub.Replay, error) {
+func (r *Rooms) replayRooms(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
 	var cur map[string]int64
 	if err := json.Unmarshal(req.Cursor, &cur); err != nil || cur == nil {
-		return hub.Replay{}, hub.Errorf(hub.CodeBadRequest, `rooms must be an object of room names and the last message id seen, e.g. {"general":41}`)
+		return protocol.Replay{}, protocol.Errorf(protocol.CodeBadRequest, `rooms must be an object of room names and the last message id seen, e.g. {"general":41}`)
 	}
 	names := make([]string, 0, len(cur))
 	for name, after := range cur {
 		if err := model.ValidRoomName(name); err != nil {
-			return hub.Replay{}, hub.Errorf(hub.CodeBadRequest, "rooms: %v", err)
+			return protocol.Replay{}, protocol.Errorf(protocol.CodeBadRequest, "rooms: %v", err)
 		}
 		if after < 0 {
-			return hub.Replay{}, hub.Errorf(hub.CodeBadRequest, "rooms: %s: the last id seen cannot be negative", name)
+			return protocol.Replay{}, protocol.Errorf(protocol.CodeBadRequest, "rooms: %s: the last id seen cannot be negative", name)
 		}
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	out := hub.Replay{Groups: names}
+	out := protocol.Replay{Groups: names}
 	for _, name := range names {
 		left := req.Max + 1 - len(out.Msgs)
 		ms, err := r.st.ChatMessagesAfter(ctx, name, cur[name], left)
 		if err != nil {
-			return hub.Replay{}, err
+			return protocol.Replay{}, err
 		}
 		if len(out.Msgs)+len(ms) > req.Max {
-			return hub.Replay{}, hub.TooMany(req.Max)
+			return protocol.Replay{}, protocol.TooMany(req.Max)
 		}
 		for _, m := range ms {
-			out.Msgs = append(out.Msgs, hub.Replayed{Type: "chat_message", Data: m, Key: m.ResumeKey(), Group: name})
+			out.Msgs = append(out.Msgs, protocol.Replayed{Type: "chat_message", Data: m, Key: m.ResumeKey(), Group: name})
 		}
 	}
 	return out, nil
@@ -52,21 +52,21 @@ func (r *Rooms) replayRooms(ctx context.Context, req hub.ReplayRequest) (hub.Rep
 // received with ids above 55. They carry no delivery id: acked delivery of
 // the ones still unacknowledged goes on as before (clients de-duplicate
 // direct messages by data.id).
-func (r *Rooms) replayDirect(ctx context.Context, req hub.ReplayRequest) (hub.Replay, error) {
+func (r *Rooms) replayDirect(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
 	var after int64
 	if err := json.Unmarshal(req.Cursor, &after); err != nil || after < 0 {
-		return hub.Replay{}, hub.Errorf(hub.CodeBadRequest, "direct must be the last direct message id seen, a number ≥ 0")
+		return protocol.Replay{}, protocol.Errorf(protocol.CodeBadRequest, "direct must be the last direct message id seen, a number ≥ 0")
 	}
 	ms, err := r.st.DirectMessagesAfter(ctx, req.User, after, req.Max+1)
 	if err != nil {
-		return hub.Replay{}, err
+		return protocol.Replay{}, err
 	}
 	if len(ms) > req.Max {
-		return hub.Replay{}, hub.TooMany(req.Max)
+		return protocol.Replay{}, protocol.TooMany(req.Max)
 	}
-	out := hub.Replay{Msgs: make([]hub.Replayed, len(ms))}
+	out := protocol.Replay{Msgs: make([]protocol.Replayed, len(ms))}
 	for i, m := range ms {
-		out.Msgs[i] = hub.Replayed{Type: "direct_message", Data: m, Key: m.ResumeKey()}
+		out.Msgs[i] = protocol.Replayed{Type: "direct_message", Data: m, Key: m.ResumeKey()}
 	}
 	return out, nil
 }

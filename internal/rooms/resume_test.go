@@ -8,11 +8,11 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
-func replayed(r hub.Replay) []string {
+func replayed(r protocol.Replay) []string {
 	out := make([]string, len(r.Msgs))
 	for i, m := range r.Msgs {
 		out[i] = fmt.Sprintf("%s %s", m.Group, m.Key)
@@ -42,13 +42,13 @@ func TestReplayRooms(t *testing.T) {
 	}{
 		{`{"general":1,"ops":2,"gone":0}`, 10, []string{"general c\x00general\x002", "general c\x00general\x003", "ops c\x00ops\x003"}, ""},
 		{`{"general":3}`, 10, []string{}, ""},
-		{`{"general":0,"ops":0}`, 5, nil, hub.RefusedTooMany},
-		{`{"bad name":0}`, 10, nil, hub.CodeBadRequest},
-		{`{"general":-1}`, 10, nil, hub.CodeBadRequest},
-		{`[1]`, 10, nil, hub.CodeBadRequest},
+		{`{"general":0,"ops":0}`, 5, nil, protocol.RefusedTooMany},
+		{`{"bad name":0}`, 10, nil, protocol.CodeBadRequest},
+		{`{"general":-1}`, 10, nil, protocol.CodeBadRequest},
+		{`[1]`, 10, nil, protocol.CodeBadRequest},
 	}
 	for _, tt := range tests {
-		r, err := replay(ctx, hub.ReplayRequest{User: "bob", Cursor: json.RawMessage(tt.cursor), Max: tt.max})
+		r, err := replay(ctx, protocol.ReplayRequest{User: "bob", Cursor: json.RawMessage(tt.cursor), Max: tt.max})
 		if got := replayErr(err); got != tt.err {
 			t.Errorf("%s: error %v, want %q", tt.cursor, err, tt.err)
 			continue
@@ -57,7 +57,7 @@ func TestReplayRooms(t *testing.T) {
 			t.Errorf("%s: replayed %q, want %q", tt.cursor, replayed(r), tt.want)
 		}
 	}
-	r, _ := replay(ctx, hub.ReplayRequest{User: "bob", Cursor: json.RawMessage(`{"ops":0,"general":2}`), Max: 10})
+	r, _ := replay(ctx, protocol.ReplayRequest{User: "bob", Cursor: json.RawMessage(`{"ops":0,"general":2}`), Max: 10})
 	if !slices.Equal(r.Groups, []string{"general", "ops"}) {
 		t.Errorf("groups %v: want every room asked for, sorted", r.Groups)
 	}
@@ -84,11 +84,11 @@ func TestReplayDirect(t *testing.T) {
 	}{
 		{"ana", "0", 10, []string{" " + key(ids[0]), " " + key(ids[2])}, ""},
 		{"ana", fmt.Sprint(ids[0]), 10, []string{" " + key(ids[2])}, ""},
-		{"bob", "0", 1, nil, hub.RefusedTooMany},
-		{"bob", `"x"`, 10, nil, hub.CodeBadRequest},
-		{"bob", `-3`, 10, nil, hub.CodeBadRequest},
+		{"bob", "0", 1, nil, protocol.RefusedTooMany},
+		{"bob", `"x"`, 10, nil, protocol.CodeBadRequest},
+		{"bob", `-3`, 10, nil, protocol.CodeBadRequest},
 	} {
-		r, err := replay(ctx, hub.ReplayRequest{User: tt.user, Cursor: json.RawMessage(tt.cursor), Max: tt.max})
+		r, err := replay(ctx, protocol.ReplayRequest{User: tt.user, Cursor: json.RawMessage(tt.cursor), Max: tt.max})
 		if got := replayErr(err); got != tt.err {
 			t.Errorf("%s %s: error %v, want %q", tt.user, tt.cursor, err, tt.err)
 			continue
@@ -101,8 +101,8 @@ func TestReplayDirect(t *testing.T) {
 
 // replayErr is the refusal reason or error code of err, "" for nil.
 func replayErr(err error) string {
-	var ref *hub.Refusal
-	var he *hub.Error
+	var ref *protocol.Refusal
+	var he *protocol.Error
 	switch {
 	case err == nil:
 		return ""

@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
-	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // Store is the part of the database rooms use.
@@ -50,9 +50,9 @@ type Hub interface {
 // Router is where the request handlers and the presence listener go: the
 // hub.
 type Router interface {
-	Handle(typ string, min model.Role, fn hub.HandlerFunc)
-	HandleResume(stream string, fn hub.Replayer)
-	SetPresence(l hub.PresenceListener)
+	Handle(typ string, min model.Role, fn protocol.HandlerFunc)
+	HandleResume(stream string, fn protocol.Replayer)
+	SetPresence(l protocol.PresenceListener)
 }
 
 // AlertChecker tells whether an alert exists, for chat messages that
@@ -294,7 +294,7 @@ func (r *Rooms) chatMembership(ctx context.Context, room, user string) (model.Ro
 	}
 	mem, err := r.members.get(ctx, r.st, room)
 	if r.isNotFound(err) {
-		return model.Room{}, false, r.reject(reasonUnknownRoom, hub.CodeNotFound, "no room %q", room)
+		return model.Room{}, false, r.reject(reasonUnknownRoom, protocol.CodeNotFound, "no room %q", room)
 	}
 	if err != nil {
 		return model.Room{}, false, err
@@ -311,7 +311,7 @@ func (r *Rooms) chatMember(ctx context.Context, room, user string) (model.Room, 
 		return model.Room{}, err
 	}
 	if !member {
-		return model.Room{}, r.reject(reasonNotMember, hub.CodeForbidden, "you are not a member of %q; join_room first", room)
+		return model.Room{}, r.reject(reasonNotMember, protocol.CodeForbidden, "you are not a member of %q; join_room first", room)
 	}
 	return rm, nil
 }

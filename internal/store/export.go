@@ -99,4 +99,4 @@ type exportRecord struct {
 }
 
 // FormatExportTS is ts as export writes it: UTC, microseconds.
-func FormatExportTS(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
+func FormatExportTS(t time.Time) string { return t.UTC().Format(model.ReadingTimeFormat) }

@@ -15,6 +15,7 @@ import (
 	"github.com/watchroom/watchroom/internal/auth"
 	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 const claimsKey = "watchroom.claims"
@@ -80,7 +81,7 @@ func (a *App) postLogin(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"token": tok, "expires_at": hub.FormatTime(exp), "user": u.Name, "role": u.Role})
+	return c.JSON(fiber.Map{"token": tok, "expires_at": protocol.FormatTime(exp), "user": u.Name, "role": u.Role})
 }
 
 func (a *App) requireAuth(c *fiber.Ctx) error {
@@ -109,7 +110,7 @@ func claimsOf(c *fiber.Ctx) auth.Claims {
 
 func (a *App) getMe(c *fiber.Ctx) error {
 	cl := claimsOf(c)
-	return c.JSON(fiber.Map{"user": cl.User, "role": cl.Role, "expires_at": hub.FormatTime(cl.ExpiresAt)})
+	return c.JSON(fiber.Map{"user": cl.User, "role": cl.Role, "expires_at": protocol.FormatTime(cl.ExpiresAt)})
 }
 
 func (a *App) getSensors(c *fiber.Ctx) error {
@@ -222,13 +223,24 @@ func (a *App) getCommands(c *fiber.Ctx) error {
 // history without them.
 const minRoleToSeeCommandIDs = model.RoleOperator
 
-// redactedCommand is a model.Command without command_id and params: the
-// outer fields, empty and omitempty, hide the embedded ones of the same
-// JSON name (encoding/json takes the shallower field).
-type redactedCommand struct {
-	model.Command
-	ID     string          `json:"command_id,omitempty"`
-	Params json.RawMessage `json:"params,omitempty"`
+// redactedCommand is a model.Command without command_id and params.
+type redactedCommand struct{ model.Command }
+
+// MarshalJSON writes the command as model.Command does, less command_id
+// and params. (Embedding alone would not do: model.Command's MarshalJSON
+// is promoted and would write them.)
+func (r redactedCommand) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(r.Command)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "command_id")
+	delete(m, "params")
+	return json.Marshal(m)
 }
 
 // dataReporter is the optional part of Store behind /api/stats' "data":

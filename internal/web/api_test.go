@@ -15,6 +15,7 @@ import (
 
 	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 func TestLogin(t *testing.T) {
@@ -160,7 +161,7 @@ func TestMe(t *testing.T) {
 			req.Header.Set("Authorization", scheme+" "+tok)
 			var got map[string]string
 			decode(t, e.send(t, req), &got)
-			want := map[string]string{"user": "bob", "role": "analyst", "expires_at": hub.FormatTime(exp)}
+			want := map[string]string{"user": "bob", "role": "analyst", "expires_at": protocol.FormatTime(exp)}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("GET /api/me = %v, want %v", got, want)
 			}

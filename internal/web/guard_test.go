@@ -15,6 +15,7 @@ import (
 
 	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 	"github.com/watchroom/watchroom/internal/store"
 )
 
@@ -181,8 +182,8 @@ func TestWebSocketOrigins(t *testing.T) {
 				}
 				_, _, err = ws.ReadMessage()
 				var ce *fws.CloseError
-				if !errors.As(err, &ce) || ce.Code != hub.CloseAuthFailed {
-					t.Errorf("after auth_error: %v, want close %d", err, hub.CloseAuthFailed)
+				if !errors.As(err, &ce) || ce.Code != protocol.CloseAuthFailed {
+					t.Errorf("after auth_error: %v, want close %d", err, protocol.CloseAuthFailed)
 				}
 			})
 		})

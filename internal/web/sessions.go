@@ -3,7 +3,7 @@ package web
 import (
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/watchroom/watchroom/internal/hub"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // postLogout revokes the token of the request (SECURITY.md, "Sessions"):
@@ -25,5 +25,5 @@ func (a *App) postRefresh(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"token": tok, "expires_at": hub.FormatTime(exp), "user": cl.User, "role": cl.Role})
+	return c.JSON(fiber.Map{"token": tok, "expires_at": protocol.FormatTime(exp), "user": cl.User, "role": cl.Role})
 }
