@@ -123,7 +123,7 @@ func TestShutdownPushesTheFinalFlushBeforeGoingAway(t *testing.T) {
 	// Every message has reached ingest (counted as it is queued); none is
 	// committed before the shutdown.
 	deadline := time.Now().Add(10 * time.Second)
-	for scrapeMetrics(t, e.srv.addr)["watchroom_mqtt_messages_received_total"] < n {
+	for scrapeMetrics(t, lookupEnv(e.srv.env, "WATCHROOM_METRICS_ADDR"))["watchroom_mqtt_messages_received_total"] < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("ingest did not receive %d messages within 10s", n)
 		}

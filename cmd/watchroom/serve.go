@@ -83,38 +83,160 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 //
 // ready, when not nil, is called once everything is listening.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(served)) error {
-	if err := store.Migrate(ctx, cfg.DatabaseURL, log.With("component", "store")); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	p, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer p.close()
+	return p.run(ctx, cfg, log, ready)
+}
 
+// parts is what serve wires together; build makes them, run starts them
+// and stops them in the documented order, close releases the database and
+// the embedded broker.
+type parts struct {
+	st          *store.Store
+	mqtt        mqttBroker
+	reg         *prometheus.Registry
+	h           *hub.Hub
+	revocations *auth.Watcher
+	mem         *memoryReleaser
+	rm          *rooms.Rooms
+	det         *alerts.Detector
+	in          *ingest.Ingest
+	dev         *devices.Devices
+	life        *store.Lifecycle
+	app         *web.App
+	tls         bool
+}
+
+func (p *parts) close() {
+	if p.mqtt.stop != nil {
+		p.mqtt.stop()
+	}
+	p.st.Close()
+}
+
+// build opens the database (migrating it), the broker and every part, and
+// wires them: data flows ingest → store → hub, rooms and alerts publish
+// through the hub, and each feature registers its own /ws requests.
+func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, err error) {
+	if err := store.Migrate(ctx, cfg.DatabaseURL, log.With("component", "store")); err != nil {
+		return nil, err
+	}
+	p = &parts{}
+	if p.st, err = store.Open(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	st := p.st
 	tokens, err := newTokens(ctx, cfg, st)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sessions := auth.NewSessions(tokens, st, time.Now)
 	if cfg.AdminPassword != "" {
 		if err := upsertUser(ctx, st, "admin", model.RoleAdmin, cfg.AdminPassword); err != nil {
-			return fmt.Errorf("admin user from WATCHROOM_ADMIN_PASSWORD: %w", err)
+			return nil, fmt.Errorf("admin user from WATCHROOM_ADMIN_PASSWORD: %w", err)
 		}
 	}
 	hintFirstUser(ctx, st, log)
-
-	mqtt, err := brokerURL(cfg, st, log)
-	if err != nil {
-		return err
+	if p.mqtt, err = brokerURL(cfg, st, log); err != nil {
+		return nil, err
 	}
-	defer mqtt.stop()
-	mqttURL := mqtt.url
+	p.reg = prometheus.NewRegistry()
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := p.reg
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h := hub.New(hubConfig(cfg), sessions, st, reg, log.With("component", "hub"))
+	p.h = h
+	// Revocations made anywhere end the sessions here within a poll.
+	p.revocations = auth.NewWatcher(st, auth.DefaultWatchInterval, func(ctx context.Context, e model.SessionEvent) {
+		sessions.Forget(e.User)
+		h.Recheck(ctx, e.User)
+	}, log.With("component", "auth"))
+	h.HandleResume("readings", hub.ReplayReadings(st))
+	p.mem = newMemoryReleaser(func() int64 { return h.Stats().ActiveConnections }, debug.FreeOSMemory,
+		reg, log.With("component", "memory"))
 
-	h := hub.New(hub.Config{
+	// rooms before alerts: alerts are posted to room "alerts" through rooms
+	p.rm = rooms.New(rooms.Config{
+		OfflineGrace:    cfg.PresenceGrace,
+		MaxRoomsPerUser: cfg.RoomsPerUser,
+		CreateRate:      cfg.RoomCreateRate,
+		CreateBurst:     cfg.RoomCreateBurst,
+	}, st, h, st, reg, log.With("component", "rooms"))
+	p.rm.Register(h)
+	// alerts before ingest: alert detection is an ingest sink
+	p.det = alerts.New(alerts.Config{RegisteredOnly: cfg.Sensors == config.SensorsRegistered},
+		st, p.rm, reg, log.With("component", "alerts"))
+	p.det.Register(h)
+	if p.in, err = ingest.New(ingest.Config{
+		BrokerURL:     p.mqtt.url,
+		ClientID:      cfg.MQTTClientID,
+		Topics:        cfg.MQTTTopics,
+		BatchSize:     cfg.BatchSize,
+		FlushInterval: cfg.FlushInterval,
+		QueueSize:     cfg.IngestQueue,
+		CommitTimeout: cfg.CommitTimeout,
+		Admission:     admission(cfg, st),
+	}, st, []ingest.ReadingSink{h, p.det}, reg, log.With("component", "ingest")); err != nil {
+		return nil, err
+	}
+	if p.dev, err = devices.New(devices.Config{
+		BrokerURL: p.mqtt.url,
+		ClientID:  cfg.MQTTClientID + devicesClientSuffix,
+		Timeout:   cfg.CommandTimeout,
+	}, st, h, reg, log.With("component", "devices")); err != nil {
+		return nil, err
+	}
+	p.dev.Register(h)
+	// data lifecycle: partitions ahead, retention (docs/data.md)
+	p.life = store.NewLifecycle(st, store.LifecycleConfig{
+		RetentionRaw: cfg.RetentionRaw, MaxRawBytes: cfg.MaxRawBytes,
+		Retention1m: cfg.Retention1m, Retention1h: cfg.Retention1h,
+		AheadDays: cfg.PartitionsAhead, Interval: cfg.DataMaintenanceTick,
+	}, time.Now, reg, log.With("component", "data"))
+
+	static, err := fs.Sub(frontend.Dist, "dist")
+	if err != nil {
+		return nil, fmt.Errorf("embedded dashboard: %w", err)
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		if tlsCfg, err = web.LoadTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, err
+		}
+	}
+	p.tls = tlsCfg != nil
+	p.app = web.New(web.Config{
+		Store: st, Tokens: sessions, Hub: h,
+		Ready: []web.ReadyCheck{
+			{Name: "database", Check: st.Ping},
+			{Name: "mqtt_ingest", Check: connected(p.in.Connected)},
+			{Name: "mqtt_devices", Check: connected(p.dev.Connected)},
+		},
+		Gatherer: reg, Registerer: reg,
+		AllowedOrigins: cfg.AllowedOrigins,
+		TrustedProxies: cfg.TrustedProxies,
+		TLS:            tlsCfg,
+		Static:         static,
+		Rooms:          p.rm,
+		Alerts:         p.det,
+		Devices:        deviceAdmin{st: st, revoked: p.mqtt.revoke},
+		Log:            log.With("component", "web"),
+		BaseContext:    context.WithoutCancel(ctx),
+	})
+	return p, nil
+}
+
+// hubConfig is the hub's part of the configuration.
+func hubConfig(cfg config.Config) hub.Config {
+	return hub.Config{
 		SendQueue:    cfg.WSSendQueue,
 		AuthTimeout:  cfg.WSAuthTimeout,
 		PingInterval: cfg.WSPingInterval,
@@ -126,129 +248,50 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		ResumeMaxAge: cfg.ResumeMaxAge,
 		MaxPerUser:   cfg.WSMaxPerUser,
 		MaxPerAddr:   cfg.WSMaxPerAddr,
-	}, sessions, st, reg, log.With("component", "hub"))
-	// Revocations made anywhere end the sessions here within a poll.
-	revocations := auth.NewWatcher(st, auth.DefaultWatchInterval, func(ctx context.Context, e model.SessionEvent) {
-		sessions.Forget(e.User)
-		h.Recheck(ctx, e.User)
-	}, log.With("component", "auth"))
-	h.HandleResume("readings", hub.ReplayReadings(st))
-
-	mem := newMemoryReleaser(func() int64 { return h.Stats().ActiveConnections }, debug.FreeOSMemory,
-		reg, log.With("component", "memory"))
-
-	// wire: rooms (before alerts: alerts are posted to room "alerts" through rm)
-	rm := rooms.New(rooms.Config{
-		OfflineGrace:    cfg.PresenceGrace,
-		MaxRoomsPerUser: cfg.RoomsPerUser,
-		CreateRate:      cfg.RoomCreateRate,
-		CreateBurst:     cfg.RoomCreateBurst,
-	}, st, h, st, reg, log.With("component", "rooms"))
-	rm.Register(h)
-
-	sinks := []ingest.ReadingSink{h}
-	// wire: alerts (before ingest: alert detection is an ingest sink)
-	det := alerts.New(alerts.Config{RegisteredOnly: cfg.Sensors == config.SensorsRegistered},
-		st, rm, reg, log.With("component", "alerts"))
-	sinks = append(sinks, det)
-	det.Register(h)
-
-	in, err := ingest.New(ingest.Config{
-		BrokerURL:     mqttURL,
-		ClientID:      cfg.MQTTClientID,
-		Topics:        cfg.MQTTTopics,
-		BatchSize:     cfg.BatchSize,
-		FlushInterval: cfg.FlushInterval,
-		QueueSize:     cfg.IngestQueue,
-		CommitTimeout: cfg.CommitTimeout,
-		Admission:     admission(cfg, st),
-	}, st, sinks, reg, log.With("component", "ingest"))
-	if err != nil {
-		return err
 	}
-	dev, err := devices.New(devices.Config{
-		BrokerURL: mqttURL,
-		ClientID:  cfg.MQTTClientID + devicesClientSuffix,
-		Timeout:   cfg.CommandTimeout,
-	}, st, h, reg, log.With("component", "devices"))
-	if err != nil {
-		return err
-	}
-	dev.Register(h)
+}
 
-	static, err := fs.Sub(frontend.Dist, "dist")
-	if err != nil {
-		return fmt.Errorf("embedded dashboard: %w", err)
-	}
-	var tlsCfg *tls.Config
-	if cfg.TLSCert != "" {
-		if tlsCfg, err = web.LoadTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
-			return err
-		}
-	}
-	app := web.New(web.Config{
-		Store: st, Tokens: sessions, Hub: h,
-		Ready: []web.ReadyCheck{
-			{Name: "database", Check: st.Ping},
-			{Name: "mqtt_ingest", Check: connected(in.Connected)},
-			{Name: "mqtt_devices", Check: connected(dev.Connected)},
-		},
-		Gatherer: reg, Registerer: reg,
-		AllowedOrigins: cfg.AllowedOrigins,
-		TrustedProxies: cfg.TrustedProxies,
-		TLS:            tlsCfg,
-		Static:         static,
-		// wire: web rooms/alerts
-		Rooms:       rm,
-		Alerts:      det,
-		Devices:     deviceAdmin{st: st, revoked: mqtt.revoke},
-		Log:         log.With("component", "web"),
-		BaseContext: context.WithoutCancel(ctx),
-	})
+// run listens, starts every part, waits for ctx (or a part that fails)
+// and stops them in the order serve documents.
+func (p *parts) run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(served)) error {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	// /metrics on its own listener, off the public port.
-	metricsSrv := web.NewMetricsServer(reg)
+	// /metrics (and /debug/pprof) on its own listener, off the public port.
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("listen on %s (WATCHROOM_METRICS_ADDR; empty disables): %w", cfg.MetricsAddr, err)
 		}
+		metricsSrv := web.NewMetricsServer(p.reg)
 		go func() { _ = metricsSrv.Serve(mln) }() // returns at Close
 		defer metricsSrv.Close()
 	}
 
-	hubTask := start(func(ctx context.Context) error { return h.Run(ctx) })
-	revocationsTask := start(revocations.Run)
-	alertsTask := start(det.Run) // before ingest: it loads its state first
-	ingestTask := start(in.Run)
-	devTask := start(dev.Run)
-	roomsTask := start(rm.Run)
+	hubTask := start(func(ctx context.Context) error { return p.h.Run(ctx) })
+	revocationsTask := start(p.revocations.Run)
+	alertsTask := start(p.det.Run) // before ingest: it loads its state first
+	ingestTask := start(p.in.Run)
+	devTask := start(p.dev.Run)
+	roomsTask := start(p.rm.Run)
 	memTask := start(func(ctx context.Context) error {
 		tick := time.NewTicker(memoryCheckInterval)
 		defer tick.Stop()
-		mem.run(ctx, tick.C)
+		p.mem.run(ctx, tick.C)
 		return nil
 	})
-	// wire: data lifecycle (partitions ahead, retention; docs/data.md)
-	life := store.NewLifecycle(st, store.LifecycleConfig{
-		RetentionRaw: cfg.RetentionRaw, MaxRawBytes: cfg.MaxRawBytes,
-		Retention1m: cfg.Retention1m, Retention1h: cfg.Retention1h,
-		AheadDays: cfg.PartitionsAhead, Interval: cfg.DataMaintenanceTick,
-	}, time.Now, reg, log.With("component", "data"))
 	lifeTask := start(func(ctx context.Context) error {
 		tick := time.NewTicker(cfg.DataMaintenanceTick)
 		defer tick.Stop()
-		return life.Run(ctx, tick.C)
+		return p.life.Run(ctx, tick.C)
 	})
 	httpErr := make(chan error, 1)
-	go func() { httpErr <- app.Serve(ln) }()
-	log.Info("watchroom serving", "http", ln.Addr().String(), "tls", tlsCfg != nil, "metrics", cfg.MetricsAddr, "mqtt", redactURL(mqttURL), "client_id", cfg.MQTTClientID)
+	go func() { httpErr <- p.app.Serve(ln) }()
+	log.Info("watchroom serving", "http", ln.Addr().String(), "tls", p.tls, "metrics", cfg.MetricsAddr, "mqtt", redactURL(p.mqtt.url), "client_id", cfg.MQTTClientID)
 	if ready != nil {
-		ready(served{httpAddr: ln.Addr().String(), gatewayURL: mqtt.gatewayURL})
+		ready(served{httpAddr: ln.Addr().String(), gatewayURL: p.mqtt.gatewayURL})
 	}
 
 	var runErr error
@@ -266,12 +309,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- app.Shutdown(shutCtx) }()
+	go func() { httpDone <- p.app.Shutdown(shutCtx) }()
 	if err := ingestTask.stop(); err != nil {
 		log.Error("ingest shutdown", "err", err)
 	}
 	// After ingest: its final flush has been handed to the hub's queues.
-	if err := h.Shutdown(shutCtx); err != nil {
+	if err := p.h.Shutdown(shutCtx); err != nil {
 		log.Warn("websocket shutdown", "err", err)
 	}
 	if err := <-httpDone; err != nil {
