@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/watchroom/watchroom/internal/config"
+	"github.com/watchroom/watchroom/internal/devices"
+	"github.com/watchroom/watchroom/internal/hub"
 	"github.com/watchroom/watchroom/internal/ingest"
 	"github.com/watchroom/watchroom/internal/rooms"
 )
@@ -18,10 +20,23 @@ func TestDefaultsMatchPackages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := hub.Defaults()
 	for _, tc := range []struct {
 		name      string
 		got, want any
 	}{
+		{"WSSendQueue", c.WSSendQueue, h.SendQueue},
+		{"WSAuthTimeout", c.WSAuthTimeout, h.AuthTimeout},
+		{"WSPingInterval", c.WSPingInterval, h.PingInterval},
+		{"WSRate", c.WSRate, h.Rate},
+		{"WSBurst", c.WSBurst, h.Burst},
+		{"WSWriteTimeout", c.WSWriteTimeout, h.WriteTimeout},
+		{"WSSendBuffer", c.WSSendBuffer, h.SendBuffer},
+		{"WSMaxPerUser", c.WSMaxPerUser, h.MaxPerUser},
+		{"WSMaxPerAddr", c.WSMaxPerAddr, h.MaxPerAddr},
+		{"ResumeMax", c.ResumeMax, h.ResumeMax},
+		{"ResumeMaxAge", c.ResumeMaxAge, h.ResumeMaxAge},
+		{"CommandTimeout", c.CommandTimeout, devices.DefaultTimeout},
 		{"BatchSize", c.BatchSize, ingest.DefaultBatchSize},
 		{"FlushInterval", c.FlushInterval, time.Duration(ingest.DefaultFlushInterval)},
 		{"IngestQueue", c.IngestQueue, ingest.DefaultQueueSize},

@@ -49,9 +49,12 @@ type Config struct {
 	Prefix    string        // topic prefix; default "devices"
 }
 
+// DefaultTimeout is Config.Timeout's default (config's
+// WATCHROOM_COMMAND_TIMEOUT default is the same; its tests check it).
+const DefaultTimeout = 10 * time.Second
+
 const (
-	defaultTimeout = 10 * time.Second
-	defaultPrefix  = "devices"
+	defaultPrefix = "devices"
 
 	// MessageType is the type of the reliable message carrying an outcome.
 	MessageType = "command_response"
@@ -153,7 +156,7 @@ func New(cfg Config, st CommandStore, n Notifier, reg prometheus.Registerer, log
 		now:       time.Now,
 	}
 	if d.timeout == 0 {
-		d.timeout = defaultTimeout
+		d.timeout = DefaultTimeout
 	}
 	if d.prefix == "" {
 		d.prefix = defaultPrefix

@@ -136,8 +136,8 @@ func TestNewChecksConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	if d.timeout != defaultTimeout || d.prefix != defaultPrefix {
-		t.Errorf("defaults: timeout %s prefix %q, want %s %q", d.timeout, d.prefix, defaultTimeout, defaultPrefix)
+	if d.timeout != DefaultTimeout || d.prefix != defaultPrefix {
+		t.Errorf("defaults: timeout %s prefix %q, want %s %q", d.timeout, d.prefix, DefaultTimeout, defaultPrefix)
 	}
 }
 

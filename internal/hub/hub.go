@@ -81,6 +81,15 @@ func (c *Config) defaults() {
 	setDefault(&c.MaxPerAddr, 200)
 }
 
+// Defaults returns the configuration a zero Config stands for: the hub's
+// own defaults, for use without config (tests, embedding). The config
+// package's defaults are the same values (its tests check it).
+func Defaults() Config {
+	var c Config
+	c.defaults()
+	return c
+}
+
 func setDefault[T comparable](p *T, v T) {
 	var zero T
 	if *p == zero {
