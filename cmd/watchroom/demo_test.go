@@ -41,7 +41,9 @@ func TestDemoRunsEverything(t *testing.T) {
 	}()
 
 	pw := regexp.MustCompile(`operator\s+\(operator\)\s+password: (\S+)`)
-	deadline := time.Now().Add(20 * time.Second)
+	// A bound, not a speed: under -race on two busy cores, the demo's four
+	// bcrypt hashes and the migrations alone take tens of seconds.
+	deadline := time.Now().Add(90 * time.Second)
 	var password string
 	for password == "" {
 		if m := pw.FindStringSubmatch(out.String()); m != nil {

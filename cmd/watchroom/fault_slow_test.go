@@ -17,7 +17,7 @@ func TestFaultSlowConsumer(t *testing.T) {
 	// A write deadline well above any pause a loaded 2-core machine can
 	// impose on the slow client's reader: it must be thinned, not closed.
 	// The stalled one still hits it (it never reads).
-	r := newFaultRig(t, nil, "WATCHROOM_WS_WRITE_TIMEOUT=20s")
+	r := newFaultRig(t, nil, "WATCHROOM_WS_WRITE_TIMEOUT=20s", "WATCHROOM_WS_HIGH_WATER=2048")
 	fast := r.trackers(t, "fast", 100, false)
 	slow := newTracker("slow", r.srv.addr, r.token)
 	slow.delay = 200 * time.Millisecond // at most 5 frames a second

@@ -237,17 +237,18 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 // hubConfig is the hub's part of the configuration.
 func hubConfig(cfg config.Config) hub.Config {
 	return hub.Config{
-		SendQueue:    cfg.WSSendQueue,
-		AuthTimeout:  cfg.WSAuthTimeout,
-		PingInterval: cfg.WSPingInterval,
-		Rate:         cfg.WSRate,
-		Burst:        cfg.WSBurst,
-		WriteTimeout: cfg.WSWriteTimeout,
-		SendBuffer:   cfg.WSSendBuffer,
-		ResumeMax:    cfg.ResumeMax,
-		ResumeMaxAge: cfg.ResumeMaxAge,
-		MaxPerUser:   cfg.WSMaxPerUser,
-		MaxPerAddr:   cfg.WSMaxPerAddr,
+		SendQueue:     cfg.WSSendQueue,
+		AuthTimeout:   cfg.WSAuthTimeout,
+		PingInterval:  cfg.WSPingInterval,
+		Rate:          cfg.WSRate,
+		Burst:         cfg.WSBurst,
+		WriteTimeout:  cfg.WSWriteTimeout,
+		SendBuffer:    cfg.WSSendBuffer,
+		HighWaterMsgs: cfg.WSHighWater,
+		ResumeMax:     cfg.ResumeMax,
+		ResumeMaxAge:  cfg.ResumeMaxAge,
+		MaxPerUser:    cfg.WSMaxPerUser,
+		MaxPerAddr:    cfg.WSMaxPerAddr,
 	}
 }
 

@@ -269,17 +269,16 @@ func TestUnackedCommandResponseIsRedeliveredOnReconnect(t *testing.T) {
 	}
 }
 
-func TestSlowConsumerIsClosedWhileFastClientKeepsReceiving(t *testing.T) {
-	// Small batches make many queue items: a batch of readings is one item,
-	// and with the default 5000 a fast machine sends too few batches to
-	// fill 16 items once the kernel's buffers are full.
-	e := setup(t, "WATCHROOM_WS_SEND_QUEUE=16", "WATCHROOM_BATCH_SIZE=100")
+// TestStalledClientIsClosedWhileFastClientKeepsReceiving: a client that
+// stops reading has its readings thinned and is closed once one frame
+// cannot be written within the write deadline (counted as write_timeout);
+// a fast client on the same server gets every reading, in order.
+func TestStalledClientIsClosedWhileFastClientKeepsReceiving(t *testing.T) {
+	e := setup(t, "WATCHROOM_WS_WRITE_TIMEOUT=2s")
 	fast := connect(t, e.srv.addr, e.token)
 	slow := connectSlow(t, e.srv.addr, e.token)
 
 	pub := publisher(t, e.broker.URL())
-	// Enough that the readings outgrow the kernel's socket buffers (megabytes
-	// on loopback) and then the 16-item send queue.
 	const n = 60000
 	base := time.Now().Add(-time.Hour).UTC()
 	go func() {
@@ -296,16 +295,27 @@ func TestSlowConsumerIsClosedWhileFastClientKeepsReceiving(t *testing.T) {
 			t.Fatalf("fast client got value %v at position %d (out of order or lost)", r.Value, i)
 		}
 	}
-	go slow.readLoop() // now drain: buffered readings first, then the close frame
-	if code := slow.closeCode(30 * time.Second); code != 4008 {
-		t.Errorf("slow client close code %d, want 4008", code)
+	metrics := lookupEnv(e.srv.env, "WATCHROOM_METRICS_ADDR")
+	deadline := time.Now().Add(30 * time.Second)
+	for scrapeMetrics(t, metrics)[`watchroom_ws_disconnects_total{reason="write_timeout"}`] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled client was not closed for a write timeout within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	go slow.readLoop() // drain what the kernel holds; no close frame can follow a timed-out write
+	if code := slow.closeCode(30 * time.Second); code != 1006 {
+		t.Errorf("stalled client close code %d, want 1006 (closed without a close frame)", code)
+	}
+	if thinned := scrapeMetrics(t, metrics)["watchroom_ws_readings_thinned_total"]; thinned == 0 {
+		t.Errorf("nothing thinned for a client that read nothing")
 	}
 	var stats struct {
 		FailedDeliveries int `json:"failed_deliveries"`
 	}
 	getJSON(t, e.srv.addr, "/api/stats", e.token, &stats)
 	if stats.FailedDeliveries == 0 {
-		t.Errorf("stats failed_deliveries = 0 after a slow-consumer close")
+		t.Errorf("stats failed_deliveries = 0 after a write timeout")
 	}
 }
 

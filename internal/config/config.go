@@ -56,6 +56,7 @@ type Config struct {
 	WSBurst        int
 	WSWriteTimeout time.Duration
 	WSSendBuffer   int
+	WSHighWater    int
 	WSMaxPerUser   int
 	WSMaxPerAddr   int
 	ResumeMax      int
@@ -127,6 +128,7 @@ func Vars() []Var {
 		{"WATCHROOM_WS_BURST", "ws-burst", "40", "request burst allowed per WebSocket connection", intv(func(c *Config) *int { return &c.WSBurst })},
 		{"WATCHROOM_WS_MAX_PER_USER", "ws-max-per-user", "20", "open WebSocket connections allowed per user; more are refused with close code 4029", intv(func(c *Config) *int { return &c.WSMaxPerUser })},
 		{"WATCHROOM_WS_MAX_PER_ADDR", "ws-max-per-addr", "200", "open WebSocket connections allowed per client address (behind WATCHROOM_TRUSTED_PROXIES, the forwarded one); more are refused with 4029", intv(func(c *Config) *int { return &c.WSMaxPerAddr })},
+		{"WATCHROOM_WS_HIGH_WATER", "ws-high-water", "16384", "readings queued for one WebSocket connection past which its readings are thinned to the latest per series (a gap message names the rest)", intv(func(c *Config) *int { return &c.WSHighWater })},
 		{"WATCHROOM_WS_SEND_BUFFER", "ws-send-buffer", "131072", "kernel send buffer per WebSocket connection, in bytes (-1: the kernel's default); a small one lets a slow client's backlog reach the queue, where its readings are thinned, within seconds", intv(func(c *Config) *int { return &c.WSSendBuffer })},
 		{"WATCHROOM_WS_WRITE_TIMEOUT", "ws-write-timeout", "5s", "deadline of each WebSocket frame write; a client that stops reading is closed when one is missed", dur(func(c *Config) *time.Duration { return &c.WSWriteTimeout })},
 		{"WATCHROOM_RESUME_MAX", "resume-max", "10000", "messages one stream of a resume may replay; more answers resume_failed (too_many) and the client reloads over REST", intv(func(c *Config) *int { return &c.ResumeMax })},
@@ -231,6 +233,9 @@ func (c Config) validate() error {
 	}
 	if c.NewSeriesBurst < minNewSeriesBurst {
 		errs = append(errs, fmt.Errorf("new series burst %d must be at least %d (a message may carry that many metrics, and one needs a token each)", c.NewSeriesBurst, minNewSeriesBurst))
+	}
+	if c.WSHighWater < 1 {
+		errs = append(errs, fmt.Errorf("ws high water %d must be positive", c.WSHighWater))
 	}
 	if c.WSMaxPerUser < 1 || c.WSMaxPerAddr < 1 {
 		errs = append(errs, errors.New("ws connection caps must be positive"))

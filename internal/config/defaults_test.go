@@ -32,6 +32,7 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		{"WSBurst", c.WSBurst, h.Burst},
 		{"WSWriteTimeout", c.WSWriteTimeout, h.WriteTimeout},
 		{"WSSendBuffer", c.WSSendBuffer, h.SendBuffer},
+		{"WSHighWater", c.WSHighWater, h.HighWaterMsgs},
 		{"WSMaxPerUser", c.WSMaxPerUser, h.MaxPerUser},
 		{"WSMaxPerAddr", c.WSMaxPerAddr, h.MaxPerAddr},
 		{"ResumeMax", c.ResumeMax, h.ResumeMax},

@@ -45,7 +45,7 @@ type Config struct {
 	WriteTimeout time.Duration // one frame write; a client that stops reading is closed after it (5s)
 	HighWater    int           // queued items past which readings are thinned (SendQueue/2)
 	// HighWaterMsgs: queued messages past which readings are thinned
-	// (2048). Items are batches of any size, so the item count alone can
+	// (16384). Items are batches of any size, so the item count alone can
 	// let a slow client fall minutes behind.
 	HighWaterMsgs int
 	ResumeMax     int           // messages one stream of a resume may replay (10000)
@@ -70,7 +70,7 @@ func (c *Config) defaults() {
 	setDefault(&c.PingInterval, 30*time.Second)
 	setDefault(&c.WriteTimeout, 5*time.Second)
 	setDefault(&c.HighWater, max(1, c.SendQueue/2))
-	setDefault(&c.HighWaterMsgs, 2048)
+	setDefault(&c.HighWaterMsgs, 16384)
 	setDefault(&c.ResumeMax, 10000)
 	setDefault(&c.ResumeMaxAge, time.Hour)
 	setDefault(&c.ReadLimit, 64<<10)
