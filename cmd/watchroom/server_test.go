@@ -274,7 +274,7 @@ func TestUnackedCommandResponseIsRedeliveredOnReconnect(t *testing.T) {
 // cannot be written within the write deadline (counted as write_timeout);
 // a fast client on the same server gets every reading, in order.
 func TestStalledClientIsClosedWhileFastClientKeepsReceiving(t *testing.T) {
-	e := setup(t, "WATCHROOM_WS_WRITE_TIMEOUT=2s")
+	e := setup(t, "WATCHROOM_WS_WRITE_TIMEOUT=2s", "WATCHROOM_WS_HIGH_WATER=1000")
 	fast := connect(t, e.srv.addr, e.token)
 	slow := connectSlow(t, e.srv.addr, e.token)
 

@@ -74,6 +74,11 @@ type pipeline struct {
 type batch struct {
 	msgs     []message
 	readings []model.Reading
+	// failed: an attempt to commit it ended in an error (a timeout, a
+	// lost connection, a shutdown) whose commit may have gone through.
+	// A later attempt then finds those readings stored, and they must be
+	// pushed all the same: nobody has seen them (see ownRepeats).
+	failed bool
 }
 
 func (p *pipeline) newBatch() *batch {
@@ -269,6 +274,7 @@ func (p *pipeline) flush(ctx context.Context, b *batch) bool {
 				res = r
 				break
 			}
+			b.failed = true
 			if ctx.Err() != nil {
 				return false // shutting down, not a store failure; see shutdown
 			}
@@ -302,9 +308,13 @@ func (p *pipeline) flush(ctx context.Context, b *batch) bool {
 	// Only new readings go on: a redelivered one was pushed already. Sinks
 	// may keep the slice (the hub queues it, and Fresh may be b.readings
 	// itself): every batch has its own.
-	if len(res.Fresh) > 0 {
+	push := res.Fresh
+	if b.failed {
+		push = ownRepeats(b.readings, res)
+	}
+	if len(push) > 0 {
 		for _, s := range p.sinks {
-			s.PublishReadings(res.Fresh)
+			s.PublishReadings(push)
 		}
 	}
 	clear(b.msgs) // drop the references so acked payloads can be collected
@@ -334,6 +344,38 @@ func (p *pipeline) count(res model.InsertResult) {
 				"(a restart with the clock behind, or another instance; at most one line per minute)", "readings", res.Restamped)
 		})
 	}
+}
+
+// ownRepeats is what to push for a batch whose earlier commit attempt
+// failed: the fresh readings, and also the ones the store found already
+// there with the same value, which that attempt may have committed
+// without anyone pushing them (a commit that timed out or was cut by the
+// shutdown after it went through). A true redelivery among them is pushed
+// a second time; clients drop it by key. Conflicts stay out, and so do
+// receipt-stamped readings (see below).
+func ownRepeats(readings []model.Reading, res model.InsertResult) []model.Reading {
+	if len(res.Fresh) == len(readings) {
+		return res.Fresh
+	}
+	skip := make(map[string]struct{}, len(res.Fresh)+len(res.Conflicts))
+	for _, r := range res.Fresh {
+		skip[r.ResumeKey()] = struct{}{}
+	}
+	for _, c := range res.Conflicts {
+		skip[c.Reading.ResumeKey()] = struct{}{}
+	}
+	out := append([]model.Reading(nil), res.Fresh...)
+	for _, r := range readings {
+		if r.Receipt {
+			// Never found "already stored": its key is ours, and a taken
+			// one moves it to a free microsecond (it is in Fresh then).
+			continue
+		}
+		if _, ok := skip[r.ResumeKey()]; !ok {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // shutdown makes a last attempt to commit, in order, the committer's

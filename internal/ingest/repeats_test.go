@@ -1,0 +1,36 @@
+package ingest
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// TestOwnRepeats: after a failed attempt, what the retry finds stored with
+// the same value is pushed too (that attempt may have committed it
+// unseen); conflicts and receipt-stamped readings are not.
+func TestOwnRepeats(t *testing.T) {
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	r := func(sensor string, sec int, receipt bool) model.Reading {
+		return model.Reading{SensorID: sensor, Metric: "t", TS: at.Add(time.Duration(sec) * time.Second), Value: 1, Receipt: receipt}
+	}
+	fresh, repeat, conflict, stamped := r("a", 1, false), r("b", 2, false), r("c", 3, false), r("d", 4, true)
+	moved := stamped
+	moved.TS = moved.TS.Add(time.Microsecond)
+	res := model.InsertResult{Fresh: []model.Reading{fresh, moved}, Duplicates: 1, Conflicts: []model.Conflict{{Reading: conflict, Stored: 2}}}
+	got := ownRepeats([]model.Reading{fresh, repeat, conflict, stamped}, res)
+	keys := make([]string, len(got))
+	for i, x := range got {
+		keys[i] = x.ResumeKey()
+	}
+	want := []string{fresh.ResumeKey(), moved.ResumeKey(), repeat.ResumeKey()}
+	if !slices.Equal(keys, want) {
+		t.Errorf("pushed %q, want %q", keys, want)
+	}
+	all := model.InsertResult{Fresh: []model.Reading{fresh}}
+	if got := ownRepeats([]model.Reading{fresh}, all); len(got) != 1 {
+		t.Errorf("all fresh: %v", got)
+	}
+}
