@@ -177,11 +177,13 @@ func TestGroupCommitShutdownCommitsBothStages(t *testing.T) {
 	entered(t, gs)
 	h.sendReadings(2)
 	waitFor(t, "the second batch to fill", func() bool { return len(h.in) == 0 })
-	go func() { // the retry of the first batch and the second batch, under shutdown's context
-		for range 2 {
-			<-gs.entered
-			gs.release <- struct{}{}
-		}
+	go func() {
+		// The first batch's attempt is under way: a shutdown lets it
+		// finish (it is not cut, see flush); then the second batch commits
+		// under shutdown's context.
+		gs.release <- struct{}{}
+		<-gs.entered
+		gs.release <- struct{}{}
 	}()
 	h.stop(t)
 	want := []string{"insert:1", "ack:1", "publish-a:1", "insert:2", "ack:2", "ack:3", "publish-a:2"}

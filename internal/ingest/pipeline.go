@@ -266,7 +266,10 @@ func (p *pipeline) flush(ctx context.Context, b *batch) bool {
 		start := time.Now()
 		backoff := p.retryMin
 		for attempt := 1; ; attempt++ {
-			actx, cancel := context.WithTimeout(ctx, p.commitTimeout)
+			// Not cut by a shutdown: an attempt under way finishes (or
+			// times out). A commit cut off may have gone through unseen,
+			// and the retry would store its receipt-stamped readings twice.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.commitTimeout)
 			r, err := p.store.InsertReadings(actx, b.readings)
 			timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 			cancel()
@@ -372,6 +375,10 @@ func ownRepeats(readings []model.Reading, res model.InsertResult) []model.Readin
 			continue
 		}
 		if _, ok := skip[r.ResumeKey()]; !ok {
+			// Stored under the failed attempt's seq, which is below this
+			// one's and was never pushed: this seq keeps a client's resume
+			// cursor from replaying them again.
+			r.Seq = res.Seq
 			out = append(out, r)
 		}
 	}

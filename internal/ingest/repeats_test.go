@@ -19,7 +19,7 @@ func TestOwnRepeats(t *testing.T) {
 	fresh, repeat, conflict, stamped := r("a", 1, false), r("b", 2, false), r("c", 3, false), r("d", 4, true)
 	moved := stamped
 	moved.TS = moved.TS.Add(time.Microsecond)
-	res := model.InsertResult{Fresh: []model.Reading{fresh, moved}, Duplicates: 1, Conflicts: []model.Conflict{{Reading: conflict, Stored: 2}}}
+	res := model.InsertResult{Seq: 42, Fresh: []model.Reading{fresh, moved}, Duplicates: 1, Conflicts: []model.Conflict{{Reading: conflict, Stored: 2}}}
 	got := ownRepeats([]model.Reading{fresh, repeat, conflict, stamped}, res)
 	keys := make([]string, len(got))
 	for i, x := range got {
@@ -28,6 +28,9 @@ func TestOwnRepeats(t *testing.T) {
 	want := []string{fresh.ResumeKey(), moved.ResumeKey(), repeat.ResumeKey()}
 	if !slices.Equal(keys, want) {
 		t.Errorf("pushed %q, want %q", keys, want)
+	}
+	if got[2].Seq != 42 {
+		t.Errorf("a repeat pushed with seq %d, want the batch's, 42", got[2].Seq)
 	}
 	all := model.InsertResult{Fresh: []model.Reading{fresh}}
 	if got := ownRepeats([]model.Reading{fresh}, all); len(got) != 1 {

@@ -27,6 +27,9 @@ type Reading struct {
 
 // InsertResult is what a store made of a batch of readings.
 type InsertResult struct {
+	// Seq is the commit order the batch was stored under (see
+	// Reading.Seq), also when nothing in it was new.
+	Seq int64
 	// Fresh are the readings inserted, exactly those, in input order;
 	// receipt-stamped readings that were moved carry their new TS.
 	Fresh []Reading

@@ -178,6 +178,7 @@ func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (model.I
 		fresh[i] = r
 	}
 	res.Fresh = fresh
+	res.Seq = seq
 	return res, nil
 }
 
