@@ -395,6 +395,30 @@ WHERE m.sensor_id = $1 AND ($2 = '' OR m.metric = $2)
 ORDER BY r.ts DESC, r.metric DESC
 LIMIT $5`
 
+// queryReadings runs q, whose rows are (sensor_id, metric, unit, ts,
+// value[, seq]), and collects at most limit readings; withSeq scans the
+// sixth column into Seq. op names the query in errors.
+func (s *Store) queryReadings(ctx context.Context, op string, limit int, withSeq bool, q string, args ...any) ([]model.Reading, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	out := make([]model.Reading, 0, min(limit, 1024))
+	var r model.Reading
+	dest := []any{&r.SensorID, &r.Metric, &r.Unit, &r.TS, &r.Value}
+	if withSeq {
+		dest = append(dest, &r.Seq)
+	}
+	_, err = pgx.ForEachRow(rows, dest, func() error {
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return out, nil
+}
+
 // Readings returns the newest limit readings of one sensor with from <= ts
 // <= to, oldest first. metric "" means every metric of the sensor, ordered
 // by ts, then metric. Unit is the sensor metric's current unit. limit must
@@ -403,18 +427,9 @@ func (s *Store) Readings(ctx context.Context, sensorID, metric string, from, to 
 	if limit <= 0 {
 		return nil, errors.New("store: readings: limit must be positive")
 	}
-	rows, err := s.pool.Query(ctx, selectReadings, sensorID, metric, from, to, limit)
+	out, err := s.queryReadings(ctx, "readings", limit, false, selectReadings, sensorID, metric, from, to, limit)
 	if err != nil {
-		return nil, fmt.Errorf("store: readings: %w", err)
-	}
-	out := make([]model.Reading, 0, min(limit, 1024))
-	var r model.Reading
-	_, err = pgx.ForEachRow(rows, []any{&r.SensorID, &r.Metric, &r.Unit, &r.TS, &r.Value}, func() error {
-		out = append(out, r)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: readings: %w", err)
+		return nil, err
 	}
 	slices.Reverse(out) // fetched newest first to apply the limit at the recent end
 	return out, nil

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/watchroom/watchroom/internal/model"
 )
 
@@ -44,20 +42,7 @@ func (s *Store) ReadingsSince(ctx context.Context, since time.Time, only, except
 	if except == nil {
 		except = []string{}
 	}
-	rows, err := s.pool.Query(ctx, readingsSince, since, limit, only, except)
-	if err != nil {
-		return nil, fmt.Errorf("store: readings since: %w", err)
-	}
-	out := make([]model.Reading, 0, min(limit, 1024))
-	var r model.Reading
-	_, err = pgx.ForEachRow(rows, []any{&r.SensorID, &r.Metric, &r.Unit, &r.TS, &r.Value}, func() error {
-		out = append(out, r)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: readings since: %w", err)
-	}
-	return out, nil
+	return s.queryReadings(ctx, "readings since", limit, false, readingsSince, since, limit, only, except)
 }
 
 // readingsFromSeq reads the batch committed as seq $1 and every later one
@@ -82,20 +67,7 @@ func (s *Store) ReadingsFromSeq(ctx context.Context, seq int64, only, except []s
 	if except == nil {
 		except = []string{}
 	}
-	rows, err := s.pool.Query(ctx, readingsFromSeq, seq, limit, only, except)
-	if err != nil {
-		return nil, fmt.Errorf("store: readings from seq: %w", err)
-	}
-	out := make([]model.Reading, 0, min(limit, 1024))
-	var r model.Reading
-	_, err = pgx.ForEachRow(rows, []any{&r.SensorID, &r.Metric, &r.Unit, &r.TS, &r.Value, &r.Seq}, func() error {
-		out = append(out, r)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: readings from seq: %w", err)
-	}
-	return out, nil
+	return s.queryReadings(ctx, "readings from seq", limit, true, readingsFromSeq, seq, limit, only, except)
 }
 
 // ChatMessagesAfter returns up to limit messages of room with ids above
