@@ -173,4 +173,53 @@ describe('issue 14 in the browser', { timeout: 600_000 }, () => {
     await page.goto(stack.baseURL + '/#/sensor/no-such-sensor/temperature');
     await page.waitForSelector('[data-testid=unknown-sensor]');
   });
+
+  it('asks again for commands typed offline, and shows when each was asked, sent and answered', { timeout: 120_000 }, async () => {
+    const page = await newPage();
+    await login(page, 'alice');
+    await page.locator('li.tile button').first().click();
+    await page.waitForSelector('button[data-action=reboot]');
+    const sensor = decodeURIComponent(new URL(page.url()).hash.split('/')[2]);
+    const stored = async () => (await stack.api('alice', 'GET', `/api/commands?sensor_id=${encodeURIComponent(sensor)}`)).body.commands;
+    const before = (await stored()).length;
+
+    await stack.stopServer();
+    try {
+      await page.waitForSelector('[data-testid=conn-status]:not([data-state=connected])');
+      await page.waitForSelector('[data-testid=commands-offline]');
+      await page.click('button[data-action=reboot]');
+      await page.click('dialog.confirm button[type=submit]');
+      await page.click('button[data-action=ping]');
+      await waitFor('two held commands', async () => (await page.locator('[data-testid=command-outcome][data-status=held]').count()) === 2);
+    } finally {
+      await stack.startServer();
+    }
+    await page.waitForSelector('[data-testid=conn-status][data-state=connected]', { timeout: 30_000 });
+    // Back online: both wait for the operator and nothing reached the server.
+    await page.waitForSelector('[data-testid=held-send]');
+    assert.equal(await page.locator('[data-testid=command-outcome][data-status=held]').count(), 2);
+    assert.equal((await stored()).length, before);
+    await assertAccessible(page, 'held commands');
+
+    // The reboot (older, listed last) is discarded; the ping is sent again.
+    const held = page.locator('[data-testid=command-outcome][data-status=held]');
+    await held.last().locator('[data-testid=held-discard]').click();
+    await held.first().locator('[data-testid=held-send]').click();
+    const done = page.locator('[data-testid=command-outcome][data-status=success]');
+    await done.first().waitFor();
+    assert.equal(await page.locator('[data-testid=command-outcome][data-status=discarded]').count(), 1);
+    const times = await done.first().locator('[data-testid=command-times]').textContent();
+    assert.match(times, /^asked \d\d:\d\d:\d\d · sent \d\d:\d\d:\d\d · answered \d\d:\d\d:\d\d$/);
+    const cmds = await stored();
+    assert.deepEqual(
+      cmds.slice(0, cmds.length - before).map((c) => c.action),
+      ['ping'],
+      'only the ping asked for again reached the device',
+    );
+    // The history shows when each was sent and answered.
+    await waitFor('history row with an answer time', async () => {
+      const row = page.locator('table.history tbody tr').first();
+      return (await row.locator('td').nth(1).textContent())?.trim() !== '';
+    });
+  });
 });

@@ -499,3 +499,39 @@ describe('collectResume readings cursor', () => {
     expect(data.readings).toEqual({ since: '2026-11-21T10:00:00.000Z' });
   });
 });
+
+describe('commands typed while offline', () => {
+  const commandsSent = (ws: FakeWebSocket) => ws.sent.filter((m) => m.type === 'command');
+
+  it('holds them, never sends them by themselves, and sends one only when asked again', async () => {
+    const svc = await loggedIn();
+    FakeWebSocket.all[0].drop();
+    await settle();
+    const reboot = svc.commands.send('s-1', 'reboot');
+    const ping = svc.commands.send('s-1', 'ping');
+    expect(reboot.status).toBe('held');
+    expect(svc.commands.sendHeld(reboot)).toBe(false); // still offline
+
+    const ws = await reconnect(svc);
+    await settle();
+    // Back online: nothing went out by itself, both still wait for the operator.
+    expect(commandsSent(ws)).toEqual([]);
+    expect([reboot.status, ping.status]).toEqual(['held', 'held']);
+
+    svc.commands.discard(reboot);
+    expect(svc.commands.sendHeld(ping)).toBe(true);
+    expect(commandsSent(ws).map((m) => (m.data as { action: string }).action)).toEqual(['ping']);
+    expect(reboot.status).toBe('discarded');
+    expect(svc.commands.sendHeld(reboot)).toBe(false); // a discarded one stays discarded
+    expect(ping.status).toBe('pending');
+    expect([ping.wasHeld, ping.sentAt !== undefined]).toEqual([true, true]);
+    expect(commandsSent(ws)).toHaveLength(1);
+  });
+
+  it('sends at once when connected', async () => {
+    const svc = await loggedIn();
+    const c = svc.commands.send('s-1', 'ping');
+    expect([c.status, c.wasHeld]).toEqual(['pending', false]);
+    expect(commandsSent(FakeWebSocket.all[0])).toHaveLength(1);
+  });
+});

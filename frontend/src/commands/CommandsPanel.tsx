@@ -2,10 +2,19 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { formatDateTime, formatTime } from '../common/format';
 import { useEmitter, useObservable } from '../common/hooks';
 import { useServices } from '../services';
-import { ACTIONS, type ActionDef, type LocalStatus } from './store';
+import { ACTIONS, type ActionDef, type LocalStatus, type SentCommand } from './store';
+
+/** When it was asked for, sent (when it was held first) and answered. */
+export function commandTimes(c: SentCommand): string {
+  const parts = [`asked ${formatTime(c.requestedAt)}`];
+  if (c.sentAt !== undefined && c.wasHeld) parts.push(`sent ${formatTime(c.sentAt)}`);
+  if (c.answeredAt !== undefined) parts.push(`answered ${formatTime(c.answeredAt)}`);
+  return parts.join(' · ');
+}
 
 const STATUS_TEXT: Record<LocalStatus, string> = {
-  queued: 'queued (offline)',
+  held: 'held (typed offline)',
+  discarded: 'discarded',
   pending: 'pending…',
   success: 'success',
   error: 'error',
@@ -66,7 +75,11 @@ export function CommandsPanel({ sensorId }: { sensorId: string }) {
             {a.label}
           </button>
         ))}
-        {offline && <span class="muted small">Offline: commands are sent when the connection is back.</span>}
+        {offline && (
+          <span class="muted small" data-testid="commands-offline">
+            Offline: a command is held and you will be asked again when the connection is back.
+          </span>
+        )}
       </div>
       <dialog ref={dialogRef} class="confirm" aria-labelledby="confirm-title" onClose={() => setConfirming(null)}>
         {confirming && (
@@ -114,7 +127,23 @@ export function CommandsPanel({ sensorId }: { sensorId: string }) {
                 <span class="muted small">{Math.round(c.latencyMs)} ms</span>
               )}
               {c.message && <span class="muted small">{c.message}</span>}
-              <span class="muted small">{formatTime(c.issuedAt)}</span>
+              <span class="muted small" data-testid="command-times">
+                {commandTimes(c)}
+              </span>
+              {c.status === 'held' &&
+                (offline ? (
+                  <span class="muted small">waiting for the connection</span>
+                ) : (
+                  <span class="held-ask" role="group" aria-label={`Held ${c.action}: send it now?`}>
+                    <span class="small">Connection is back. Send {c.action} now?</span>
+                    <button type="button" class="primary" data-testid="held-send" onClick={() => svc.commands.sendHeld(c)}>
+                      Send now
+                    </button>
+                    <button type="button" data-testid="held-discard" onClick={() => svc.commands.discard(c)}>
+                      Discard
+                    </button>
+                  </span>
+                ))}
             </li>
           ))}
         </ul>
@@ -129,7 +158,8 @@ export function CommandsPanel({ sensorId }: { sensorId: string }) {
           <table class="history">
             <thead>
               <tr>
-                <th scope="col">When</th>
+                <th scope="col">Sent</th>
+                <th scope="col">Answered</th>
                 <th scope="col">Action</th>
                 <th scope="col">By</th>
                 <th scope="col">Status</th>
@@ -142,6 +172,7 @@ export function CommandsPanel({ sensorId }: { sensorId: string }) {
                 // Viewers and analysts get no command_id (docs/protocol.md#commands).
                 <tr key={r.command_id ?? `${r.issued_at}-${i}`}>
                   <td>{formatDateTime(r.issued_at)}</td>
+                  <td>{r.responded_at ? formatDateTime(r.responded_at) : ''}</td>
                   <td>{r.action}</td>
                   <td>{r.issued_by}</td>
                   <td>

@@ -1,4 +1,4 @@
-// Commands sent from this page (queued → pending → success/error/timeout)
+// Commands sent from this page (held while offline → pending → success/error/timeout)
 // and the stored command history per sensor from GET /api/commands.
 
 import type { Api } from '../common/api';
@@ -8,17 +8,32 @@ import type { WsClient } from '../common/ws';
 import { WsRequestError } from '../common/ws';
 import type { CommandRecord, CommandResponseData, Envelope } from '../types';
 
-export type LocalStatus = 'queued' | 'pending' | 'success' | 'error' | 'timeout';
+/**
+ * held: typed while offline, never sent; the operator is asked again once
+ * the connection is back (a device state may have changed meanwhile, and a
+ * reboot sent minutes late is not what anybody asked for).
+ * discarded: a held command the operator chose not to send.
+ */
+export type LocalStatus = 'held' | 'discarded' | 'pending' | 'success' | 'error' | 'timeout';
 
 export interface SentCommand {
+  /** The request id once sent; a local id while held. */
   reqId: string;
   sensorId: string;
   action: string;
+  params: Record<string, unknown>;
   status: LocalStatus;
   message?: string;
   commandId?: string;
   latencyMs?: number | null;
-  issuedAt: number;
+  /** When the operator asked for it (epoch ms). */
+  requestedAt: number;
+  /** When it went to the server (epoch ms); unset while held. */
+  sentAt?: number;
+  /** It was typed offline and held before it was sent or discarded. */
+  wasHeld: boolean;
+  /** When its outcome arrived (epoch ms). */
+  answeredAt?: number;
 }
 
 export interface ActionDef {
@@ -63,11 +78,14 @@ export class CommandStore {
   readonly changed: Observable;
   private readonly ws: WsClient;
   private readonly api: Api;
+  private readonly now: () => number;
+  private heldSeq = 0;
 
-  constructor(batcher: FrameBatcher, ws: WsClient, api: Api) {
+  constructor(batcher: FrameBatcher, ws: WsClient, api: Api, now: () => number = Date.now) {
     this.changed = new Observable(batcher);
     this.ws = ws;
     this.api = api;
+    this.now = now;
     ws.on<CommandResponseData>('command_response', (m) => this.onResponse(m));
     // Outcomes may have been stored while we were away and not replayed
     // (a resume replays readings, chat, alerts and direct messages only;
@@ -75,17 +93,15 @@ export class CommandStore {
     ws.reloadNeeded.on(() => {
       for (const id of this.history.keys()) void this.loadHistory(id);
     });
-    ws.outboxChanged.on((outbox) => {
-      const waiting = new Set(outbox.map((m) => String(m.id)));
-      let any = false;
-      for (const c of this.recent) {
-        if (c.status === 'queued' && !waiting.has(c.reqId)) {
-          c.status = 'pending';
-          any = true;
-        }
-      }
-      if (any) this.changed.changed();
+    // Held commands wait for the operator, not for the connection: a new
+    // state only redraws their "send now?" question.
+    ws.statusChanged.on(() => {
+      if (this.recent.some((c) => c.status === 'held')) this.changed.changed();
     });
+  }
+
+  private get online(): boolean {
+    return this.ws.status.state === 'connected';
   }
 
   /** Commands sent from this page for one sensor, newest first. */
@@ -97,27 +113,56 @@ export class CommandStore {
     return this.history.get(sensorId);
   }
 
+  /**
+   * Sends a command now, or holds it while offline: a held command is never
+   * sent by itself, the operator sends it again (sendHeld) or discards it.
+   */
   send(sensorId: string, action: string, params: Record<string, unknown> = {}): SentCommand {
-    const { id, reply } = this.ws.request('command', { sensor_id: sensorId, action, params }, { queue: true });
     const c: SentCommand = {
-      reqId: id,
+      reqId: `held-${++this.heldSeq}`,
       sensorId,
       action,
-      status: this.ws.outbox.some((m) => m.id === id) ? 'queued' : 'pending',
-      issuedAt: Date.now(),
+      params,
+      status: 'held',
+      requestedAt: this.now(),
+      wasHeld: !this.online,
     };
     this.recent = [c, ...this.recent].slice(0, MAX_RECENT);
+    if (this.online) this.dispatch(c, c.requestedAt);
     this.changed.changed();
+    return c;
+  }
+
+  /** Sends a held command now (the operator confirmed it again); false when still offline. */
+  sendHeld(c: SentCommand): boolean {
+    if (c.status !== 'held' || !this.online) return false;
+    this.dispatch(c, this.now());
+    this.changed.changed();
+    return true;
+  }
+
+  /** Drops a held command: it is never sent. */
+  discard(c: SentCommand): void {
+    if (c.status !== 'held') return;
+    c.status = 'discarded';
+    c.message = 'not sent';
+    this.changed.changed();
+  }
+
+  private dispatch(c: SentCommand, at: number): void {
+    const { id, reply } = this.ws.request('command', { sensor_id: c.sensorId, action: c.action, params: c.params });
+    c.reqId = id;
+    c.status = 'pending';
+    c.sentAt = at;
     reply.then(
       (m) => {
         // command_sent: stored and published; the outcome comes as command_response.
         const d = m.data as { command_id?: string } | undefined;
         if (d?.command_id && !c.commandId) c.commandId = d.command_id;
-        if (c.status === 'queued') c.status = 'pending';
         this.changed.changed();
       },
       (err: unknown) => {
-        if (c.status !== 'queued' && c.status !== 'pending') return;
+        if (c.status !== 'pending') return;
         if (err instanceof WsRequestError && err.code === 'timeout') {
           c.status = 'timeout';
           c.message = 'no answer from the server';
@@ -125,10 +170,10 @@ export class CommandStore {
           c.status = 'error';
           c.message = errorText(err);
         }
+        c.answeredAt = this.now();
         this.changed.changed();
       },
     );
-    return c;
   }
 
   private onResponse(m: Envelope<string, CommandResponseData>): void {
@@ -140,6 +185,7 @@ export class CommandStore {
       c.message = d.message;
       c.commandId = d.command_id;
       c.latencyMs = d.latency_ms;
+      c.answeredAt = this.now();
     }
     // The stored history now has the outcome too (a redelivered response
     // from an earlier page load only shows up there).
