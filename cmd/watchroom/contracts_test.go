@@ -44,7 +44,40 @@ func loadContract(t *testing.T, name string) map[string]any {
 	if err := json.Unmarshal(j, &doc); err != nil {
 		t.Fatal(err)
 	}
+	closeObjects(doc)
 	return doc
+}
+
+// closeObjects makes every schema that lists properties, and says nothing
+// of others, refuse others: JSON Schema allows unlisted properties by
+// default, and the documents leave it so for clients (a client ignores a
+// field it does not know), but the server must send nothing they do not
+// describe, or a field could be added to the code and never to the
+// contract (nor, through it, to the dashboard's types.ts).
+func closeObjects(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		if props, ok := x["properties"].(map[string]any); ok && x["additionalProperties"] == nil {
+			// A schema, not a message or response that happens to have a
+			// "properties" key: its properties are schemas themselves.
+			isSchema := true
+			for _, p := range props {
+				if _, ok := p.(map[string]any); !ok {
+					isSchema = false
+				}
+			}
+			if isSchema {
+				x["additionalProperties"] = false
+			}
+		}
+		for _, e := range x {
+			closeObjects(e)
+		}
+	case []any:
+		for _, e := range x {
+			closeObjects(e)
+		}
+	}
 }
 
 type contract struct {
