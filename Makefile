@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/watchroom
 NPM     ?= npm
 
-.PHONY: contracts screenshots run test test-go test-frontend e2e bench build services frontend check-dist fuzz lint soak
+.PHONY: contracts contract-types screenshots run test test-go test-frontend e2e bench build services frontend check-dist fuzz lint soak
 
 ## run: the demo: server, embedded broker, simulator and demo users
 run: services
@@ -33,10 +33,15 @@ tools/contracts/node_modules: tools/contracts/package-lock.json
 	cd tools/contracts && $(NPM) ci --no-audit --no-fund
 	@touch tools/contracts/node_modules
 
-## contracts: validate docs/asyncapi.yaml (AsyncAPI parser) and docs/openapi.yaml (OpenAPI 3.1 schema);
-## cmd/watchroom/contracts_test.go (in test-go) checks the real server against them
+## contracts: validate docs/asyncapi.yaml (AsyncAPI parser) and docs/openapi.yaml (OpenAPI 3.1 schema),
+## and check that frontend/src/contracts/*.gen.ts are current; cmd/watchroom/contracts_test.go (in
+## test-go) checks the real server against them, frontend/src/contracts/agree.ts (in test-frontend) types.ts
 contracts: tools/contracts/node_modules
 	cd tools/contracts && node check.mjs
+
+## contract-types: regenerate frontend/src/contracts/*.gen.ts from the contracts (after changing one)
+contract-types: tools/contracts/node_modules
+	cd tools/contracts && node types.mjs
 
 ## e2e: browser tests in headless Chromium against the real server, PostgreSQL and Mosquitto
 e2e: frontend/node_modules

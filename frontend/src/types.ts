@@ -1,6 +1,12 @@
 // Types mirroring the JSON of docs/protocol.md (the /ws protocol) and the
-// REST API. Keep them in step with the server: field names are the wire
-// names, timestamps are RFC 3339 strings as sent.
+// REST API: field names are the wire names, timestamps are RFC 3339
+// strings as sent. They are held to the contracts at compile time:
+// ClientData, ServerData, RestResponses and RestRequests at the end of this
+// file must agree, type by type and field by field, with what
+// docs/asyncapi.yaml and docs/openapi.yaml say (contracts/agree.ts; the
+// contracts are checked against the real server in Go). After changing a
+// contract: `make contract-types`, then `npm run typecheck` names every
+// field that differs.
 
 export type Role = 'viewer' | 'analyst' | 'operator' | 'admin';
 
@@ -47,12 +53,21 @@ export interface Reading {
   value: number;
   unit?: string;
   ts: string;
-  /** The commit batch that stored it: the exact resume cursor. */
+  /** The commit batch that stored it: the exact resume cursor (/ws only). */
   seq?: number;
 }
 
+/** A reading as REST returns it: without seq. */
+export type StoredReading = Omit<Reading, 'seq'>;
+
 export interface SubscribeData {
   sensors: string[];
+}
+
+/** The readings filter now: '*' means every sensor but those in except. */
+export interface SubscribedData {
+  sensors: string[];
+  except?: string[];
 }
 
 // ---- Commands -------------------------------------------------------------
@@ -62,16 +77,17 @@ export type CommandStatus = 'pending' | 'success' | 'error' | 'timeout';
 export interface CommandRequestData {
   sensor_id: string;
   action: string;
-  params: Record<string, unknown>;
+  params?: Record<string, unknown>;
 }
 
+/** command_sent (status pending) and command_response. */
 export interface CommandResponseData {
   command_id: string;
-  sensor_id?: string;
-  action?: string;
+  sensor_id: string;
+  action: string;
   status: CommandStatus;
   message?: string;
-  latency_ms?: number | null;
+  latency_ms?: number;
 }
 
 // ---- Errors ---------------------------------------------------------------
@@ -84,7 +100,9 @@ export type ErrorCode =
   | 'rate_limited'
   | 'not_found'
   | 'conflict'
-  | string;
+  | 'internal'
+  | 'too_many_connections'
+  | 'limit_reached';
 
 export interface ErrorData {
   code: ErrorCode;
@@ -95,14 +113,18 @@ export interface ErrorData {
 
 export type RoomKind = 'chat' | 'alerts';
 
+/** A room; lists add its counts, and member for the user who asked. */
 export interface RoomInfo {
   room: string;
   kind: RoomKind;
-  members: number;
-  online: number;
+  creator: string;
+  created_at: string;
+  /** general and alerts: cannot be deleted, every user is a member. */
+  fixed: boolean;
+  members?: number;
+  online?: number;
   /** Present when the server tells whether the current user is a member. */
   member?: boolean;
-  joined?: boolean;
 }
 
 export interface RoomListData {
@@ -122,7 +144,19 @@ export interface ChatMessage {
   room: string;
   user: string;
   content: string;
-  alert_id?: number | string | null;
+  alert_id?: number;
+  ts: string;
+}
+
+export interface ChatMessageRequestData {
+  room: string;
+  content: string;
+  alert_id?: number;
+}
+
+export interface ChatMessageSentData {
+  room: string;
+  id: number;
   ts: string;
 }
 
@@ -132,22 +166,38 @@ export interface JoinedData {
   history: ChatMessage[];
 }
 
+export type PresenceReason = 'joined' | 'left' | 'online' | 'offline';
+
 export interface UserJoinedData {
   room: string;
   user: string;
   /** "online": a member came back; absent: joined the room. */
-  reason?: string;
+  reason?: PresenceReason;
 }
 
 export interface UserLeftData {
   room: string;
   user: string;
-  reason?: string;
+  /** "offline": a member went away; absent or "left": left the room. */
+  reason?: PresenceReason;
 }
 
 export interface UserTypingData {
   room: string;
   user: string;
+}
+
+export interface TypingSentData {
+  room: string;
+  /** Whether it went out (typing notices are rate limited). */
+  forwarded: boolean;
+}
+
+export interface HistoryRequestData {
+  room: string;
+  /** Messages with a smaller id. */
+  before?: number;
+  limit?: number;
 }
 
 export interface HistoryData {
@@ -156,16 +206,37 @@ export interface HistoryData {
 }
 
 export interface DirectMessage {
-  id?: number;
-  from?: string;
-  user?: string;
+  id: number;
+  from: string;
   to: string;
   content: string;
-  ts?: string;
+  ts: string;
+}
+
+export interface DirectMessageRequestData {
+  to: string;
+  content: string;
+}
+
+export interface DirectMessageSentData {
+  id: number;
+  to: string;
+  ts: string;
+}
+
+/** join_room, leave_room, typing, delete_room; left and deleted. */
+export interface RoomRef {
+  room: string;
+}
+
+export interface CreateRoomData {
+  room: string;
+  kind?: RoomKind;
 }
 
 export interface RoomDeletedData {
   room: string;
+  by: string;
 }
 
 // ---- Alerts ---------------------------------------------------------------
@@ -175,24 +246,38 @@ export type AlertSeverity = 'warning' | 'critical';
 export type AlertState = 'open' | 'acknowledged' | 'resolved';
 
 export interface Alert {
-  id: number | string;
+  id: number;
   sensor_id: string;
   metric: string;
   kind: AlertKind;
   severity: AlertSeverity;
-  value: number | null;
-  limit_or_score: number | null;
+  value: number;
+  limit_or_score: number;
   state: AlertState;
   opened_at: string;
   updated_at: string;
   count: number;
-  acked_by?: string | null;
-  resolved_by?: string | null;
-  resolved_at?: string | null;
+  acked_by: string | null;
+  resolved_by: string | null;
+  resolved_at: string | null;
   /** Increases with every change of any alert: the resume cursor of the alerts stream. */
-  event_id?: number;
+  event_id: number;
   /** On live messages only: kept open because it kept opening and resolving (docs/alerts.md#noise). */
   flapping?: boolean;
+}
+
+/** An alert as REST returns it: flapping is not stored. */
+export type StoredAlert = Omit<Alert, 'flapping'>;
+
+/** alert_ack: the id as a number or a string of digits. */
+export interface AlertAckData {
+  alert_id: number | string;
+}
+
+export interface AlertResolveData {
+  alert_id: number | string;
+  /** Kept with the alert (GET /api/alerts/{id}). */
+  note?: string;
 }
 
 // ---- Resuming after a reconnect ------------------------------------------
@@ -218,8 +303,8 @@ export interface ResumedData {
 }
 
 export interface ResumeFailedData {
-  reason: 'too_old' | 'too_many' | string;
-  stream?: string;
+  reason: 'too_old' | 'too_many';
+  stream: 'readings' | 'rooms' | 'alerts' | 'direct';
   max_age_seconds?: number;
   max?: number;
 }
@@ -255,6 +340,7 @@ export type RefreshResponse = LoginResponse;
 export interface MeResponse {
   user: string;
   role: Role;
+  expires_at: string;
 }
 
 export interface Sensor {
@@ -274,19 +360,211 @@ export interface Bucket {
   count: number;
 }
 
+/** A command as GET /api/commands lists it; command_id and params for operators and admins only. */
 export interface CommandRecord {
-  command_id: string;
+  command_id?: string;
   sensor_id: string;
   action: string;
-  params: Record<string, unknown> | null;
+  params?: Record<string, unknown> | null;
   issued_by: string;
   issued_at: string;
   status: CommandStatus;
   message?: string;
-  responded_at?: string | null;
-  latency_ms?: number | null;
+  responded_at?: string;
+  latency_ms?: number;
 }
 
 export interface RestError {
   error: { code: string; message: string };
+}
+
+export type RuleKind = 'threshold' | 'spike' | 'stale';
+
+/** The settings of a rule; only those of its kind apply (docs/alerts.md). */
+interface RuleSettings {
+  metric: string;
+  kind: RuleKind;
+  /** threshold */
+  min?: number;
+  max?: number;
+  /** spike: standard deviations, and readings before one may fire */
+  k?: number;
+  warmup?: number;
+  /** stale */
+  after_seconds?: number;
+  /** threshold and spike: normal readings before the alert resolves itself */
+  resolve_after?: number;
+}
+
+/** A stored alert rule; only the fields of its kind are present. */
+export interface AlertRule extends RuleSettings {
+  sensor_id: string;
+  enabled: boolean;
+  updated_by?: string;
+  updated_at: string;
+}
+
+/** A rule as PUT /api/sensors/{id}/rules takes it (enabled: default true). */
+export interface AlertRuleIn extends RuleSettings {
+  enabled?: boolean;
+  /** Accepted and ignored, so that a rule GET returned can be sent back. */
+  sensor_id?: unknown;
+  updated_by?: unknown;
+  updated_at?: unknown;
+}
+
+/** What applies to a kind where no rule of it is stored. */
+export interface RuleDefaults {
+  threshold: { enabled: boolean; resolve_after: number };
+  spike: { enabled: boolean; k: number; warmup: number; resolve_after: number };
+  stale: { enabled: boolean; min_after_seconds: number; interval_factor: number };
+}
+
+export interface RulesResponse {
+  sensor_id: string;
+  rules: AlertRule[];
+  defaults: RuleDefaults;
+}
+
+export interface Device {
+  id: string;
+  active: boolean;
+  created_by: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export type DropKind = 'raw' | '1m' | '1h';
+export type DropReason = 'age' | 'size';
+
+/** GET /api/stats: the hub's counters, and storage when the store reports it. */
+export interface StatsResponse {
+  active_connections: number;
+  messages_per_minute: number;
+  total_messages: number;
+  failed_deliveries: number;
+  average_connection_duration_seconds: number;
+  uptime_seconds: number;
+  closed_connections: number;
+  data?: {
+    raw_bytes: number;
+    raw_partitions: number;
+    default_partition_rows: number;
+    oldest_raw_partition_from?: string;
+    rollup_1m_bytes: number;
+    rollup_1h_bytes: number;
+    dropped: { kind: DropKind; reason: DropReason; drops: number; rows: number; bytes: number; partitions: number }[];
+    last_drops: {
+      at: string;
+      kind: DropKind;
+      reason: DropReason;
+      target: string;
+      upto: string;
+      rows: number;
+      bytes: number;
+    }[];
+  };
+}
+
+export interface ReadyResponse {
+  ready: boolean;
+  /** By check: "ok" or what failed. */
+  checks: Record<string, string>;
+}
+
+// ---- The contracts, message by message and route by route ----------------
+// contracts/agree.ts holds these four to docs/asyncapi.yaml and
+// docs/openapi.yaml (through the generated contracts/*.gen.ts): a message
+// type or route missing on either side, a field only on one side, a field
+// optional on one side only, or a field of another type fails
+// `npm run typecheck` with its path.
+
+/** The data of every message a client sends, by type (undefined: none). */
+export interface ClientData {
+  ack: undefined;
+  alert_ack: AlertAckData;
+  alert_resolve: AlertResolveData;
+  auth: AuthData;
+  chat_message: ChatMessageRequestData;
+  command: CommandRequestData;
+  create_room: CreateRoomData;
+  delete_room: RoomRef;
+  direct_message: DirectMessageRequestData;
+  history: HistoryRequestData;
+  join_room: RoomRef;
+  leave_room: RoomRef;
+  list_rooms: Record<string, never> | undefined;
+  ping: undefined;
+  resume: ResumeData;
+  subscribe: SubscribeData;
+  typing: RoomRef;
+  unsubscribe: SubscribeData;
+}
+
+/** The data of every message the server sends, by type (undefined: none). */
+export interface ServerData {
+  alert: Alert;
+  alert_updated: Alert;
+  auth_error: AuthErrorData;
+  auth_ok: AuthOkData;
+  /** Each item is one message as it would come alone. */
+  batch: { type: string; id?: number; ref?: MsgId | null; data?: unknown }[];
+  chat_message: ChatMessage;
+  chat_message_sent: ChatMessageSentData;
+  command_response: CommandResponseData;
+  command_sent: CommandResponseData;
+  created: RoomInfo;
+  deleted: RoomRef;
+  direct_message: DirectMessage;
+  direct_message_sent: DirectMessageSentData;
+  error: ErrorData;
+  gap: GapData;
+  history: HistoryData;
+  joined: JoinedData;
+  left: RoomRef;
+  pong: undefined;
+  reading: Reading;
+  resume_failed: ResumeFailedData;
+  resumed: ResumedData;
+  room_created: RoomCreatedData;
+  room_deleted: RoomDeletedData;
+  room_list: RoomListData;
+  subscribed: SubscribedData;
+  typing_sent: TypingSentData;
+  user_joined: UserJoinedData;
+  user_left: UserLeftData;
+  user_typing: UserTypingData;
+}
+
+export type ClientMessageType = keyof ClientData;
+export type ServerMessageType = keyof ServerData;
+
+/** The JSON bodies of every route, by "METHOD path" (errors aside: RestError). */
+export interface RestResponses {
+  'POST /api/login': LoginResponse;
+  'GET /api/me': MeResponse;
+  'POST /api/refresh': RefreshResponse;
+  'GET /api/sensors': Sensor[];
+  'GET /api/sensors/{id}/readings':
+    | { sensor_id?: string; metric?: string; readings: StoredReading[] }
+    | { sensor_id?: string; metric?: string; bucket?: string; buckets: Bucket[] };
+  'GET /api/commands': { commands: CommandRecord[] };
+  'GET /api/rooms': { rooms: RoomInfo[] };
+  'GET /api/rooms/{room}/messages': { room: string; messages: ChatMessage[] };
+  'GET /api/alerts': { alerts: StoredAlert[] };
+  'GET /api/alerts/{id}': { alert: StoredAlert; note: string | null; messages: ChatMessage[] };
+  'GET /api/sensors/{id}/rules': RulesResponse;
+  'PUT /api/sensors/{id}/rules': RulesResponse;
+  'GET /api/devices': { devices: Device[] };
+  'POST /api/devices': { id: string; secret: string };
+  'GET /api/stats': StatsResponse;
+  'GET /healthz': { status: 'ok' };
+  'GET /readyz': ReadyResponse;
+}
+
+/** The JSON request bodies, by "METHOD path". */
+export interface RestRequests {
+  'POST /api/login': { username: string; password: string };
+  'PUT /api/sensors/{id}/rules': { rules: AlertRuleIn[]; sensor_id?: unknown; defaults?: unknown };
+  'POST /api/devices': { id: string };
 }

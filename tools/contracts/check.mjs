@@ -1,11 +1,15 @@
 // Validates the API contracts with maintained validators:
 // docs/asyncapi.yaml with the AsyncAPI parser (3.x, Node 20), and
 // docs/openapi.yaml with @seriousme/openapi-schema-validator (the
-// OpenAPI 3.1 JSON schema). Whether the real server conforms is checked
-// by cmd/watchroom/contracts_test.go. Exit 1 on any error.
+// OpenAPI 3.1 JSON schema); then checks that the TypeScript generated from
+// them for the dashboard (frontend/src/contracts/*.gen.ts, types.mjs) is
+// current. Whether the real server conforms is checked by
+// cmd/watchroom/contracts_test.go, whether the dashboard's types.ts agrees
+// by its type check (frontend/src/contracts/agree.ts). Exit 1 on any error.
 import { readFile } from 'node:fs/promises';
 import { Parser } from '@asyncapi/parser';
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { stale } from './types.mjs';
 
 const root = new URL('../../docs/', import.meta.url);
 let failed = false;
@@ -29,5 +33,14 @@ if (!res.valid) {
   console.log('openapi.yaml errors:', JSON.stringify(res.errors, null, 2));
 } else {
   console.log(`openapi.yaml: OpenAPI ${v.version}, ${Object.keys(v.specification.paths).length} paths`);
+}
+try {
+  const old = await stale();
+  for (const f of old) console.log(`${f} is stale: run \`make contract-types\` and commit it`);
+  if (old.length) failed = true;
+  else console.log('frontend/src/contracts/*.gen.ts: current');
+} catch (e) {
+  console.log(`types.mjs: ${e.message}`);
+  failed = true;
 }
 process.exit(failed ? 1 : 0);

@@ -19,6 +19,7 @@ function alert(id: number, over: Partial<Alert> = {}): Alert {
     acked_by: null,
     resolved_by: null,
     resolved_at: null,
+    event_id: id,
     ...over,
   };
 }

@@ -373,7 +373,7 @@ function DmList({ user }: { user: string }) {
     <ol class="messages" ref={ref} aria-label={`Direct messages with ${user}`} tabIndex={0}>
       {msgs.length === 0 && queued.length === 0 && <li class="muted small empty">No messages yet.</li>}
       {msgs.map((m, i) => {
-        const from = m.from ?? m.user ?? '';
+        const from = m.from;
         return (
           <li key={m.id ?? 'i' + i} class={`msg${from === chat.me ? ' mine' : ''}`}>
             <div class="msg-meta">

@@ -31,9 +31,12 @@ const TYPING_SHOW_MS = 3000;
 const TYPING_SEND_EVERY_MS = 2000;
 const FIXED_ROOMS = ['general', 'alerts'];
 
+/** A room with its counts (0 until the server sends them). */
+export type RoomCounts = RoomInfo & { members: number; online: number };
+
 export interface RoomView {
   name: string;
-  info?: RoomInfo;
+  info?: RoomCounts;
   /** Sorted by id, oldest first, no duplicates. */
   messages: ChatMessage[];
   /** No older history on the server. */
@@ -135,7 +138,6 @@ export class ChatStore {
   isMember(room: string): boolean {
     const v = this.rooms.get(room);
     if (v?.info?.member !== undefined) return v.info.member;
-    if (v?.info?.joined !== undefined) return v.info.joined;
     return this.joinedRooms.has(room);
   }
 
@@ -323,7 +325,7 @@ export class ChatStore {
     for (const info of list) {
       if (!info || typeof info.room !== 'string') continue;
       names.add(info.room);
-      this.room(info.room).info = info;
+      this.room(info.room).info = withCounts(info);
     }
     for (const name of [...this.rooms.keys()]) {
       if (!names.has(name) && !FIXED_ROOMS.includes(name)) this.rooms.delete(name);
@@ -395,7 +397,7 @@ export class ChatStore {
   }
 
   private onDirect(d: DirectMessage): void {
-    const from = d.from ?? d.user ?? '';
+    const from = d.from;
     const other = from === this.me ? d.to : from;
     if (!other) return;
     let dm = this.dms.get(other);
@@ -416,7 +418,7 @@ export class ChatStore {
     if (!info || typeof info.room !== 'string') return;
     const v = this.room(info.room);
     // Keep what is known of an existing entry (e.g. member from REST).
-    v.info = { ...info, member: v.info?.member ?? info.member };
+    v.info = { ...withCounts(info), member: v.info?.member ?? info.member };
     this.changed.changed();
   }
 
@@ -576,4 +578,8 @@ function sortMembers(ms: RoomMember[]): RoomMember[] {
 
 function sortById(msgs: ChatMessage[]): ChatMessage[] {
   return [...msgs].sort((a, b) => a.id - b.id);
+}
+
+function withCounts(info: RoomInfo): RoomCounts {
+  return { ...info, members: info.members ?? 0, online: info.online ?? 0 };
 }

@@ -2,13 +2,9 @@
 // mark them. The list is public to every signed-in user; it never holds
 // secrets.
 
-export interface Device {
-  id: string;
-  active: boolean;
-  created_by: string;
-  created_at: string;
-  revoked_at: string | null;
-}
+import type { Device } from '../types';
+
+export type { Device };
 
 /** The ids of the active devices of a GET /api/devices answer. */
 export function registeredIds(res: { devices?: Device[] } | Device[] | null | undefined): Set<string> {
