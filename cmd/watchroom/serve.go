@@ -96,6 +96,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 // the embedded broker.
 type parts struct {
 	st          *store.Store
+	claim       *store.Claim // this instance's id and MQTT client id
 	mqtt        mqttBroker
 	reg         *prometheus.Registry
 	h           *hub.Hub
@@ -114,6 +115,9 @@ func (p *parts) close() {
 	if p.mqtt.stop != nil {
 		p.mqtt.stop()
 	}
+	if p.claim != nil {
+		p.claim.Close()
+	}
 	p.st.Close()
 }
 
@@ -128,12 +132,18 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 	if p.st, err = store.Open(ctx, cfg.DatabaseURL); err != nil {
 		return nil, err
 	}
+	built := p // p itself is nil once an error is returned
 	defer func() {
 		if err != nil {
-			p.close()
+			built.close()
 		}
 	}()
 	st := p.st
+	// Before any MQTT client exists: a second instance with our client id
+	// would throw ours off the broker in a loop.
+	if p.claim, err = claimInstance(ctx, cfg, st, log); err != nil {
+		return nil, err
+	}
 	tokens, err := newTokens(ctx, cfg, st)
 	if err != nil {
 		return nil, err
@@ -271,6 +281,7 @@ func (p *parts) run(ctx context.Context, cfg config.Config, log *slog.Logger, re
 		defer metricsSrv.Close()
 	}
 
+	claimTask := start(p.claim.Run)
 	hubTask := start(func(ctx context.Context) error { return p.h.Run(ctx) })
 	revocationsTask := start(p.revocations.Run)
 	alertsTask := start(p.det.Run) // before ingest: it loads its state first
@@ -290,7 +301,8 @@ func (p *parts) run(ctx context.Context, cfg config.Config, log *slog.Logger, re
 	})
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- p.app.Serve(ln) }()
-	log.Info("watchroom serving", "http", ln.Addr().String(), "tls", p.tls, "metrics", cfg.MetricsAddr, "mqtt", redactURL(p.mqtt.url), "client_id", cfg.MQTTClientID)
+	log.Info("watchroom serving", "http", ln.Addr().String(), "tls", p.tls, "metrics", cfg.MetricsAddr, "mqtt", redactURL(p.mqtt.url),
+		"instance_id", cfg.InstanceID, "client_id", cfg.MQTTClientID)
 	if ready != nil {
 		ready(served{httpAddr: ln.Addr().String(), gatewayURL: p.mqtt.gatewayURL})
 	}
@@ -304,6 +316,8 @@ func (p *parts) run(ctx context.Context, cfg config.Config, log *slog.Logger, re
 		runErr = fmt.Errorf("ingest stopped: %w", ingestTask.err)
 	case <-devTask.done:
 		runErr = fmt.Errorf("devices stopped: %w", devTask.err)
+	case <-claimTask.done:
+		runErr = claimError(cfg, claimTask.err)
 	}
 	log.Info("shutting down")
 
@@ -335,6 +349,7 @@ func (p *parts) run(ctx context.Context, cfg config.Config, log *slog.Logger, re
 	_ = lifeTask.stop() // after ingest: a round never races the last flush for a lock
 	_ = revocationsTask.stop()
 	_ = hubTask.stop()
+	_ = claimTask.stop() // last: the id is ours until everything above has stopped
 	log.Info("stopped")
 	return runErr
 }
@@ -395,6 +410,55 @@ func brokerURL(cfg config.Config, st *store.Store, log *slog.Logger) (mqttBroker
 		m.gatewayURL = withUser(b.URL(), broker.GatewayUser, cfg.MQTTGatewayPassword)
 	}
 	return m, nil
+}
+
+// Names an instance claims (store.Claim) for its life.
+const (
+	instanceClaimPrefix   = "instance:"
+	mqttClientClaimPrefix = "mqtt-client:"
+)
+
+// claimPatience is how long a start waits for a claimed name to be freed:
+// a process restarted at once after a crash may find the session of its
+// previous run not yet ended by PostgreSQL.
+const claimPatience = 2 * time.Second
+
+// claimInstance claims the instance id and the MQTT client id for this
+// process, so that two instances sharing a database never run with the
+// same one; a refusal names the id and the setting to change.
+func claimInstance(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger) (*store.Claim, error) {
+	names := []string{instanceClaimPrefix + cfg.InstanceID, mqttClientClaimPrefix + cfg.MQTTClientID}
+	deadline := time.Now().Add(claimPatience)
+	for {
+		c, err := st.Claim(ctx, store.ClaimConfig{Label: "instance " + cfg.InstanceID}, log.With("component", "instance"), names...)
+		var taken *store.ClaimTakenError
+		if err == nil || !errors.As(err, &taken) || time.Now().After(deadline) {
+			return c, claimError(cfg, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// claimError explains a refused claim in terms of the settings.
+func claimError(cfg config.Config, err error) error {
+	var taken *store.ClaimTakenError
+	if !errors.As(err, &taken) {
+		return err
+	}
+	holder := ""
+	if taken.Holder != "" {
+		holder = " (" + taken.Holder + ")"
+	}
+	if strings.HasPrefix(taken.Name, mqttClientClaimPrefix) {
+		return fmt.Errorf("another Watchroom instance sharing this database uses MQTT client id %q%s: give each instance its own WATCHROOM_MQTT_CLIENT_ID (--mqtt-client-id), or leave it unset to derive it from WATCHROOM_INSTANCE_ID",
+			cfg.MQTTClientID, holder)
+	}
+	return fmt.Errorf("another Watchroom instance with instance id %q is running against this database%s: give each instance its own WATCHROOM_INSTANCE_ID (--instance-id)",
+		cfg.InstanceID, holder)
 }
 
 // devicesClientSuffix makes the command client's id from the instance's.

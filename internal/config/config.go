@@ -14,11 +14,15 @@ import (
 
 // Config is everything `watchroom serve` and `watchroom demo` need.
 type Config struct {
-	HTTPAddr     string
-	DatabaseURL  string
-	MQTTURL      string // empty: start the embedded broker
-	MQTTListen   string // address of the embedded broker
-	MQTTTopics   []string
+	HTTPAddr    string
+	DatabaseURL string
+	MQTTURL     string // empty: start the embedded broker
+	MQTTListen  string // address of the embedded broker
+	MQTTTopics  []string
+	// InstanceID names this instance among those sharing the database;
+	// two running instances never share one (serve claims it at start).
+	InstanceID string
+	// MQTTClientID defaults to one derived from InstanceID (ClientIDFor).
 	MQTTClientID string
 	// MQTTGatewayPassword, when set, lets user "gateway" act for every
 	// device on the embedded broker (and goes into the exported Mosquitto
@@ -108,7 +112,8 @@ func Vars() []Var {
 		{"WATCHROOM_MQTT_URL", "mqtt-url", "", "MQTT broker, e.g. tcp://127.0.0.1:1883; empty starts the embedded broker", str(func(c *Config) *string { return &c.MQTTURL })},
 		{"WATCHROOM_MQTT_LISTEN", "mqtt-listen", ":1883", "listen address of the embedded broker (only when WATCHROOM_MQTT_URL is empty)", str(func(c *Config) *string { return &c.MQTTListen })},
 		{"WATCHROOM_MQTT_TOPICS", "mqtt-topics", "sensors/#", "comma-separated topic filters to ingest (QoS 1)", list(func(c *Config) *[]string { return &c.MQTTTopics })},
-		{"WATCHROOM_MQTT_CLIENT_ID", "mqtt-client-id", "watchroom-<hostname>", "stable MQTT client id of this instance's persistent session; must differ between instances", str(func(c *Config) *string { return &c.MQTTClientID })},
+		{"WATCHROOM_INSTANCE_ID", "instance-id", "<hostname>", "name of this instance among those sharing the database (letters, digits, '-', '_', '.'); stable across its restarts; a second instance with the same id refuses to start; the default MQTT client id derives from it", str(func(c *Config) *string { return &c.InstanceID })},
+		{"WATCHROOM_MQTT_CLIENT_ID", "mqtt-client-id", "watchroom-<instance id>", "stable MQTT client id of this instance's persistent session; must differ between instances (a second instance with the same one refuses to start); empty: derived from WATCHROOM_INSTANCE_ID", str(func(c *Config) *string { return &c.MQTTClientID })},
 		{"WATCHROOM_MQTT_GATEWAY_PASSWORD", "", "", "when set, MQTT user gateway may publish readings and answer commands for every device (the simulator, a protocol gateway); the embedded broker accepts it and `watchroom device export-mosquitto` writes it", str(func(c *Config) *string { return &c.MQTTGatewayPassword })},
 		{"WATCHROOM_SENSORS", "sensors", "open", "open: anyone on the broker may publish readings, anonymous clients included; registered: only registered devices (`watchroom device add`)", str(func(c *Config) *string { return &c.Sensors })},
 		{"WATCHROOM_JWT_SECRET", "", "", "HMAC secret for login tokens; empty: generated once and kept in the database", str(func(c *Config) *string { return &c.JWTSecret })},
@@ -150,8 +155,9 @@ func Vars() []Var {
 }
 
 // Parse reads args (without the program and subcommand names) and env
-// (as from os.Environ) into a Config. hostname provides the default client
-// id. Errors name the offending flag or variable.
+// (as from os.Environ) into a Config. hostname provides the default
+// instance id, from which the default client id derives. Errors name the
+// offending flag or variable.
 func Parse(name string, args, env []string, hostname string, stderr io.Writer) (Config, error) {
 	var c Config
 	vars := Vars()
@@ -163,8 +169,11 @@ func Parse(name string, args, env []string, hostname string, stderr io.Writer) (
 	}
 	for _, v := range vars {
 		def := v.Default
-		if v.Env == "WATCHROOM_MQTT_CLIENT_ID" {
-			def = DefaultClientID(hostname)
+		switch v.Env {
+		case "WATCHROOM_INSTANCE_ID":
+			def = DefaultInstanceID(hostname)
+		case "WATCHROOM_MQTT_CLIENT_ID":
+			def = "" // derived from the instance id once that is final
 		}
 		if err := v.set(&c, def); err != nil {
 			return c, fmt.Errorf("config: default of %s: %w", v.Env, err)
@@ -189,26 +198,58 @@ func Parse(name string, args, env []string, hostname string, stderr io.Writer) (
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
 	}
+	if c.MQTTClientID == "" {
+		c.MQTTClientID = ClientIDFor(c.InstanceID)
+	}
 	return c, c.validate()
 }
 
-// DefaultClientID derives a client id from the host name, so that two
-// instances on different hosts never share one persistent session.
-func DefaultClientID(hostname string) string {
+// fallbackInstanceID is the instance id of a host whose name leaves
+// nothing usable.
+const fallbackInstanceID = "watchroom"
+
+// DefaultInstanceID derives an instance id from the host name: stable
+// across restarts on one host (so the MQTT client id derived from it keeps
+// its persistent session), different between hosts.
+func DefaultInstanceID(hostname string) string {
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
 	var b strings.Builder
 	for _, r := range hostname {
-		if r < 128 && (r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+		if idRune(r) {
 			b.WriteRune(r)
 		}
 	}
 	if b.Len() == 0 {
-		return "watchroom"
+		return fallbackInstanceID
 	}
-	return "watchroom-" + b.String()
+	return b.String()
 }
+
+// ClientIDFor is the default MQTT client id of instance id:
+// "watchroom-<id>", which for the default instance id is the client id
+// Watchroom has always derived from the host name.
+func ClientIDFor(instanceID string) string {
+	if instanceID == fallbackInstanceID {
+		return fallbackInstanceID
+	}
+	return "watchroom-" + instanceID
+}
+
+// DefaultClientID is the default MQTT client id on a host: the one derived
+// from its default instance id.
+func DefaultClientID(hostname string) string {
+	return ClientIDFor(DefaultInstanceID(hostname))
+}
+
+func idRune(r rune) bool {
+	return r < 128 && (r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+}
+
+// maxInstanceID bounds an instance id: it goes into MQTT client ids and
+// PostgreSQL application names.
+const maxInstanceID = 64
 
 func (c Config) validate() error {
 	var errs []error
@@ -262,6 +303,9 @@ func (c Config) validate() error {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			errs = append(errs, fmt.Errorf("trusted proxy %q: want an IP address or CIDR such as 10.0.0.0/8", p))
 		}
+	}
+	if c.InstanceID == "" || len(c.InstanceID) > maxInstanceID || strings.IndexFunc(c.InstanceID, func(r rune) bool { return !idRune(r) }) >= 0 {
+		errs = append(errs, fmt.Errorf("instance id %q: want 1 to %d letters, digits, '-', '_' or '.' (WATCHROOM_INSTANCE_ID)", c.InstanceID, maxInstanceID))
 	}
 	if len(c.MQTTTopics) == 0 {
 		errs = append(errs, errors.New("at least one MQTT topic is needed"))

@@ -21,8 +21,8 @@ func TestParse(t *testing.T) {
 			if len(c.MQTTTopics) != 1 || c.MQTTTopics[0] != "sensors/#" {
 				t.Errorf("topics = %v", c.MQTTTopics)
 			}
-			if c.MQTTClientID != "watchroom-host-1" {
-				t.Errorf("client id = %q", c.MQTTClientID)
+			if c.InstanceID != "host-1" || c.MQTTClientID != "watchroom-host-1" {
+				t.Errorf("instance id = %q, client id = %q; want the host name's", c.InstanceID, c.MQTTClientID)
 			}
 			if c.WSAuthTimeout != 5*time.Second || c.WSPingInterval != 30*time.Second || c.CommandTimeout != 10*time.Second {
 				t.Errorf("durations = %v %v %v", c.WSAuthTimeout, c.WSPingInterval, c.CommandTimeout)
@@ -40,6 +40,16 @@ func TestParse(t *testing.T) {
 			}
 			if c.WSRate != 5.5 {
 				t.Errorf("rate = %v", c.WSRate)
+			}
+		}},
+		{"client id derives from the instance id", []string{"--instance-id", "web-2"}, []string{"WATCHROOM_INSTANCE_ID=web-1", "WATCHROOM_MQTT_CLIENT_ID="}, func(t *testing.T, c Config) {
+			if c.InstanceID != "web-2" || c.MQTTClientID != "watchroom-web-2" {
+				t.Errorf("instance id = %q, client id = %q", c.InstanceID, c.MQTTClientID)
+			}
+		}},
+		{"explicit client id stays", nil, []string{"WATCHROOM_INSTANCE_ID=web-1", "WATCHROOM_MQTT_CLIENT_ID=watchroom-1"}, func(t *testing.T, c Config) {
+			if c.InstanceID != "web-1" || c.MQTTClientID != "watchroom-1" {
+				t.Errorf("instance id = %q, client id = %q", c.InstanceID, c.MQTTClientID)
 			}
 		}},
 		{"flag wins over env", []string{"--http-addr", ":7000"}, []string{"WATCHROOM_HTTP_ADDR=:9000"}, func(t *testing.T, c Config) {
@@ -71,6 +81,8 @@ func TestParseErrors(t *testing.T) {
 		{"range", []string{"--batch-size", "0"}, nil, "batch size"},
 		{"log format", []string{"--log-format", "xml"}, nil, "log format"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
+		{"instance id characters", nil, []string{"WATCHROOM_INSTANCE_ID=web 1"}, "WATCHROOM_INSTANCE_ID"},
+		{"empty instance id", []string{"--instance-id", ""}, nil, "WATCHROOM_INSTANCE_ID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

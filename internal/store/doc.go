@@ -5,7 +5,9 @@
 // audit trail), settings.go, deliveries.go (the outbox of messages a user
 // must acknowledge), rooms.go and messages.go (chat rooms, membership, chat
 // and direct messages), alerts.go and rules.go (anomaly alerts and the
-// per-sensor rules that raise them).
+// per-sensor rules that raise them), claims.go (names such as the
+// instance id that one running process holds at a time: session advisory
+// locks on a connection of their own).
 //
 // Concurrency: a *Store is safe for concurrent use by any number of
 // goroutines; every method takes a connection from the pool for the length

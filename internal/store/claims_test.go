@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestClaimRefusesASecondHolder(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	a, err := s.Claim(ctx, ClaimConfig{Label: "instance web-1"}, nil, "instance:web-1", "mqtt-client:watchroom-web-1")
+	if err != nil {
+		t.Fatalf("first claim: %v", err)
+	}
+	// Another name on the same database is free.
+	other, err := s.Claim(ctx, ClaimConfig{Label: "instance web-2"}, nil, "instance:web-2")
+	if err != nil {
+		t.Fatalf("claim of another name: %v", err)
+	}
+	other.Close()
+
+	_, err = s.Claim(ctx, ClaimConfig{Label: "instance web-1"}, nil, "instance:web-2", "instance:web-1")
+	var taken *ClaimTakenError
+	if !errors.As(err, &taken) {
+		t.Fatalf("second claim of instance:web-1: err = %v, want a *ClaimTakenError", err)
+	}
+	if taken.Name != "instance:web-1" || !strings.Contains(taken.Holder, a.token) || !strings.Contains(taken.Holder, "since") {
+		t.Errorf("refusal = %+v, want the name and the holder's application name (token %s)", taken, a.token)
+	}
+	// The refused claim released what it had taken before the refusal.
+	again, err := s.Claim(ctx, ClaimConfig{}, nil, "instance:web-2")
+	if err != nil {
+		t.Fatalf("instance:web-2 after a refused claim: %v", err)
+	}
+	again.Close()
+
+	a.Close()
+	b, err := s.Claim(ctx, ClaimConfig{}, nil, "instance:web-1", "mqtt-client:watchroom-web-1")
+	if err != nil {
+		t.Fatalf("claim after the holder closed: %v", err)
+	}
+	b.Close()
+}
+
+// A claim whose connection is cut takes its names again; one that finds
+// them taken by another process meanwhile returns the refusal.
+func TestClaimRunRetakesAfterLosingItsConnection(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	kill := func(c *Claim) {
+		t.Helper()
+		var ok bool
+		if err := s.Pool().QueryRow(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%' || $1 || '%'`, c.token).Scan(&ok); err != nil || !ok {
+			t.Fatalf("terminate the claim's session: %v %v", ok, err)
+		}
+	}
+	held := func(name string) bool {
+		t.Helper()
+		c, err := s.Claim(ctx, ClaimConfig{}, nil, name)
+		if err == nil {
+			c.Close()
+			return false
+		}
+		var taken *ClaimTakenError
+		if !errors.As(err, &taken) {
+			t.Fatalf("probe claim: %v", err)
+		}
+		return true
+	}
+
+	a, err := s.Claim(ctx, ClaimConfig{CheckInterval: 20 * time.Millisecond}, nil, "instance:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(rctx) }()
+	kill(a)
+	// Run notices and takes the name again; bounded wait.
+	deadline := time.Now().Add(10 * time.Second)
+	for !held("instance:x") {
+		if time.Now().After(deadline) {
+			t.Fatal("the claim was not taken again within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancel = %v", err)
+	}
+	if held("instance:x") {
+		t.Fatal("name still held after Run returned")
+	}
+
+	// Lost to another process: Run reports it.
+	b, err := s.Claim(ctx, ClaimConfig{CheckInterval: time.Hour}, nil, "instance:y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := b.conn
+	b.conn = nil // Run starts as after a lost connection, and the name is free once conn closes
+	conn.Close(ctx)
+	thief, err := s.Claim(ctx, ClaimConfig{}, nil, "instance:y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thief.Close()
+	b.every = 20 * time.Millisecond
+	err = b.Run(ctx)
+	var taken *ClaimTakenError
+	if !errors.As(err, &taken) || taken.Name != "instance:y" || !strings.Contains(taken.Holder, thief.token) {
+		t.Fatalf("Run = %v, want the name taken by the other claim (token %s)", err, thief.token)
+	}
+}
