@@ -45,10 +45,7 @@ type conn struct {
 	limiter    *rate.Limiter // reader goroutine only
 	filter     atomic.Pointer[filter]
 
-	send chan outMsg // bounded in items; never closed (senders may race with the end)
-	// queuedMsgs counts the messages in send (an item may hold thousands):
-	// added by pushLocked, taken off by the writer as it receives items.
-	queuedMsgs atomic.Int64
+	send *sendQueue // bounded in items by SendQueue
 
 	// mu guards where a message goes: the send queue, the held list of a
 	// resume in progress, or the latest-per-series map of thinned
@@ -175,18 +172,17 @@ func (c *conn) pushLocked(m outMsg, rs []model.Reading) bool {
 	// Once thinning has started every reading goes to the map until the
 	// writer has emptied the queue and flushed it, so readings keep their
 	// order: nothing older can be written after the flushed latest values.
-	if rs != nil && (c.thin != nil || len(c.send) >= c.h.cfg.HighWater || c.queuedMsgs.Load() >= int64(c.h.cfg.HighWaterMsgs)) {
-		c.conflateLocked(m.msgs, rs)
-		return true
+	if rs != nil {
+		if items, msgs := c.send.size(); c.thin != nil || items >= c.h.cfg.HighWater || msgs >= c.h.cfg.HighWaterMsgs {
+			c.conflateLocked(m.msgs, rs)
+			return true
+		}
 	}
-	select {
-	case c.send <- m:
-		c.queuedMsgs.Add(int64(len(m.msgs)))
-		return true
-	default:
+	if !c.send.put(m, c.h.cfg.SendQueue) {
 		c.dropLocked(len(m.msgs), reasonSlowConsumer)
 		return false
 	}
+	return true
 }
 
 // dropLocked counts n undelivered messages and closes the connection as a
@@ -311,10 +307,13 @@ func (c *conn) writeLoop(readerDone <-chan struct{}) {
 				c.fail(websocket.CloseAbnormalClosure, "", reasonWriteError)
 				return
 			}
-		case m := <-c.send:
-			c.took(m)
+		case <-c.send.wake:
 			pending = pending[:0]
-			for {
+			for len(pending) < maxPending {
+				m, ok := c.send.take()
+				if !ok {
+					break
+				}
 				if m.raw {
 					// Keep order: what came before, then the raw frame.
 					if !c.writeFrames(pending, &buf) || !c.write(websocket.TextMessage, m.msgs[0], 1) {
@@ -324,18 +323,9 @@ func (c *conn) writeLoop(readerDone <-chan struct{}) {
 				} else {
 					pending = append(pending, m.msgs...)
 				}
-				if len(pending) >= maxPending {
-					break
-				}
-				var more bool
-				select {
-				case m, more = <-c.send:
-					c.took(m)
-				default:
-				}
-				if !more {
-					break
-				}
+			}
+			if items, _ := c.send.size(); items > 0 {
+				c.send.signal() // the rest after a look at closing and pings
 			}
 			if !c.writeFrames(pending, &buf) {
 				return
@@ -362,9 +352,11 @@ func (c *conn) writeLoop(readerDone <-chan struct{}) {
 func (c *conn) finish(buf *bytes.Buffer) {
 	if c.closeCode == protocol.CloseGoingAway {
 		var msgs [][]byte
-		for len(c.send) > 0 {
-			m := <-c.send
-			c.took(m)
+		for {
+			m, ok := c.send.take()
+			if !ok {
+				break
+			}
 			if m.raw {
 				continue // a bare "pong": the request it answers is moot now
 			}
@@ -377,9 +369,6 @@ func (c *conn) finish(buf *bytes.Buffer) {
 	}
 	c.writeClose()
 }
-
-// took accounts for an item the writer received from the queue.
-func (c *conn) took(m outMsg) { c.queuedMsgs.Add(-int64(len(m.msgs))) }
 
 // flushThinned writes the gap and latest readings once thinning can end
 // (see takeThinned). Writer goroutine only.

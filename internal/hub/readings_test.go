@@ -368,12 +368,13 @@ func TestThinningCountsMessages(t *testing.T) {
 	// A batch far larger than the socket buffers: the writer takes it and
 	// blocks writing it, as the client reads nothing.
 	env.hub.PublishReadings(seq(1, 4000))
-	env.eventually("the writer took the first batch", func() bool { return c.queuedMsgs.Load() == 0 })
+	env.eventually("the writer took the first batch", func() bool { _, msgs := c.send.size(); return msgs == 0 })
 	for i := range 10 { // 10 items of 300: far below 128 items, above 500 messages
 		env.hub.PublishReadings(seq(4001+i*300, 4000+(i+1)*300))
 	}
 	if got := env.counter("watchroom_ws_readings_thinned_total", "", ""); got == 0 {
-		t.Fatalf("nothing thinned with %d messages queued in 11 items", c.queuedMsgs.Load())
+		_, msgs := c.send.size()
+		t.Fatalf("nothing thinned with %d messages queued in 11 items", msgs)
 	}
 	// It reads now: everything, or a gap for what it did not get.
 	got, thinned := 0, 0

@@ -152,7 +152,7 @@ func (h *Hub) authenticate(ctx context.Context, ws *websocket.Conn, opt ServeOpt
 		h: h, ws: ws, user: claims.User, role: claims.Role, expires: claims.ExpiresAt, addr: opt.Addr,
 		since:    h.now(),
 		limiter:  rate.NewLimiter(rate.Limit(h.cfg.Rate), h.cfg.Burst),
-		send:     make(chan outMsg, h.cfg.SendQueue),
+		send:     newSendQueue(),
 		closing:  make(chan struct{}),
 		thinKick: make(chan struct{}, 1),
 	}

@@ -94,7 +94,7 @@ func (c *conn) takeThinned() [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.thin
-	if t == nil || len(c.send) > 0 {
+	if items, _ := c.send.size(); t == nil || items > 0 {
 		return nil
 	}
 	c.thin = nil

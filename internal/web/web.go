@@ -116,7 +116,10 @@ func New(cfg Config) *App {
 		BodyLimit:             64 << 10,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
-		ReadBufferSize:        8192,
+		// Also the limit on request headers (4 KiB, fasthttp's default).
+		// A WebSocket keeps this buffer for its life (fasthttp hands it
+		// to the upgraded connection), so it is per-connection memory.
+		ReadBufferSize: 4096,
 		// Proxy headers only from the configured proxies: Hostname() (the
 		// same-host Origin rule) and IP() (the login limits) read the
 		// connection otherwise, not X-Forwarded-* headers any client can
@@ -154,8 +157,10 @@ func (a *App) routes() {
 		EnableCompression: false,
 		// An idle connection holds its read buffer but no write buffer:
 		// write buffers come from a pool shared by every connection and
-		// are held only while a frame is being written.
-		ReadBufferSize:  2048,
+		// are held only while a frame is being written. The read buffer
+		// is small: it reads from the HTTP server's buffered reader,
+		// which the upgraded connection keeps (fiber's ReadBufferSize).
+		ReadBufferSize:  512,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 	}))
