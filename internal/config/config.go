@@ -24,6 +24,10 @@ type Config struct {
 	InstanceID string
 	// MQTTClientID defaults to one derived from InstanceID (ClientIDFor).
 	MQTTClientID string
+	// MQTTShareGroup, when set, makes ingest subscribe through the shared
+	// subscription $share/{group}/{topic}: several instances ingest each
+	// reading once. Empty: a plain subscription.
+	MQTTShareGroup string
 	// MQTTGatewayPassword, when set, lets user "gateway" act for every
 	// device on the embedded broker (and goes into the exported Mosquitto
 	// password file).
@@ -114,6 +118,7 @@ func Vars() []Var {
 		{"WATCHROOM_MQTT_TOPICS", "mqtt-topics", "sensors/#", "comma-separated topic filters to ingest (QoS 1)", list(func(c *Config) *[]string { return &c.MQTTTopics })},
 		{"WATCHROOM_INSTANCE_ID", "instance-id", "<hostname>", "name of this instance among those sharing the database (letters, digits, '-', '_', '.'); stable across its restarts; a second instance with the same id refuses to start; the default MQTT client id derives from it", str(func(c *Config) *string { return &c.InstanceID })},
 		{"WATCHROOM_MQTT_CLIENT_ID", "mqtt-client-id", "watchroom-<instance id>", "stable MQTT client id of this instance's persistent session; must differ between instances (a second instance with the same one refuses to start); empty: derived from WATCHROOM_INSTANCE_ID", str(func(c *Config) *string { return &c.MQTTClientID })},
+		{"WATCHROOM_MQTT_SHARE_GROUP", "mqtt-share-group", "", "when set (e.g. watchroom), ingest subscribes to each topic as $share/{group}/{topic}, so that the instances sharing the group ingest each reading once; the same on every instance; needs WATCHROOM_MQTT_URL; empty: a plain subscription (every instance gets every reading)", str(func(c *Config) *string { return &c.MQTTShareGroup })},
 		{"WATCHROOM_MQTT_GATEWAY_PASSWORD", "", "", "when set, MQTT user gateway may publish readings and answer commands for every device (the simulator, a protocol gateway); the embedded broker accepts it and `watchroom device export-mosquitto` writes it", str(func(c *Config) *string { return &c.MQTTGatewayPassword })},
 		{"WATCHROOM_SENSORS", "sensors", "open", "open: anyone on the broker may publish readings, anonymous clients included; registered: only registered devices (`watchroom device add`)", str(func(c *Config) *string { return &c.Sensors })},
 		{"WATCHROOM_JWT_SECRET", "", "", "HMAC secret for login tokens; empty: generated once and kept in the database", str(func(c *Config) *string { return &c.JWTSecret })},
@@ -306,6 +311,17 @@ func (c Config) validate() error {
 	}
 	if c.InstanceID == "" || len(c.InstanceID) > maxInstanceID || strings.IndexFunc(c.InstanceID, func(r rune) bool { return !idRune(r) }) >= 0 {
 		errs = append(errs, fmt.Errorf("instance id %q: want 1 to %d letters, digits, '-', '_' or '.' (WATCHROOM_INSTANCE_ID)", c.InstanceID, maxInstanceID))
+	}
+	if strings.ContainsAny(c.MQTTShareGroup, "/+#") {
+		errs = append(errs, fmt.Errorf("share group %q must not contain '/', '+' or '#' (WATCHROOM_MQTT_SHARE_GROUP)", c.MQTTShareGroup))
+	}
+	if c.MQTTShareGroup != "" && c.MQTTURL == "" {
+		errs = append(errs, errors.New("WATCHROOM_MQTT_SHARE_GROUP needs WATCHROOM_MQTT_URL: the instances of a group share one external broker, not each its embedded one"))
+	}
+	for _, t := range c.MQTTTopics {
+		if strings.HasPrefix(t, "$share/") && c.MQTTShareGroup != "" {
+			errs = append(errs, fmt.Errorf("topic %q is already shared: with WATCHROOM_MQTT_SHARE_GROUP, list plain topics in WATCHROOM_MQTT_TOPICS", t))
+		}
 	}
 	if len(c.MQTTTopics) == 0 {
 		errs = append(errs, errors.New("at least one MQTT topic is needed"))

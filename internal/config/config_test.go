@@ -82,6 +82,9 @@ func TestParseErrors(t *testing.T) {
 		{"log format", []string{"--log-format", "xml"}, nil, "log format"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"instance id characters", nil, []string{"WATCHROOM_INSTANCE_ID=web 1"}, "WATCHROOM_INSTANCE_ID"},
+		{"share group characters", nil, []string{"WATCHROOM_MQTT_URL=tcp://b:1883", "WATCHROOM_MQTT_SHARE_GROUP=a/b"}, "WATCHROOM_MQTT_SHARE_GROUP"},
+		{"share group without a broker", []string{"--mqtt-share-group", "wr"}, nil, "needs WATCHROOM_MQTT_URL"},
+		{"share in topics and a group", nil, []string{"WATCHROOM_MQTT_URL=tcp://b:1883", "WATCHROOM_MQTT_SHARE_GROUP=wr", "WATCHROOM_MQTT_TOPICS=$share/g/sensors/#"}, "already shared"},
 		{"empty instance id", []string{"--instance-id", ""}, nil, "WATCHROOM_INSTANCE_ID"},
 	}
 	for _, tt := range tests {

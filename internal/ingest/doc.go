@@ -24,6 +24,18 @@
 // retained messages (reason "retained"): the broker sends them on every
 // subscription, as stale copies of what was delivered live.
 //
+// # Shared subscriptions
+//
+// With Config.ShareGroup set, the topics are subscribed as
+// $share/{group}/{topic}: the broker gives each message to one member of
+// the group, so several instances ingest each reading once. Nothing else
+// changes (QoS 1, persistent session, ack after commit). Mosquitto holds a
+// dead member's unacknowledged messages in its session and keeps assigning
+// it its turn of new ones until it returns
+// (TestMosquittoSharedSubscriptionMemberDies), so at shutdown Run leaves
+// the group first (leaveGroup: UNSUBSCRIBE, then drain what was already
+// sent) and the other members take everything from then on.
+//
 // # Admission
 //
 // After decoding, Admission decides whether a message's sensor may create

@@ -41,6 +41,11 @@ type Config struct {
 	BrokerURL string   // tcp://host:1883, ssl://, ws://, wss://; user:password@ in the URL is used for auth
 	ClientID  string   // stable across restarts: the broker keeps the session (and queues messages) under it
 	Topics    []string // subscription filters, default ["sensors/#"]
+	// ShareGroup, when set, subscribes to each topic as
+	// $share/{ShareGroup}/{topic}: the broker gives each message to one
+	// member of the group, so several instances ingest each reading once.
+	// Empty: a plain subscription (every subscriber gets every message).
+	ShareGroup string
 
 	BatchSize     int           // flush at this many readings (default 5000)
 	FlushInterval time.Duration // linger: wait this long after a batch's first message for more (default 0: group commit, commit as soon as the previous commit ends)
@@ -96,6 +101,8 @@ type Ingest struct {
 
 	connFailLog rate.Sometimes // connection failures: first one, then one a minute
 
+	lastReceived atomic.Int64 // wall clock (ns) of the last message handed to enqueue; for leaveGroup
+
 	now func() time.Time // the clock of receipt stamps; tests replace it before Run
 }
 
@@ -129,6 +136,12 @@ func New(cfg Config, st ReadingStore, sinks []ReadingSink, reg prometheus.Regist
 		if err := validFilter(f); err != nil {
 			return nil, fmt.Errorf("ingest: new: topic filter %q: %w", f, err)
 		}
+		if strings.HasPrefix(f, "$share/") && cfg.ShareGroup != "" {
+			return nil, fmt.Errorf("ingest: new: topic filter %q is already shared; with a share group, list plain topics", f)
+		}
+	}
+	if err := ValidShareGroup(cfg.ShareGroup); err != nil {
+		return nil, fmt.Errorf("ingest: new: %w", err)
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
@@ -175,14 +188,20 @@ func (in *Ingest) Connected() bool {
 }
 
 // Run connects (retrying until the broker answers) and ingests until ctx
-// is done. Then it stops taking messages, commits what is batched (bounded
-// by a 5s timeout), acknowledges what was committed and disconnects. It
-// returns nil on such a clean shutdown. Run may be called once.
+// is done. Then, with a share group, it leaves the group and drains what
+// the broker had already sent (see leaveGroup); it stops taking messages,
+// commits what is batched (bounded by a 5s timeout), acknowledges what was
+// committed and disconnects. It returns nil on such a clean shutdown. Run
+// may be called once.
 func (in *Ingest) Run(ctx context.Context) error {
 	if !in.started.CompareAndSwap(false, true) {
 		return errors.New("ingest: run: already started")
 	}
-	handler := func(_ mqtt.Client, msg mqtt.Message) { in.enqueue(ctx, msg) }
+	// The pipeline's context: it ends with ctx, or in a share group once
+	// the group is left and drained.
+	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPipeline()
+	handler := func(_ mqtt.Client, msg mqtt.Message) { in.enqueue(pctx, msg) }
 	opts := mqtt.NewClientOptions().
 		AddBroker(in.cfg.BrokerURL).
 		SetClientID(in.cfg.ClientID).
@@ -212,12 +231,23 @@ func (in *Ingest) Run(ctx context.Context) error {
 	client := mqtt.NewClient(opts)
 	in.client.Store(&client)
 
-	in.log.Info("ingest: connecting to broker", "broker", in.broker.Redacted(), "client_id", in.cfg.ClientID, "topics", in.cfg.Topics)
+	in.log.Info("ingest: connecting to broker", "broker", in.broker.Redacted(), "client_id", in.cfg.ClientID, "topics", in.filters())
 	// With ConnectRetry the token completes only once connected; progress
 	// and failures are reported by the handlers.
 	client.Connect()
 
-	in.pipe.run(ctx, in.queue)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-pctx.Done():
+			return
+		}
+		if in.cfg.ShareGroup != "" {
+			in.leaveGroup(client)
+		}
+		stopPipeline()
+	}()
+	in.pipe.run(pctx, in.queue)
 
 	in.setSubscribed(false)
 	in.fenceAcks(client)
@@ -250,12 +280,53 @@ func (in *Ingest) fenceAcks(client mqtt.Client) {
 	}
 }
 
+// Leaving a share group at shutdown.
+const (
+	leaveTimeout = 2 * time.Second        // for the UNSUBACK
+	drainQuiet   = 200 * time.Millisecond // no message for this long: drained
+	drainMax     = 5 * time.Second        // the drain's bound
+)
+
+// leaveGroup unsubscribes from the shared filters, so that the broker
+// gives the group's messages to the other members from now on, and waits
+// until the messages it had sent us before are taken by the pipeline (the
+// queue is empty and nothing arrived for drainQuiet; at most drainMax).
+// Without it Mosquitto keeps assigning this client's session its share
+// of the messages while it is away, and holds them until it returns
+// (TestMosquittoSharedSubscriptionMemberDies): a rolling restart would
+// delay readings, and a retired instance would keep them for good.
+// Messages left unacknowledged all the same stay in the session and are
+// delivered when the instance returns with its client id.
+func (in *Ingest) leaveGroup(client mqtt.Client) {
+	if !client.IsConnectionOpen() {
+		return
+	}
+	tok := client.Unsubscribe(in.filters()...)
+	if !tok.WaitTimeout(leaveTimeout) || tok.Error() != nil {
+		in.log.Warn("ingest: could not leave the share group; the broker keeps this instance's share of readings until it returns",
+			"group", in.cfg.ShareGroup, "err", tok.Error(), "timeout", leaveTimeout)
+		return
+	}
+	start := time.Now()
+	for time.Since(start) < drainMax {
+		if len(in.queue) == 0 && time.Since(time.Unix(0, in.lastReceived.Load())) >= drainQuiet {
+			in.log.Info("ingest: left the share group and drained what the broker had sent", "group", in.cfg.ShareGroup,
+				"took", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	in.log.Warn("ingest: left the share group but messages kept arriving; those not committed stay in this instance's session until it returns",
+		"group", in.cfg.ShareGroup, "waited", drainMax)
+}
+
 // enqueue runs on paho's router goroutine (OrderMatters: one message at a
 // time, in arrival order). It must not block for long: while it waits,
 // paho reads nothing from the connection, keepalive replies included.
 func (in *Ingest) enqueue(ctx context.Context, msg mqtt.Message) {
 	in.m.received.Inc()
 	d := delivery{msg: msg, received: in.now()}
+	in.lastReceived.Store(time.Now().UnixNano())
 	select {
 	case in.queue <- d:
 		return
@@ -277,11 +348,14 @@ func (in *Ingest) enqueue(ctx context.Context, msg mqtt.Message) {
 // ResumeSubs only replays SUBSCRIBE packets that were never acknowledged.
 func (in *Ingest) onConnect(ctx context.Context, c mqtt.Client) {
 	filters := make(map[string]byte, len(in.cfg.Topics))
-	for _, t := range in.cfg.Topics {
+	for _, t := range in.filters() {
 		filters[t] = 1
 	}
 	backoff := time.Second
 	for {
+		if ctx.Err() != nil {
+			return // shutting down: do not join the share group again
+		}
 		// A nil callback adds no route: every message goes to the default
 		// handler exactly once. With a route per filter, paho would call
 		// the handler once per matching filter for the same message.
@@ -291,13 +365,13 @@ func (in *Ingest) onConnect(ctx context.Context, c mqtt.Client) {
 		}
 		if err == nil {
 			in.setSubscribed(true)
-			in.log.Info("ingest: connected and subscribed", "broker", in.broker.Redacted(), "topics", in.cfg.Topics)
+			in.log.Info("ingest: connected and subscribed", "broker", in.broker.Redacted(), "topics", in.filters())
 			return
 		}
 		if !c.IsConnectionOpen() {
 			return // a reconnect will call onConnect again
 		}
-		in.log.Error("ingest: subscribe failed; retrying", "err", err, "topics", in.cfg.Topics, "retry_in", backoff)
+		in.log.Error("ingest: subscribe failed; retrying", "err", err, "topics", in.filters(), "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -305,6 +379,28 @@ func (in *Ingest) onConnect(ctx context.Context, c mqtt.Client) {
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// filters are the subscription filters: the topics, each as
+// $share/{group}/{topic} when a share group is set.
+func (in *Ingest) filters() []string {
+	if in.cfg.ShareGroup == "" {
+		return in.cfg.Topics
+	}
+	out := make([]string, len(in.cfg.Topics))
+	for i, t := range in.cfg.Topics {
+		out[i] = "$share/" + in.cfg.ShareGroup + "/" + t
+	}
+	return out
+}
+
+// ValidShareGroup checks a share group name: "" (none) or one topic level
+// without wildcards, as MQTT requires of a $share/{group}/ prefix.
+func ValidShareGroup(g string) error {
+	if strings.ContainsAny(g, "/+#") {
+		return fmt.Errorf("share group %q: must not contain '/', '+' or '#'", g)
+	}
+	return nil
 }
 
 func subscribe(c mqtt.Client, filters map[string]byte) error {

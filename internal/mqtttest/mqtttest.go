@@ -80,6 +80,17 @@ log_dest file %s/mosquitto.log
 // URL is the broker's address in the form Watchroom's configuration takes.
 func (b *Broker) URL() string { return "tcp://127.0.0.1:" + strconv.Itoa(b.Port) }
 
+// Log returns what the broker has logged so far (Mosquitto's default
+// log types: errors, warnings, notices, information), e.g. to wait until
+// it has noticed a client's connection closing.
+func (b *Broker) Log() string {
+	out, err := os.ReadFile(filepath.Join(filepath.Dir(b.conf), "mosquitto.log"))
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
 // Addr is host:port.
 func (b *Broker) Addr() string { return "127.0.0.1:" + strconv.Itoa(b.Port) }
 
