@@ -43,23 +43,39 @@ export async function fetchSeries(
   def: RangeDef,
 ): Promise<Series> {
   const now = Date.now();
-  const params = { metric, from: new Date(now - def.ms).toISOString(), to: new Date(now + 60_000).toISOString() };
+  // A minute past now: readings of a device whose clock runs a little ahead.
+  return fetchWindow(api, sensorId, metric, now - def.ms, now + 60_000, def);
+}
+
+/**
+ * Loads one series over [from, to] (epoch ms): raw readings, or buckets
+ * when res names one (the server takes any duration of at least 1 s).
+ */
+export async function fetchWindow(
+  api: Api,
+  sensorId: string,
+  metric: string,
+  from: number,
+  to: number,
+  res: { bucket?: string; bucketMs?: number },
+): Promise<Series> {
+  const params = { metric, from: new Date(from).toISOString(), to: new Date(to).toISOString() };
   const path = `/api/sensors/${encodeURIComponent(sensorId)}/readings`;
-  if (def.bucket) {
-    let bucket = def.bucket;
-    let bucketMs = def.bucketMs!;
-    let res: { buckets?: Bucket[] };
+  if (res.bucket) {
+    let bucket = res.bucket;
+    let bucketMs = res.bucketMs!;
+    let body: { buckets?: Bucket[] };
     try {
-      res = await api.get(path, { ...params, bucket, limit: BUCKET_LIMIT });
+      body = await api.get(path, { ...params, bucket, limit: BUCKET_LIMIT });
     } catch (err) {
       // A server that only knows 1-minute buckets: 7 days of them is still
       // fine for uPlot (10 080 points).
       if (bucket === '1m') throw err;
       bucket = '1m';
       bucketMs = 60_000;
-      res = await api.get(path, { ...params, bucket, limit: BUCKET_LIMIT });
+      body = await api.get(path, { ...params, bucket, limit: BUCKET_LIMIT });
     }
-    const rows = (res.buckets ?? [])
+    const rows = (body.buckets ?? [])
       .map((b) => ({ t: parseTs(b.ts), b }))
       .filter((x) => Number.isFinite(x.t))
       .sort((a, b) => a.t - b.t);
@@ -70,8 +86,8 @@ export async function fetchSeries(
       counts: rows.map((x) => x.b.count),
     };
   }
-  const res = await api.get<{ readings?: Reading[] }>(path, { ...params, limit: RAW_LIMIT });
-  const rows = (res.readings ?? [])
+  const body = await api.get<{ readings?: Reading[] }>(path, { ...params, limit: RAW_LIMIT });
+  const rows = (body.readings ?? [])
     .map((r) => ({ t: parseTs(r.ts), v: r.value }))
     .filter((x) => Number.isFinite(x.t))
     .sort((a, b) => a.t - b.t);
@@ -120,12 +136,24 @@ export function appendPoint(s: Series, tMs: number, v: number, rangeMs: number):
 }
 
 /** Index of the first time >= t in the sorted times. */
-function lowerBound(ts: readonly number[], t: number): number {
+export function lowerBound(ts: ArrayLike<number>, t: number): number {
   let lo = 0;
   let hi = ts.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (ts[mid] < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Index of the first time > t in the sorted times. */
+export function upperBound(ts: ArrayLike<number>, t: number): number {
+  let lo = 0;
+  let hi = ts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ts[mid] <= t) lo = mid + 1;
     else hi = mid;
   }
   return lo;
