@@ -5,12 +5,9 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { readFile } from 'node:fs/promises';
+import { assertAccessible, login as loginAt } from './browser.mjs';
 import { PASSWORDS, startStack, waitFor } from './harness.mjs';
 
-const require = createRequire(import.meta.url);
-const AXE_SOURCE = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
 const DESKTOP = { width: 1366, height: 768 };
 
 let stack;
@@ -26,24 +23,8 @@ async function newPage({ viewport = DESKTOP, colorScheme = 'light' } = {}) {
   return page;
 }
 
-async function login(page, user) {
-  await page.goto(stack.baseURL + '/');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', PASSWORDS[user]);
-  await page.click('button[type=submit]');
-  await page.waitForSelector('[data-testid=conn-status][data-state=connected]', { timeout: 20_000 });
-}
-
-/** Runs axe-core on the page as it is now; fails with the violations, each with its elements. */
-async function assertAccessible(page, screen) {
-  // Evaluated over CDP, not as a <script> tag: the server's CSP (default-src
-  // 'self') rightly refuses inline scripts.
-  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(`${AXE_SOURCE};window.axe = axe; 0`);
-  const violations = await page.evaluate(async () => {
-    const res = await window.axe.run(document, { resultTypes: ['violations'] });
-    return res.violations.map((v) => ({ id: v.id, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ')) }));
-  });
-  assert.deepEqual(violations, [], `axe violations on ${screen}:\n${JSON.stringify(violations, null, 2)}`);
+function login(page, user) {
+  return loginAt(page, stack.baseURL, user);
 }
 
 function counts(page) {
