@@ -166,6 +166,10 @@ describe('markers', () => {
     opened_at: new Date(NOW - 5 * MIN).toISOString(),
     updated_at: new Date(NOW - 5 * MIN).toISOString(),
     count: 1,
+    acked_by: null,
+    resolved_by: null,
+    resolved_at: null,
+    event_id: 1,
     ...over,
   });
 

@@ -301,7 +301,7 @@ export function commandEvents(records: readonly CommandRecord[]): ChartEvent[] {
     .map((c) => ({
       t: parseTs(c.issued_at),
       kind: 'command' as const,
-      id: `command-${c.command_id}`,
+      id: `command-${c.command_id ?? c.issued_at}`,
       label: `Command ${c.action} by ${c.issued_by}: ${c.status}`,
     }))
     .filter((e) => Number.isFinite(e.t))
