@@ -2,12 +2,15 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/watchroom/watchroom/internal/chatclient"
 	"github.com/watchroom/watchroom/internal/model"
 )
 
@@ -146,19 +149,77 @@ func TestChatClientInTmux(t *testing.T) {
 	// /help lists the commands; /quit ends the program.
 	tm.typeLine("/help")
 	tm.waitScreen("/resolve ID [NOTE]", 5*time.Second)
+	tm.quit()
+}
+
+// quit types /quit and waits for the program to exit with status 0.
+func (tm *tmuxTerm) quit() {
+	tm.t.Helper()
 	tm.typeLine("/quit")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out, _ := exec.Command("tmux", "-S", tm.sock, "display-message", "-p", "-t", tm.name, "#{pane_dead} #{pane_dead_status}").CombinedOutput()
 		if strings.HasPrefix(string(out), "1 ") {
 			if strings.TrimSpace(string(out)) != "1 0" {
-				t.Fatalf("chat exited with %q", out)
+				tm.t.Fatalf("chat exited with %q", out)
 			}
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("chat did not exit after /quit: %q", out)
+			tm.t.Fatalf("chat did not exit after /quit: %q", out)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestChatTokenFileInTmux: with --token-file the first start asks for the
+// password and saves the token (0600); the next start goes straight in;
+// once the session is revoked the password is asked again; a token file
+// others may read is refused with a message saying so.
+func TestChatTokenFileInTmux(t *testing.T) {
+	e := alertsEnv(t)
+	bin := childBinary(t)
+	path := filepath.Join(t.TempDir(), "watchroom-token")
+	command := fmt.Sprintf("env NO_COLOR=1 %s chat --url http://%s --user ann --token-file %s", bin, e.srv.addr, path)
+
+	tm := startTmux(t, 100, 30, command)
+	tm.waitScreen("password", 15*time.Second)
+	tm.typeLine("ann-password")
+	tm.waitScreen("● online", 15*time.Second)
+	tm.quit()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("no token file after the login: %v", err)
+	}
+	if m := fi.Mode().Perm(); m != 0o600 {
+		t.Fatalf("token file mode %04o, want 0600", m)
+	}
+
+	// The next start needs no password (none is typed).
+	tm = startTmux(t, 100, 30, command)
+	tm.waitScreen("● online", 15*time.Second)
+	tm.quit()
+
+	// Revoked: back to the password, with the reason.
+	saved, err := chatclient.LoadToken(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := postJSONTo(t, e.srv.addr, "/api/logout", saved.Token, "", nil); code != http.StatusNoContent {
+		t.Fatalf("logout: %d", code)
+	}
+	tm = startTmux(t, 100, 30, command)
+	tm.waitScreen("saved token was not accepted", 15*time.Second)
+	tm.typeLine("ann-password")
+	tm.waitScreen("● online", 15*time.Second)
+	tm.quit()
+
+	// Readable by others: refused before anything is sent.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "chat", "--url", "http://"+e.srv.addr, "--token-file", path).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "permissions 0644") || !strings.Contains(string(out), "0600") {
+		t.Fatalf("a 0644 token file: %v\n%s", err, out)
 	}
 }

@@ -39,7 +39,7 @@ Commands:
   simulate    publish simulated sensor readings and answer device commands
   export      write stored readings as CSV or NDJSON (--sensor-id, --metric, --from, --to, --format, --out)
   import      load readings from export's CSV or NDJSON (--file FILE): deduplicated, rollups updated
-  chat        terminal client for chat rooms and alerts: chat [--url URL] [--user NAME]
+  chat        terminal client for chat rooms and alerts: chat [--url URL] [--user NAME] [--token-file PATH]
   bench       load generator: drive a running server on this machine over MQTT and WebSocket, print the figures
   healthcheck exit 0 when the local server answers /healthz (for container health checks)
 

@@ -16,4 +16,11 @@
 // Reconnects back off from 0.5 s to 15 s. A connection that ends with 4001
 // (token expired or revoked) ends the session: the Model goes back to the
 // login screen with the server address and user name kept.
+//
+// With a token file (Options.TokenFile, `--token-file`) every token
+// obtained is saved with SaveToken (mode 0600, replaced by rename) from
+// the Model's goroutine, and a saved token of the same server and user is
+// tried first with POST /api/refresh (Init): accepted, the password is
+// skipped; refused (expired, revoked), the login screen asks for it.
+// LoadToken refuses a file its owner's group or others may read or write.
 package chatclient

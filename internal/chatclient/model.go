@@ -96,6 +96,12 @@ type Options struct {
 	User    string
 	NoColor bool
 	Now     func() time.Time
+	// TokenFile, when set, is where every token obtained is saved
+	// (SaveToken), and Saved what LoadToken read from it: a saved token
+	// of the same server (and user, when User is set) that is still valid
+	// skips the password.
+	TokenFile string
+	Saved     *Saved
 }
 
 // Model is the bubbletea model of `watchroom chat`.
@@ -108,6 +114,9 @@ type Model struct {
 	focus    int
 	loginErr string
 	busy     bool
+
+	tokenFile string
+	saved     *Saved // to try before asking for the password; nil: none
 
 	me      Login
 	conn    Sender
@@ -146,10 +155,27 @@ func New(o Options) Model {
 		f.CharLimit = 256
 		m.fields[i] = f
 	}
+	m.tokenFile = o.TokenFile
+	user := o.User
+	if s := o.Saved; s != nil {
+		switch api, err := NewAPI(o.URL); {
+		case err != nil || api.Base != s.Server:
+			m.loginErr = "the saved token is for " + s.Server + ", not this server; log in"
+		case user != "" && user != s.User:
+			m.loginErr = "the saved token is " + s.User + "'s; log in"
+		case !o.Now().Before(s.ExpiresAt):
+			user = s.User
+			m.loginErr = "the saved token expired; log in"
+		default:
+			user = s.User
+			m.saved = s
+			m.busy = true // Init tries it
+		}
+	}
 	m.fields[0].SetValue(o.URL)
-	m.fields[1].SetValue(o.User)
+	m.fields[1].SetValue(user)
 	m.fields[2].EchoMode = textinput.EchoNone
-	if o.User != "" {
+	if user != "" {
 		m.focus = 2
 	} else {
 		m.focus = 1
@@ -173,8 +199,30 @@ func (m *Model) resetViews() {
 	m.views["general"] = &view{name: "general", kind: "chat", member: true}
 }
 
-// Init starts the cursor blink and the clock of the typing notices.
-func (m Model) Init() tea.Cmd { return tea.Batch(textinput.Blink, tick()) }
+// Init starts the cursor blink and the clock of the typing notices, and
+// tries the saved token if there is one.
+func (m Model) Init() tea.Cmd {
+	if m.saved != nil {
+		return tea.Batch(textinput.Blink, tick(), m.trySaved())
+	}
+	return tea.Batch(textinput.Blink, tick())
+}
+
+// trySaved exchanges the saved token for a fresh one (POST /api/refresh),
+// which proves it is still valid: neither expired nor revoked.
+func (m Model) trySaved() tea.Cmd {
+	s := *m.saved
+	return func() tea.Msg {
+		api, err := NewAPI(s.Server)
+		if err != nil {
+			return loginResult{err: err, saved: true}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		l, err := api.Refresh(ctx, s.Token)
+		return loginResult{api: api, login: l, err: err, saved: true}
+	}
+}
 
 type tickMsg time.Time
 
@@ -184,6 +232,7 @@ type loginResult struct {
 	api   *API
 	login Login
 	err   error
+	saved bool // the answer to trySaved, not to a password
 }
 
 func waitEvent(ch <-chan any) tea.Cmd {
@@ -210,6 +259,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.busy = false
 		if msg.err != nil {
 			m.loginErr = msg.err.Error()
+			if msg.saved {
+				m.saved = nil
+				m.loginErr = "the saved token was not accepted (" + msg.err.Error() + "); log in"
+			}
 			return m, nil
 		}
 		return m.start(msg.api, msg.login)
@@ -296,7 +349,19 @@ func (m Model) start(api *API, l Login) (tea.Model, tea.Cmd) {
 	m.conn = m.session
 	s := m.session
 	go func() { _ = s.Run(ctx) }()
+	m.saveToken(api.Base, l)
 	return m, waitEvent(m.events)
+}
+
+// saveToken keeps l in the token file, if there is one, for the next
+// start; the user hears when that fails.
+func (m *Model) saveToken(server string, l Login) {
+	if m.tokenFile == "" {
+		return
+	}
+	if err := SaveToken(m.tokenFile, Saved{Server: server, Login: l}); err != nil {
+		m.notice(kindError, "the token was not saved: "+err.Error())
+	}
 }
 
 // Attach puts the model on its main screen with conn as its connection,
@@ -483,6 +548,9 @@ func (m *Model) handleEvent(msg tea.Msg) {
 		}
 	case TokenMsg:
 		m.me = msg.Login
+		if m.session != nil {
+			m.saveToken(m.session.api.Base, msg.Login)
+		}
 	case EndedMsg:
 		m.state = StateEnded
 		if m.cancel != nil {
