@@ -18,9 +18,10 @@ import (
 // the way a person would: keys in with send-keys, the screen out with
 // capture-pane. Its tmux server is private to the test (its own socket).
 type tmuxTerm struct {
-	t    *testing.T
-	sock string
-	name string
+	t      *testing.T
+	sock   string
+	name   string
+	status string // startChat: where the exit status is written
 }
 
 func startTmux(t *testing.T, width, height int, command string) *tmuxTerm {
@@ -87,7 +88,7 @@ func TestChatClientInTmux(t *testing.T) {
 	mustPutRules(t, e.srv.addr, e.token, "boiler-1",
 		`{"rules":[{"metric":"temperature","kind":"threshold","min":10,"max":90}]}`)
 	bin := childBinary(t)
-	tm := startTmux(t, 100, 30, fmt.Sprintf("env NO_COLOR=1 %s chat --url http://%s --user ann", bin, e.srv.addr))
+	tm := startChat(t, bin, "--url", "http://"+e.srv.addr, "--user", "ann")
 
 	// Login: the URL and user are filled in; the password is not echoed.
 	tm.waitScreen("password", 15*time.Second)
@@ -152,21 +153,33 @@ func TestChatClientInTmux(t *testing.T) {
 	tm.quit()
 }
 
+// startChat runs `watchroom chat` with args in a new terminal; the shell
+// around it writes its exit status to a file for quit to read (tmux's own
+// pane_dead_status was seen empty, and its last output lost, for a pane
+// whose process had exited).
+func startChat(t *testing.T, bin string, args ...string) *tmuxTerm {
+	t.Helper()
+	status := filepath.Join(t.TempDir(), "status")
+	tm := startTmux(t, 100, 30, fmt.Sprintf("env NO_COLOR=1 %s chat %s; echo $? > %s", bin, strings.Join(args, " "), status))
+	tm.status = status
+	return tm
+}
+
 // quit types /quit and waits for the program to exit with status 0.
 func (tm *tmuxTerm) quit() {
 	tm.t.Helper()
 	tm.typeLine("/quit")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		out, _ := exec.Command("tmux", "-S", tm.sock, "display-message", "-p", "-t", tm.name, "#{pane_dead} #{pane_dead_status}").CombinedOutput()
-		if strings.HasPrefix(string(out), "1 ") {
-			if strings.TrimSpace(string(out)) != "1 0" {
-				tm.t.Fatalf("chat exited with %q", out)
+		b, err := os.ReadFile(tm.status)
+		if st := strings.TrimSpace(string(b)); err == nil && st != "" {
+			if st != "0" {
+				tm.t.Fatalf("chat exited with status %s", st)
 			}
 			return
 		}
 		if time.Now().After(deadline) {
-			tm.t.Fatalf("chat did not exit after /quit: %q", out)
+			tm.t.Fatalf("chat did not exit within 10s of /quit")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -180,9 +193,9 @@ func TestChatTokenFileInTmux(t *testing.T) {
 	e := alertsEnv(t)
 	bin := childBinary(t)
 	path := filepath.Join(t.TempDir(), "watchroom-token")
-	command := fmt.Sprintf("env NO_COLOR=1 %s chat --url http://%s --user ann --token-file %s", bin, e.srv.addr, path)
+	args := []string{"--url", "http://" + e.srv.addr, "--user", "ann", "--token-file", path}
 
-	tm := startTmux(t, 100, 30, command)
+	tm := startChat(t, bin, args...)
 	tm.waitScreen("password", 15*time.Second)
 	tm.typeLine("ann-password")
 	tm.waitScreen("● online", 15*time.Second)
@@ -196,7 +209,7 @@ func TestChatTokenFileInTmux(t *testing.T) {
 	}
 
 	// The next start needs no password (none is typed).
-	tm = startTmux(t, 100, 30, command)
+	tm = startChat(t, bin, args...)
 	tm.waitScreen("● online", 15*time.Second)
 	tm.quit()
 
@@ -208,7 +221,7 @@ func TestChatTokenFileInTmux(t *testing.T) {
 	if code := postJSONTo(t, e.srv.addr, "/api/logout", saved.Token, "", nil); code != http.StatusNoContent {
 		t.Fatalf("logout: %d", code)
 	}
-	tm = startTmux(t, 100, 30, command)
+	tm = startChat(t, bin, args...)
 	tm.waitScreen("saved token was not accepted", 15*time.Second)
 	tm.typeLine("ann-password")
 	tm.waitScreen("● online", 15*time.Second)
