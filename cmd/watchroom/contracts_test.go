@@ -364,6 +364,15 @@ func TestServerConformsToContracts(t *testing.T) {
 	alice.request("15", `{"type":"command","id":"15","data":{"sensor_id":"boiler-1","action":"calibrate_sensor","params":{}}}`, "command_sent")
 	alice.wait("command_response", "")
 
+	// Rule changes and silences reach every connection.
+	mustPutRules(t, e.srv.addr, e.token, "boiler-1",
+		`{"rules":[{"metric":"temperature","kind":"threshold","min":10,"max":95}]}`)
+	ann.wait("rules_changed", "")
+	if code := postJSONTo(t, e.srv.addr, "/api/silences", e.token, `{"sensor_id":"boiler-1","duration_seconds":600,"reason":"contract"}`, nil); code != http.StatusCreated {
+		t.Fatalf("POST /api/silences: %d", code)
+	}
+	bob.wait("silence", "")
+
 	// A fresh token on the open connection, then a resume on a new one.
 	var ref struct{ Token string }
 	postJSONTo(t, e.srv.addr, "/api/refresh", e.token, "", &ref)
@@ -444,7 +453,7 @@ func TestServerConformsToContracts(t *testing.T) {
 	for _, want := range []string{"auth_ok", "pong", "subscribed", "room_list", "created", "room_created", "joined", "user_joined",
 		"chat_message", "chat_message_sent", "typing_sent", "user_typing", "history", "direct_message", "direct_message_sent",
 		"left", "user_left", "deleted", "room_deleted", "error", "reading", "alert", "alert_updated", "command_sent",
-		"command_response", "resumed", "resume_failed"} {
+		"command_response", "resumed", "resume_failed", "rules_changed", "silence"} {
 		if types[want] == 0 {
 			t.Errorf("no %s frame was checked", want)
 		}
@@ -519,6 +528,13 @@ func checkREST(t *testing.T, addr, token string, alertID int64) {
 		{"GET", "/api/alerts/999999", "/api/alerts/{id}", token, ""},
 		{"GET", "/api/sensors/boiler-1/rules", "/api/sensors/{id}/rules", token, ""},
 		{"PUT", "/api/sensors/boiler-1/rules", "/api/sensors/{id}/rules", token, `{"rules":[{"metric":"temperature","kind":"threshold","max":95}]}`},
+		{"GET", "/api/silences?active=true", "/api/silences", token, ""},
+		{"POST", "/api/silences", "/api/silences", token, `{"sensor_id":"boiler-1","metric":"temperature","kind":"spike","duration_seconds":60}`},
+		{"POST", "/api/silences", "/api/silences", token, `{"sensor_id":"boiler-1"}`},
+		{"POST", "/api/silences", "/api/silences", login(t, addr, "ann", "ann-password"), `{"sensor_id":"boiler-1","duration_seconds":60}`},
+		{"DELETE", "/api/silences/1", "/api/silences/{id}", token, ""},
+		{"DELETE", "/api/silences/1", "/api/silences/{id}", token, ""},
+		{"DELETE", "/api/silences/999999", "/api/silences/{id}", token, ""},
 		{"POST", "/api/devices", "/api/devices", rootTok, `{"id":"pump-7"}`},
 		{"POST", "/api/devices", "/api/devices", rootTok, `{"id":"pump-7"}`},
 		{"GET", "/api/devices", "/api/devices", token, ""},

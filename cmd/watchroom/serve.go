@@ -183,7 +183,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 	p.rm.Register(h)
 	// alerts before ingest: alert detection is an ingest sink
 	p.det = alerts.New(alerts.Config{RegisteredOnly: cfg.Sensors == config.SensorsRegistered},
-		st, p.rm, reg, log.With("component", "alerts"))
+		st, p.rm, h, reg, log.With("component", "alerts"))
 	p.det.Register(h)
 	if p.in, err = ingest.New(ingest.Config{
 		BrokerURL:     p.mqtt.url,

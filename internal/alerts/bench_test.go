@@ -19,7 +19,7 @@ func BenchmarkPublishReadings(b *testing.B) {
 	for _, nSeries := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("series=%d", nSeries), func(b *testing.B) {
 			c := &clock{t: t0}
-			d := New(Config{Now: c.Now}, newFakeStore(), &fakePoster{}, prometheus.NewRegistry(), discard())
+			d := New(Config{Now: c.Now}, newFakeStore(), &fakePoster{}, nil, prometheus.NewRegistry(), discard())
 			if err := d.load(context.Background()); err != nil {
 				b.Fatal(err)
 			}

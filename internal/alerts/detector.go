@@ -30,6 +30,9 @@ type Store interface {
 	ReplaceAlertRules(ctx context.Context, sensorID, user string, at time.Time, rules []model.AlertRule) ([]model.AlertRule, error)
 	AlertMessages(ctx context.Context, alertID int64, limit int) ([]model.ChatMessage, error)
 	AlertsAfter(ctx context.Context, eventID int64, limit int) ([]model.Alert, error)
+	InsertSilence(ctx context.Context, s model.Silence) (model.Silence, error)
+	EndSilence(ctx context.Context, id int64, user string, at time.Time) (model.Silence, bool, error)
+	Silences(ctx context.Context, f model.SilenceFilter) ([]model.Silence, error)
 }
 
 // messageType is the /ws type of a posted or replayed alert.
@@ -39,6 +42,12 @@ const messageType = "alert"
 // message they must acknowledge (the rooms package).
 type RoomPoster interface {
 	PostReliable(ctx context.Context, room, typ string, data any) error
+}
+
+// Broadcaster sends a message to every authenticated connection, not
+// acked, not replayed (the hub). Rule changes and silences go through it.
+type Broadcaster interface {
+	Broadcast(typ string, data any) error
 }
 
 // Config tunes a Detector. Zero values take the defaults noted.
@@ -264,6 +273,7 @@ type Detector struct {
 	cfg    Config
 	store  Store
 	poster RoomPoster
+	bc     Broadcaster
 	log    *slog.Logger
 	m      *metrics
 	retry  backoff.Policy // the store, at start and for alert changes
@@ -279,22 +289,27 @@ type Detector struct {
 	pending []model.Reading // readings received before loaded
 	series  map[seriesKey]*series
 	rules   map[string]map[string]*ruleSet // sensor → metric → stored rules
-	dirty   []opRef                        // keys with ops for the worker
-	wakeNow bool                           // dirty grew: wake the worker when the lock is released
+	// silences in force or until their expiry is noticed, by sensor; an
+	// ended or expired one is removed (see expireSilences).
+	silences map[string][]model.Silence
+	dirty    []opRef // keys with ops for the worker
+	wakeNow  bool    // dirty grew: wake the worker when the lock is released
 
 	wake chan struct{} // capacity 1: "dirty is not empty"
 }
 
-// New returns a Detector that stores alerts in st and posts them through
-// poster. reg receives its metrics.
-func New(cfg Config, st Store, poster RoomPoster, reg prometheus.Registerer, log *slog.Logger) *Detector {
+// New returns a Detector that stores alerts in st, posts them through
+// poster and tells every connection of rule and silence changes through
+// bc. reg receives its metrics.
+func New(cfg Config, st Store, poster RoomPoster, bc Broadcaster, reg prometheus.Registerer, log *slog.Logger) *Detector {
 	cfg.defaults()
 	d := &Detector{
-		cfg: cfg, store: st, poster: poster, log: log, m: newMetrics(reg),
-		retry:  backoff.Policy{Min: retryMin, Max: retryMax},
-		series: map[seriesKey]*series{},
-		rules:  map[string]map[string]*ruleSet{},
-		wake:   make(chan struct{}, 1),
+		cfg: cfg, store: st, poster: poster, bc: bc, log: log, m: newMetrics(reg),
+		retry:    backoff.Policy{Min: retryMin, Max: retryMax},
+		series:   map[seriesKey]*series{},
+		rules:    map[string]map[string]*ruleSet{},
+		silences: map[string][]model.Silence{},
+		wake:     make(chan struct{}, 1),
 
 		unwatchedLog: rate.Sometimes{First: 1, Interval: time.Minute},
 	}
@@ -487,6 +502,7 @@ func (d *Detector) breachLocked(s *series, kind int, magnitude, value, limit flo
 		b := model.AlertBreach{
 			SensorID: s.key.sensor, Metric: s.key.metric, Kind: kindNames[kind], Severity: p.severity,
 			Value: p.value, LimitOrScore: p.limit, FirstAt: ks.pendingSince, LastAt: now, Count: int64(ks.pending),
+			SilenceID: d.silenceForLocked(s.key, kind, now),
 		}
 		ks.pending = 0
 		ks.live = true
@@ -637,7 +653,7 @@ func (d *Detector) checkLocked(now time.Time) {
 					b := model.AlertBreach{
 						SensorID: s.key.sensor, Metric: s.key.metric, Kind: model.AlertOffline,
 						Severity: model.SeverityWarning, Value: roundSeconds(silent), LimitOrScore: roundSeconds(limit),
-						FirstAt: now, LastAt: now, Count: 1,
+						FirstAt: now, LastAt: now, Count: 1, SilenceID: d.silenceForLocked(s.key, kOffline, now),
 					}
 					ks := &s.kinds[kOffline]
 					ks.live = true

@@ -388,7 +388,7 @@ func TestReadingsBeforeLoadWait(t *testing.T) {
 	st := newFakeStore()
 	st.rules["s"] = []model.AlertRule{{SensorID: "s", Metric: "t", Kind: model.RuleThreshold, Enabled: true, Max: fp(10)}}
 	c := &clock{t: t0}
-	d := New(Config{Now: c.Now, MaxPending: 2}, st, &fakePoster{}, prometheus.NewRegistry(), discard())
+	d := New(Config{Now: c.Now, MaxPending: 2}, st, &fakePoster{}, nil, prometheus.NewRegistry(), discard())
 	d.PublishReadings([]model.Reading{
 		{SensorID: "s", Metric: "t", Value: 11, TS: t0},
 		{SensorID: "s", Metric: "t", Value: 12, TS: t0.Add(time.Second)},

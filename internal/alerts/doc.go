@@ -3,9 +3,13 @@
 // in-memory cache, the evaluation of every ingested reading, the offline
 // check, storing alerts (through Store) and posting every new or changed
 // alert to room "alerts" (through RoomPoster, the rooms package), the
-// alert_ack and alert_resolve requests, and the REST service behind
-// GET /api/alerts and GET/PUT /api/sensors/{id}/rules. docs/alerts.md
-// describes the rules, the defaults and the lifecycle.
+// alert_ack and alert_resolve requests, silences (muting one sensor's or
+// one rule's alerts for a while: they are still detected and stored,
+// marked with the silence, but dashboards do not announce them), and the
+// REST service behind GET /api/alerts, GET/PUT /api/sensors/{id}/rules
+// and /api/silences. Rule changes and silences are broadcast to every
+// connection (through Broadcaster, the hub). docs/alerts.md describes the
+// rules, the defaults, silences and the lifecycle.
 //
 // # Goroutines
 //
@@ -68,6 +72,9 @@
 // New once; Run once, by the owner. PublishReadings from the ingest
 // goroutine (any one goroutine at a time, as ingest guarantees). HandleAck
 // and HandleResolve from hub reader goroutines; Alerts, Alert,
-// AlertMessages, Rules and SetRules from web handlers: all safe for
-// concurrent use.
+// AlertMessages, Rules, SetRules, Silences, CreateSilence and EndSilence
+// from web handlers: all safe for concurrent use. The silences in force
+// are cached under Detector.mu and read when an alert opens; Run's
+// goroutine drops expired ones every CheckInterval (logging each), though
+// whether one is in force always goes by the clock at evaluation.
 package alerts

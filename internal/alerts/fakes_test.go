@@ -24,12 +24,13 @@ var errNotFound = fmt.Errorf("fake store: %w", model.ErrNotFound)
 // fakeStore keeps alerts and rules in memory with the semantics of the
 // real store: one live alert per sensor, metric and kind.
 type fakeStore struct {
-	mu      sync.Mutex
-	alerts  []model.Alert
-	rules   map[string][]model.AlertRule
-	stats   []model.SeriesStats
-	failing int // the next failing calls of UpsertAlert / ResolveLiveAlert fail
-	calls   int
+	mu       sync.Mutex
+	alerts   []model.Alert
+	rules    map[string][]model.AlertRule
+	stats    []model.SeriesStats
+	silences []model.Silence
+	failing  int // the next failing calls of UpsertAlert / ResolveLiveAlert fail
+	calls    int
 }
 
 // AlertsAfter returns the alerts with an EventID above after (tests set
@@ -45,6 +46,66 @@ func (f *fakeStore) AlertsAfter(_ context.Context, after int64, limit int) ([]mo
 	}
 	slices.SortFunc(out, func(a, b model.Alert) int { return cmp.Compare(a.EventID, b.EventID) })
 	return out[:min(limit, len(out))], nil
+}
+
+func (f *fakeStore) InsertSilence(_ context.Context, si model.Silence) (model.Silence, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	si.ID = int64(len(f.silences) + 1)
+	f.silences = append(f.silences, si)
+	return si, nil
+}
+
+func (f *fakeStore) EndSilence(_ context.Context, id int64, user string, at time.Time) (model.Silence, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id < 1 || id > int64(len(f.silences)) {
+		return model.Silence{}, false, errNotFound
+	}
+	si := &f.silences[id-1]
+	if !si.InForce(at) {
+		return *si, false, nil
+	}
+	si.EndedBy, si.EndedAt = &user, &at
+	return *si, true, nil
+}
+
+func (f *fakeStore) Silences(_ context.Context, flt model.SilenceFilter) ([]model.Silence, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []model.Silence
+	for _, si := range slices.Backward(f.silences) {
+		if (flt.SensorID == "" || si.SensorID == flt.SensorID) && (flt.InForce.IsZero() || si.InForce(flt.InForce)) {
+			out = append(out, si)
+		}
+	}
+	return out, nil
+}
+
+// fakeBroadcaster records what was broadcast.
+type fakeBroadcaster struct {
+	mu   sync.Mutex
+	msgs []broadcastMsg
+}
+
+type broadcastMsg struct {
+	typ  string
+	data any
+}
+
+func (b *fakeBroadcaster) Broadcast(typ string, data any) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.msgs = append(b.msgs, broadcastMsg{typ, data})
+	return nil
+}
+
+func (b *fakeBroadcaster) taken() []broadcastMsg {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.msgs
+	b.msgs = nil
+	return out
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{rules: map[string][]model.AlertRule{}} }
@@ -88,7 +149,8 @@ func (f *fakeStore) UpsertAlert(_ context.Context, b model.AlertBreach) (model.A
 		return *a, false, nil
 	}
 	a := model.Alert{ID: int64(len(f.alerts) + 1), SensorID: b.SensorID, Metric: b.Metric, Kind: b.Kind, Severity: b.Severity,
-		Value: b.Value, LimitOrScore: b.LimitOrScore, State: model.AlertOpen, OpenedAt: b.FirstAt, UpdatedAt: b.LastAt, Count: b.Count}
+		Value: b.Value, LimitOrScore: b.LimitOrScore, State: model.AlertOpen, OpenedAt: b.FirstAt, UpdatedAt: b.LastAt, Count: b.Count,
+		SilenceID: b.SilenceID}
 	f.alerts = append(f.alerts, a)
 	return a, true, nil
 }
@@ -295,6 +357,7 @@ type rig struct {
 	d      *Detector
 	store  *fakeStore
 	poster *fakePoster
+	bc     *fakeBroadcaster
 	clock  *clock
 	reg    *prometheus.Registry
 }
@@ -304,14 +367,14 @@ func newRig(t *testing.T, st *fakeStore, edit func(*Config)) *rig {
 	if st == nil {
 		st = newFakeStore()
 	}
-	r := &rig{t: t, store: st, poster: &fakePoster{}, clock: &clock{t: t0}, reg: prometheus.NewRegistry()}
+	r := &rig{t: t, store: st, poster: &fakePoster{}, bc: &fakeBroadcaster{}, clock: &clock{t: t0}, reg: prometheus.NewRegistry()}
 	// The mechanics tests open an alert on its first breach; TestNoise and
 	// TestReplayDemo run with the anti-noise defaults (edit sets them to 0).
 	cfg := Config{Now: r.clock.Now, SpikeOpenAfter: 1, ThresholdOpenAfter: 1}
 	if edit != nil {
 		edit(&cfg)
 	}
-	r.d = New(cfg, st, r.poster, r.reg, discard())
+	r.d = New(cfg, st, r.poster, r.bc, r.reg, discard())
 	if err := r.d.load(context.Background()); err != nil {
 		t.Fatalf("load: %v", err)
 	}

@@ -9,6 +9,9 @@ const (
 	reasonPostFailed    = "post_failed"     // stored but not posted to room alerts (clients see it over REST)
 	reasonShutdown      = "shutdown"        // changes not stored before the shutdown deadline
 	reasonBacklogFull   = "backlog_full"    // a resolve and re-open folded away while the store was failing
+	// a rules_changed or silence message not sent (stored all the same:
+	// clients see it over REST)
+	reasonBroadcastFailed = "broadcast_failed"
 )
 
 // Reasons of watchroom_alerts_readings_ignored_total.
@@ -28,6 +31,8 @@ type metrics struct {
 	series    prometheus.Gauge
 	unwatched prometheus.Counter
 	flapping  *prometheus.CounterVec
+	silences  *prometheus.CounterVec
+	silenced  *prometheus.CounterVec
 }
 
 // newMetrics creates the collectors and registers them on reg with
@@ -76,11 +81,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		flapping: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_alerts_flapping_total",
 			Help: "Alerts kept open because they opened too often in a short time (flapping), by kind."}, []string{"kind"}),
+		silences: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_silences_total",
+			Help: "Silences created, ended early by someone, and expired (reached their until), by event."}, []string{"event"}),
+		silenced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_alerts_silenced_total",
+			Help: "Alerts opened while a silence covered them (stored and shown, not announced), by kind."}, []string{"kind"}),
 	}
 	reg.MustRegister(m.opened, m.resolved, m.updated, m.acked, m.coalesced, m.latency, m.dropped, m.ignored,
-		m.storeErrs, m.pending, m.series, m.unwatched, m.flapping)
-	for _, r := range []string{reasonTooManySeries, reasonNotReady, reasonPostFailed, reasonShutdown, reasonBacklogFull} {
+		m.storeErrs, m.pending, m.series, m.unwatched, m.flapping, m.silences, m.silenced)
+	for _, r := range []string{reasonTooManySeries, reasonNotReady, reasonPostFailed, reasonShutdown, reasonBacklogFull,
+		reasonBroadcastFailed} {
 		m.dropped.WithLabelValues(r)
+	}
+	for _, e := range []string{silenceCreated, silenceEnded, silenceExpired} {
+		m.silences.WithLabelValues(e)
 	}
 	m.ignored.WithLabelValues(reasonNotNewer)
 	return m

@@ -17,7 +17,7 @@ func TestReplayAlerts(t *testing.T) {
 	for i, ev := range []int64{12, 10, 15} {
 		st.alerts = append(st.alerts, model.Alert{ID: int64(i + 1), EventID: ev, State: model.AlertOpen})
 	}
-	d := New(Config{}, st, &fakePoster{}, prometheus.NewRegistry(), discard())
+	d := New(Config{}, st, &fakePoster{}, nil, prometheus.NewRegistry(), discard())
 	for _, tt := range []struct {
 		cursor string
 		max    int

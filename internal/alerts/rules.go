@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/watchroom/watchroom/internal/model"
+	"github.com/watchroom/watchroom/internal/protocol"
 )
 
 // ruleSet is the effective rules of one sensor metric: the stored ones
@@ -188,5 +189,8 @@ func (d *Detector) SetRules(ctx context.Context, sensorID, user string, rules []
 	d.installRulesLocked(strings.Clone(sensorID), stored)
 	d.mu.Unlock()
 	d.log.Info("alert rules replaced", "sensor_id", sensorID, "user", user, "rules", len(stored))
+	d.broadcast(protocol.TypeRulesChanged, protocol.RulesChanged{
+		SensorID: sensorID, UpdatedBy: user, UpdatedAt: protocol.FormatTime(d.cfg.Now()),
+	})
 	return stored, nil
 }

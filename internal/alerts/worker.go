@@ -37,6 +37,7 @@ func (d *Detector) Run(ctx context.Context) error {
 			d.shutdown(ctx)
 			return nil
 		case <-t.C:
+			d.expireSilences(d.cfg.Now())
 			d.mu.Lock()
 			d.checkLocked(d.cfg.Now())
 			d.unlockAndSignal()
@@ -77,6 +78,10 @@ func (d *Detector) loadOnce(ctx context.Context) error {
 		return err
 	}
 	now := d.cfg.Now()
+	silences, err := d.store.Silences(ctx, model.SilenceFilter{InForce: now})
+	if err != nil {
+		return err
+	}
 
 	d.mu.Lock()
 	bySensor := map[string][]model.AlertRule{}
@@ -85,6 +90,10 @@ func (d *Detector) loadOnce(ctx context.Context) error {
 	}
 	for sensor, rs := range bySensor {
 		d.installRulesLocked(sensor, rs)
+	}
+	clear(d.silences)
+	for _, si := range silences {
+		d.installSilenceLocked(si)
 	}
 	for _, st := range stats {
 		s := d.seriesLocked(seriesKey{st.SensorID, st.Metric})
@@ -133,7 +142,7 @@ func (d *Detector) loadOnce(ctx context.Context) error {
 	nSeries := len(d.series)
 	d.unlockAndSignal()
 	d.log.Info("alerts: detection started", "rules", len(rules), "live_alerts", len(live), "series", nSeries,
-		"readings_held", len(pending))
+		"silences", len(silences), "readings_held", len(pending))
 	return nil
 }
 
@@ -250,6 +259,9 @@ func (d *Detector) applyOnce(ctx context.Context, ref opRef, o op) error {
 	d.mu.Unlock()
 	if inserted {
 		d.m.opened.WithLabelValues(a.Kind, a.Severity).Inc()
+		if a.SilenceID != 0 {
+			d.m.silenced.WithLabelValues(a.Kind).Inc()
+		}
 	} else {
 		d.m.updated.WithLabelValues(a.Kind).Inc()
 	}

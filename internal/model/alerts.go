@@ -58,6 +58,10 @@ type Alert struct {
 	// EventID increases with every change of any alert; it is the cursor
 	// a client resumes alerts from after a reconnect.
 	EventID int64 `json:"event_id"`
+	// SilenceID is the silence in force when the alert opened (0: none):
+	// the alert is stored and shown but not announced. In the JSON only
+	// when set.
+	SilenceID int64 `json:"silence_id,omitempty"`
 	// Note is what the resolver wrote. It is not part of the alert's JSON,
 	// which the protocol fixes; GET /api/alerts/{id} shows it beside it.
 	Note string `json:"-"`
@@ -87,8 +91,10 @@ func (a Alert) MarshalJSON() ([]byte, error) {
 		ResolvedBy   *string `json:"resolved_by"`
 		ResolvedAt   *string `json:"resolved_at"`
 		EventID      int64   `json:"event_id"`
+		SilenceID    int64   `json:"silence_id,omitempty"`
 	}{a.ID, a.SensorID, a.Metric, a.Kind, a.Severity, a.Value, a.LimitOrScore, a.State,
-		a.OpenedAt.UTC().Format(TimeFormat), a.UpdatedAt.UTC().Format(TimeFormat), a.Count, a.AckedBy, a.ResolvedBy, resolvedAt, a.EventID})
+		a.OpenedAt.UTC().Format(TimeFormat), a.UpdatedAt.UTC().Format(TimeFormat), a.Count, a.AckedBy, a.ResolvedBy, resolvedAt, a.EventID,
+		a.SilenceID})
 }
 
 // Live reports whether the alert is open or acknowledged.
@@ -114,6 +120,9 @@ type AlertBreach struct {
 	FirstAt      time.Time // opened_at when this opens the alert
 	LastAt       time.Time // updated_at
 	Count        int64     // breaches coalesced, at least 1
+	// SilenceID is the silence in force when the breach was evaluated
+	// (0: none); stored only when the breach opens the alert.
+	SilenceID int64
 }
 
 // Rule kinds: what PUT /api/sensors/{id}/rules configures. "stale" is the

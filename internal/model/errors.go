@@ -9,3 +9,7 @@ import "errors"
 // through their own small interfaces (rooms, alerts, devices, broker, web)
 // can match it without importing the database package.
 var ErrNotFound = errors.New("not found")
+
+// ErrConflict is a well-formed change the current state does not allow
+// (ending a silence that already ended or expired).
+var ErrConflict = errors.New("conflict")

@@ -38,6 +38,26 @@ const (
 	CodeTooMany     = "too_many_connections"
 )
 
+// Messages every authenticated connection gets when the alert
+// configuration changes (sent with the hub's Broadcast: not acked, not
+// replayed; a client reloads rules and silences over REST after a
+// reconnect). docs/protocol.md, "Rules and silences".
+const (
+	// TypeRulesChanged says the rules of one sensor were replaced; its
+	// data is RulesChanged. Clients showing that sensor reload its rules.
+	TypeRulesChanged = "rules_changed"
+	// TypeSilence carries a silence that was created or ended early (a
+	// model.Silence).
+	TypeSilence = "silence"
+)
+
+// RulesChanged is the data of rules_changed.
+type RulesChanged struct {
+	SensorID  string `json:"sensor_id"`
+	UpdatedBy string `json:"updated_by"`
+	UpdatedAt string `json:"updated_at"` // FormatTime
+}
+
 // Error is a request failure reported to the client as {"type":"error"}.
 type Error struct {
 	Code    string

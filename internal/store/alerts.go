@@ -14,7 +14,7 @@ import (
 )
 
 const alertColumns = `id, sensor_id, metric, kind, severity, value, limit_or_score, state,
-	opened_at, updated_at, count, acked_by, resolved_by, resolved_at, resolve_note, event_id`
+	opened_at, updated_at, count, acked_by, resolved_by, resolved_at, resolve_note, event_id, coalesce(silence_id, 0)`
 
 // liveAlertStates is the predicate of the partial unique index alerts_live_key;
 // ON CONFLICT must repeat it word for word to use that index.
@@ -25,7 +25,8 @@ const liveAlertStates = `state IN ('open', 'acknowledged')`
 // statement: the partial unique index on live alerts makes two concurrent
 // breaches agree on one alert. A folded breach adds its count, replaces
 // value and limit_or_score, may raise the severity to critical (never
-// lowers it) and moves updated_at forward. It returns the alert and
+// lowers it) and moves updated_at forward; b.SilenceID is stored only
+// when the alert opens. It returns the alert and
 // whether it was opened now.
 func (s *Store) UpsertAlert(ctx context.Context, b model.AlertBreach) (model.Alert, bool, error) {
 	count := b.Count
@@ -33,8 +34,8 @@ func (s *Store) UpsertAlert(ctx context.Context, b model.AlertBreach) (model.Ale
 		count = 1
 	}
 	row := s.pool.QueryRow(ctx, `INSERT INTO alerts AS a
-	(sensor_id, metric, kind, severity, value, limit_or_score, opened_at, updated_at, count)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	(sensor_id, metric, kind, severity, value, limit_or_score, opened_at, updated_at, count, silence_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10::bigint, 0))
 ON CONFLICT (sensor_id, metric, kind) WHERE `+liveAlertStates+` DO UPDATE SET
 	count          = a.count + excluded.count,
 	value          = excluded.value,
@@ -42,7 +43,8 @@ ON CONFLICT (sensor_id, metric, kind) WHERE `+liveAlertStates+` DO UPDATE SET
 	severity       = CASE WHEN excluded.severity = 'critical' THEN 'critical' ELSE a.severity END,
 	updated_at     = greatest(a.updated_at, excluded.updated_at)
 RETURNING `+alertColumns+`, a.xmax = 0`,
-		b.SensorID, b.Metric, b.Kind, b.Severity, b.Value, b.LimitOrScore, alertTime(b.FirstAt), alertTime(b.LastAt), count)
+		b.SensorID, b.Metric, b.Kind, b.Severity, b.Value, b.LimitOrScore, alertTime(b.FirstAt), alertTime(b.LastAt), count,
+		b.SilenceID)
 	var inserted bool
 	a, err := scanAlert(row, &inserted)
 	if err != nil {
@@ -222,7 +224,7 @@ ORDER BY s.sensor_id, s.metric`, window)
 func scanAlert(row pgx.Row, extra *bool) (model.Alert, error) {
 	var a model.Alert
 	dest := []any{&a.ID, &a.SensorID, &a.Metric, &a.Kind, &a.Severity, &a.Value, &a.LimitOrScore, &a.State,
-		&a.OpenedAt, &a.UpdatedAt, &a.Count, &a.AckedBy, &a.ResolvedBy, &a.ResolvedAt, &a.Note, &a.EventID}
+		&a.OpenedAt, &a.UpdatedAt, &a.Count, &a.AckedBy, &a.ResolvedBy, &a.ResolvedAt, &a.Note, &a.EventID, &a.SilenceID}
 	if extra != nil {
 		dest = append(dest, extra)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/watchroom/watchroom/internal/model"
 )
 
-// AlertService is what the alerts and rules REST routes need (the alerts
+// AlertService is what the alerts, rules and silences REST routes need (the alerts
 // package's Detector). Not-found errors match model.ErrNotFound.
 type AlertService interface {
 	Alerts(ctx context.Context, f model.AlertFilter) ([]model.Alert, error)
@@ -24,6 +24,14 @@ type AlertService interface {
 	// SetRules replaces every rule of sensorID; rules have passed
 	// model.ValidateAlertRules.
 	SetRules(ctx context.Context, sensorID, user string, rules []model.AlertRule) ([]model.AlertRule, error)
+	Silences(ctx context.Context, f model.SilenceFilter) ([]model.Silence, error)
+	// CreateSilence stores si by user; si has passed
+	// model.ValidateSilence.
+	CreateSilence(ctx context.Context, user string, si model.Silence) (model.Silence, error)
+	// EndSilence ends silence id early; errors match model.ErrNotFound
+	// (no such silence) and model.ErrConflict (it already ended or
+	// expired).
+	EndSilence(ctx context.Context, id int64, user string) (model.Silence, error)
 }
 
 const (
@@ -38,6 +46,7 @@ func (a *App) alertRoutes(api fiber.Router) {
 	api.Get("/alerts/:id", a.getAlert)
 	api.Get("/sensors/:id/rules", a.getRules)
 	api.Put("/sensors/:id/rules", a.putRules)
+	a.silenceRoutes(api)
 }
 
 func (a *App) getAlerts(c *fiber.Ctx) error {
@@ -139,10 +148,8 @@ const rulesShape = `body must be {"rules":[{"metric":"temperature","kind":"thres
 
 func (a *App) putRules(c *fiber.Ctx) error {
 	cl := claimsOf(c)
-	if !cl.Role.AtLeast(minRoleToChangeRules) {
-		a.reject(reasonForbidden)
-		return apiError(fiber.StatusForbidden, "forbidden",
-			"changing alert rules needs role "+string(minRoleToChangeRules)+" or above; you are "+string(cl.Role))
+	if err := a.needRole(c, minRoleToChangeRules, "changing alert rules"); err != nil {
+		return err
 	}
 	id := c.Params("id")
 	if err := model.ValidID(id); err != nil {
@@ -180,6 +187,17 @@ func (a *App) putRules(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(rulesBody(id, stored))
+}
+
+// needRole answers 403 (counted as a rejection) unless the caller has
+// role min or above; what names the action in the message.
+func (a *App) needRole(c *fiber.Ctx, min model.Role, what string) error {
+	cl := claimsOf(c)
+	if cl.Role.AtLeast(min) {
+		return nil
+	}
+	a.reject(reasonForbidden, "route", c.Route().Path, "user", cl.User)
+	return apiError(fiber.StatusForbidden, "forbidden", what+" needs role "+string(min)+" or above; you are "+string(cl.Role))
 }
 
 func rulesBody(sensorID string, rules []model.AlertRule) fiber.Map {

@@ -27,7 +27,7 @@ func (nopPoster) PostReliable(context.Context, string, string, any) error { retu
 func newAlertsEnv(t *testing.T) (*testEnv, *store.Store) {
 	t.Helper()
 	st := newStore(t)
-	det := alerts.New(alerts.Config{}, st, nopPoster{}, prometheus.NewRegistry(),
+	det := alerts.New(alerts.Config{}, st, nopPoster{}, nil, prometheus.NewRegistry(),
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return newEnv(t, st, func(c *Config) { c.Alerts = det }), st
 }
