@@ -265,7 +265,8 @@ describe('resume through the wiring', () => {
     ws.receive({ type: 'resumed', ref, data: { readings: 3, rooms: { general: 2 }, alerts: 2, direct: 2 } });
     await settle();
 
-    expect(rest.since(mark)).toEqual([]);
+    // Only silences reload: their messages are not replayed (docs/protocol.md#rules-and-silences).
+    expect(rest.since(mark)).toEqual(['GET /api/silences']);
     expect(s.value).toBe(24);
     expect(s.ts).toBe(T0 + 4000);
     const times = Array.from({ length: s.spark.length }, (_, i) => s.spark.timeAt(i));
@@ -332,7 +333,7 @@ describe('resume through the wiring', () => {
     const mark = rest.requests.length;
     ws.receive({ type: 'resumed', ref: resumeOf(ws)!.id, data: {} });
     await settle();
-    expect(rest.since(mark)).toEqual(['GET /api/sensors']);
+    expect(rest.since(mark).sort()).toEqual(['GET /api/sensors', 'GET /api/silences']);
   });
 });
 

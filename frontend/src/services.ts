@@ -14,6 +14,7 @@
 
 import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
+import { SilenceStore } from './alerts/silences';
 import { AlertStore } from './alerts/store';
 import { ChatStore } from './chat/store';
 import { CommandStore } from './commands/store';
@@ -26,7 +27,19 @@ import { type AuthFailureKind, WsClient, wsURL } from './common/ws';
 import { registeredIds, type Device } from './sensors/devices';
 import { fetchSpan } from './sensors/series';
 import { SPARK_WINDOW_MS, SensorStore, sensorKey } from './sensors/store';
-import type { Alert, AuthOkData, GapData, MeResponse, Reading, ResumeData, Role, Sensor } from './types';
+import { Emitter } from './common/emitter';
+import type {
+  Alert,
+  AuthOkData,
+  GapData,
+  MeResponse,
+  Reading,
+  ResumeData,
+  Role,
+  RulesChangedData,
+  Sensor,
+  Silence,
+} from './types';
 
 /** Sparklines of this many tiles are backfilled over REST on load and reconnect. */
 const BACKFILL_TILES = 48;
@@ -51,6 +64,9 @@ export class Services {
   });
   readonly sensors = new SensorStore(this.batcher, (id, metric, from, to) => fetchSpan(this.api, id, metric, from, to));
   readonly alerts = new AlertStore(this.batcher);
+  readonly silences = new SilenceStore(this.batcher, this.api);
+  /** A sensor's rules were replaced (rules_changed; also fired with '' after a reconnect: reload any). */
+  readonly rulesChanged = new Emitter<RulesChangedData>();
   readonly commands = new CommandStore(this.batcher, this.ws, this.api);
   readonly chat = new ChatStore(this.batcher, this.ws, this.api);
   readonly refresher = new TokenRefresher({
@@ -82,6 +98,10 @@ export class Services {
     this.ws.on<Reading>('reading', (m) => m.data && this.sensors.applyReading(m.data));
     this.ws.on<GapData>('gap', (m) => m.data && this.sensors.applyGap(m.data));
     this.ws.on<Alert>('alert', (m) => m.data && this.alerts.apply(m.data));
+    this.ws.on<Silence>('silence', (m) => m.data && this.silences.apply(m.data));
+    this.ws.on<RulesChangedData>('rules_changed', (m) => m.data && this.rulesChanged.emit(m.data));
+    this.alerts.coveredBySilence = (a) => this.silences.covering(a) !== undefined;
+    this.silences.changed.subscribe(() => this.alerts.mutedChanged());
     this.ws.on<AuthOkData>('auth_ok', (m) => {
       // A resumed session whose /api/me failed (server restarting) learns
       // who it is here; a refreshed token may carry a new role.
@@ -93,6 +113,9 @@ export class Services {
     });
     this.ws.reloadNeeded.on(() => void this.reloadAll());
     this.ws.resumed.on(() => {
+      // Silences and rule changes are not replayed: reload them after any reconnect.
+      void this.silences.load();
+      this.rulesChanged.emit({ sensor_id: '', updated_by: '', updated_at: '' });
       const uncovered = this.uncovered;
       this.uncovered = [];
       if (uncovered.includes('readings')) void this.loadSensors();
@@ -188,6 +211,7 @@ export class Services {
     this.refresher.stop();
     this.ws.stop();
     this.clock.stop();
+    this.silences.stop();
     for (const fn of this.cleanups.splice(0)) fn();
   }
 
@@ -205,7 +229,8 @@ export class Services {
 
   /** Loads everything over REST: on start and after a reconnect that could not resume. */
   async reloadAll(): Promise<void> {
-    await Promise.all([this.loadSensors(), this.loadAlerts(), this.chat.reload(), this.loadDevices()]);
+    this.rulesChanged.emit({ sensor_id: '', updated_by: '', updated_at: '' });
+    await Promise.all([this.loadSensors(), this.loadAlerts(), this.chat.reload(), this.loadDevices(), this.silences.load()]);
   }
 
   /** Loads which sensors are registered devices; without the list no badge shows. */

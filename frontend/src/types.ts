@@ -264,6 +264,41 @@ export interface Alert {
   event_id: number;
   /** On live messages only: kept open because it kept opening and resolving (docs/alerts.md#noise). */
   flapping?: boolean;
+  /** Present when it opened while a silence covered it: shown, not announced (docs/alerts.md#silences). */
+  silence_id?: number;
+}
+
+// ---- Rules and silences (docs/alerts.md; the rules' types are below) ------
+
+/** POST /api/silences: metric and kind both (one rule) or neither (the sensor); until or duration_seconds. */
+export interface NewSilence {
+  sensor_id: string;
+  metric?: string;
+  kind?: RuleKind;
+  until?: string;
+  duration_seconds?: number;
+  reason?: string;
+}
+
+/** The data of the rules_changed message. */
+export interface RulesChangedData {
+  sensor_id: string;
+  updated_by: string;
+  updated_at: string;
+}
+
+/** A silence: of the whole sensor (metric and kind null) or of one rule. */
+export interface Silence {
+  id: number;
+  sensor_id: string;
+  metric: string | null;
+  kind: RuleKind | null;
+  reason: string;
+  created_by: string;
+  created_at: string;
+  until: string;
+  ended_by: string | null;
+  ended_at: string | null;
 }
 
 /** An alert as REST returns it: flapping is not stored. */
@@ -534,6 +569,8 @@ export interface ServerData {
   user_joined: UserJoinedData;
   user_left: UserLeftData;
   user_typing: UserTypingData;
+  rules_changed: RulesChangedData;
+  silence: Silence;
 }
 
 export type ClientMessageType = keyof ClientData;
@@ -555,6 +592,9 @@ export interface RestResponses {
   'GET /api/alerts/{id}': { alert: StoredAlert; note: string | null; messages: ChatMessage[] };
   'GET /api/sensors/{id}/rules': RulesResponse;
   'PUT /api/sensors/{id}/rules': RulesResponse;
+  'GET /api/silences': { silences: Silence[] };
+  'POST /api/silences': { silence: Silence };
+  'DELETE /api/silences/{id}': { silence: Silence };
   'GET /api/devices': { devices: Device[] };
   'POST /api/devices': { id: string; secret: string };
   'GET /api/stats': StatsResponse;
@@ -566,5 +606,6 @@ export interface RestResponses {
 export interface RestRequests {
   'POST /api/login': { username: string; password: string };
   'PUT /api/sensors/{id}/rules': { rules: AlertRuleIn[]; sensor_id?: unknown; defaults?: unknown };
+  'POST /api/silences': NewSilence;
   'POST /api/devices': { id: string };
 }

@@ -3,6 +3,7 @@ import { errorText, formatAge, formatDateTime, formatValue, parseTs } from '../c
 import { useObservable } from '../common/hooks';
 import { useServices } from '../services';
 import { type Alert, roleAtLeast } from '../types';
+import { inForce, silenceScope, silencedText } from './silences';
 
 interface Props {
   /** Opens the discussion of an alert in room "alerts". */
@@ -25,7 +26,10 @@ export function AlertsPanel({ onDiscuss, onOpenSensor }: Props) {
     <div class="alerts" onPointerDown={() => store.markSeen()} onFocusIn={() => store.markSeen()}>
       <div class="panel-head">
         <h2 id="alerts-title">
-          Alerts {list.length > 0 && <span class="count">{list.length}</span>}
+          Alerts {store.counted.length > 0 && <span class="count">{store.counted.length}</span>}
+          {list.length > store.counted.length && (
+            <span class="muted small"> +{list.length - store.counted.length} silenced</span>
+          )}
         </h2>
         <NotifyToggles />
       </div>
@@ -41,6 +45,7 @@ export function AlertsPanel({ onDiscuss, onOpenSensor }: Props) {
         ))}
       </ul>
       <AlertHistory />
+      <SilenceHistory />
     </div>
   );
 }
@@ -75,6 +80,7 @@ function AlertHistory() {
                   <span>
                     #{id} {a.sensor_id} · {a.metric} · {KIND_TEXT[a.kind] ?? a.kind}
                   </span>
+                  {a.silence_id != null && <span class="muted">opened while silenced</span>}
                 </div>
                 <div class="alert-line small muted">
                   <span>opened {formatDateTime(a.opened_at)}</span>
@@ -100,6 +106,49 @@ function AlertHistory() {
   );
 }
 
+/** Recent silences, in force or not: who silenced what, why, until when, and who ended them early. */
+function SilenceHistory() {
+  const svc = useServices();
+  useObservable(svc.silences.changed);
+  const [open, setOpen] = useState(false);
+  const list = svc.silences.recent().slice(0, 50);
+  const now = Date.now();
+  return (
+    <details class="alert-history" open={open} onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>
+      <summary>Silences ({svc.silences.inForce(now).length} in force)</summary>
+      {open && (
+        <ul class="alert-list history-list" aria-label="Recent silences" data-testid="silence-history">
+          {svc.silences.loadError && <li class="error small">{svc.silences.loadError}</li>}
+          {list.length === 0 && <li class="muted small">No silences yet.</li>}
+          {list.map((s) => (
+            <li key={s.id} class="alert-item small" data-silence-id={s.id}>
+              <div class="alert-line">
+                <span>
+                  {s.sensor_id} · {silenceScope(s)}
+                </span>
+                <span class="muted">
+                  {inForce(s, now) ? 'in force' : s.ended_at ? 'ended early' : 'expired'}
+                </span>
+              </div>
+              <div class="alert-line muted">
+                <span>
+                  by {s.created_by} at {formatDateTime(s.created_at)}, until {formatDateTime(s.until)}
+                </span>
+                {s.ended_at && (
+                  <span>
+                    ended by {s.ended_by ?? '?'} at {formatDateTime(s.ended_at)}
+                  </span>
+                )}
+              </div>
+              {s.reason && <p class="history-note">Reason: {s.reason}</p>}
+            </li>
+          ))}
+        </ul>
+      )}
+    </details>
+  );
+}
+
 function AlertItem({
   alert: a,
   canAct,
@@ -118,6 +167,7 @@ function AlertItem({
   const [error, setError] = useState('');
   const age = svc.clock.now - parseTs(a.opened_at);
   const noteId = `resolve-note-${a.id}`;
+  const silence = svc.silences.covering(a);
 
   const act = async (type: 'alert_ack' | 'alert_resolve', data: Record<string, unknown>) => {
     setBusy(true);
@@ -147,7 +197,7 @@ function AlertItem({
     <li
       id={`alert-${String(a.id)}`}
       tabIndex={-1}
-      class={`alert-item sev-${a.severity} alert-${a.state}${a.flapping ? ' flapping' : ''}`}
+      class={`alert-item sev-${a.severity} alert-${a.state}${a.flapping ? ' flapping' : ''}${silence ? ' silenced' : ''}`}
       data-alert-id={String(a.id)}
       data-state={a.state}
     >
@@ -163,6 +213,13 @@ function AlertItem({
         {a.kind !== 'offline' && <span>value {formatValue(a.value)}</span>}
         <span class="muted">{limitText}</span>
         {a.count > 1 && <span class="muted">×{a.count}</span>}
+        {silence ? (
+          <span class="state state-silenced" data-testid="alert-silenced" title={silence.reason || undefined}>
+            {silencedText(silence)}
+          </span>
+        ) : (
+          a.silence_id != null && <span class="state state-silenced">opened while silenced</span>
+        )}
         {a.flapping && (
           <span class="state state-flapping" title="Kept open: it kept opening and resolving">
             flapping

@@ -17,8 +17,15 @@ export class AlertStore {
   readonly changed: Observable;
   /** A critical alert that was not known before has opened. */
   readonly newCritical = new Emitter<Alert>();
-  /** Every alert that arrived live and was not held before (for the screen reader's live region). */
+  /** Every alert that arrived live and was not held before (for the screen reader's live region); never a muted one. */
   readonly newAlert = new Emitter<Alert>();
+  /**
+   * Whether a silence in force covers an alert (docs/alerts.md#silences).
+   * Such an alert, or one that opened under a silence (silence_id), is
+   * kept and shown but never announced; while covered it is not counted
+   * either. Set by the wiring.
+   */
+  coveredBySilence: (a: Alert) => boolean = () => false;
   unseenCritical = 0;
   availability: Availability = 'unknown';
   loadError = '';
@@ -50,8 +57,9 @@ export class AlertStore {
     if (prev && sameVersion(prev, a)) return;
     this.byId.set(id, a);
     this.invalidate();
-    if (announce && !prev) this.newAlert.emit(a);
-    if (announce && !prev && a.severity === 'critical' && a.state === 'open') {
+    if (!announce || prev || a.silence_id != null || this.coveredBySilence(a)) return;
+    this.newAlert.emit(a);
+    if (a.severity === 'critical' && a.state === 'open') {
       this.unseenCritical++;
       this.newCritical.emit(a);
     }
@@ -95,6 +103,21 @@ export class AlertStore {
         .sort((a, b) => parseTs(b.opened_at) - parseTs(a.opened_at) || String(b.id).localeCompare(String(a.id)));
     }
     return this.activeCache;
+  }
+
+  /**
+   * The alerts needing attention that count (the header badge, the tab):
+   * active ones no silence in force covers. Not cached: silences expire
+   * with time; callers re-render on `changed`, which silence changes and
+   * expiries fire too (mutedChanged).
+   */
+  get counted(): readonly Alert[] {
+    return this.active.filter((a) => !this.coveredBySilence(a));
+  }
+
+  /** Silences changed (created, ended, expired): whatever counts alerts re-renders. */
+  mutedChanged(): void {
+    this.changed.changed();
   }
 
   /** Resolved alerts known to the dashboard, most recently resolved first: the history. */

@@ -89,6 +89,8 @@ export interface Schemas {
     resolved_by: string | null;
     resolved_at: string | null;
     event_id: number;
+    /** only present when the alert opened while a silence covered it (stored and shown, not announced) */
+    silence_id?: number;
   };
   /** a sensor's stored rules, and what applies where none is stored (docs/alerts.md) */
   Rules: {
@@ -153,6 +155,19 @@ export interface Schemas {
       /** times the sensor's usual interval */
       interval_factor: number;
     };
+  };
+  Silence: {
+    id: number;
+    sensor_id: string;
+    /** null with kind null - the whole sensor */
+    metric: string | null;
+    kind: "threshold" | "spike" | "stale" | null;
+    reason: string;
+    created_by: string;
+    created_at: string;
+    until: string;
+    ended_by: string | null;
+    ended_at: string | null;
   };
   Device: {
     id: string;
@@ -259,6 +274,18 @@ export interface RestResponses {
   "GET /api/sensors/{id}/rules": Schemas["Rules"];
   /** Replace a sensor's alert rules (operators) */
   "PUT /api/sensors/{id}/rules": Schemas["Rules"];
+  /** Silences, newest first (in force, ended and expired) */
+  "GET /api/silences": {
+    silences: Schemas["Silence"][];
+  };
+  /** Silence a sensor or one of its rules until a time (operators); docs/alerts.md, Silences */
+  "POST /api/silences": {
+    silence: Schemas["Silence"];
+  };
+  /** End a silence early (operators) */
+  "DELETE /api/silences/{id}": {
+    silence: Schemas["Silence"];
+  };
   /** Registered MQTT devices */
   "GET /api/devices": {
     devices: Schemas["Device"][];
@@ -297,6 +324,18 @@ export interface RestRequests {
     sensor_id?: unknown;
     /** accepted and ignored, so that what GET returned can be sent back */
     defaults?: unknown;
+  };
+  /** Silence a sensor or one of its rules until a time (operators); docs/alerts.md, Silences */
+  "POST /api/silences": {
+    sensor_id: string;
+    /** with kind, silences one rule; without both, the whole sensor */
+    metric?: string;
+    kind?: "threshold" | "spike" | "stale";
+    /** the end; or duration_seconds */
+    until?: string;
+    /** from now; or until */
+    duration_seconds?: number;
+    reason?: string;
   };
   /** Register a device (admins); the secret is shown only here */
   "POST /api/devices": {

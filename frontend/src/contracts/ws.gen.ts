@@ -39,6 +39,20 @@ export interface Schemas {
     resolved_at: Schemas["Timestamp"] | null;
     event_id: number;
     flapping?: boolean;
+    /** only present when the alert opened while a silence covered it (stored and shown, not announced) */
+    silence_id?: number;
+  };
+  Silence: {
+    id: number;
+    sensor_id: string;
+    metric: string | null;
+    kind: "threshold" | "spike" | "stale" | null;
+    reason: string;
+    created_by: string;
+    created_at: Schemas["Timestamp"];
+    until: Schemas["Timestamp"];
+    ended_by: string | null;
+    ended_at: Schemas["Timestamp"] | null;
   };
   ChatMessage: {
     id: number;
@@ -284,6 +298,14 @@ export interface ServerData {
   room_list: {
     rooms: Schemas["Room"][];
   };
+  /** A sensor's alert rules were replaced (to everyone; not acked, not replayed); clients showing it reload GET /api/sensors/{id}/rules */
+  rules_changed: {
+    sensor_id: string;
+    updated_by: string;
+    updated_at: Schemas["Timestamp"];
+  };
+  /** A silence was created or ended early (to everyone; not acked, not replayed; after a reconnect reload GET /api/silences) */
+  silence: Schemas["Silence"];
   /** The readings filter now */
   subscribed: {
     sensors: string[];

@@ -3,6 +3,8 @@ import { Session } from '../common/api';
 import { errorText, formatAge, formatValue } from '../common/format';
 import { useKeyed, useObservable } from '../common/hooks';
 import { CommandsPanel } from '../commands/CommandsPanel';
+import { RulesEditor } from '../alerts/RulesEditor';
+import { SilenceControls } from '../alerts/SilenceControls';
 import { useServices } from '../services';
 import { roleAtLeast } from '../types';
 import { DetailChart } from './DetailChart';
@@ -10,6 +12,7 @@ import { LIVE, type View, viewWindow } from './chartModel';
 import type { ChartStatus } from './chartController';
 import { RANGES, type RangeDef, type RangeKey } from './series';
 import { sensorKey, staleAfterMs } from './store';
+import { ThresholdLines } from './thresholds';
 
 interface Props {
   sensorId: string;
@@ -33,6 +36,8 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
   const [status, setStatus] = useState<ChartStatus>({ loading: true, error: '', points: 0, clipped: 0, gaps: '', bucket: '' });
   const backRef = useRef<HTMLButtonElement>(null);
   const s = svc.sensors.get(key);
+  // The threshold rule's limits, drawn on the chart by a plugin the rules editor updates.
+  const [thresholds] = useState(() => new ThresholdLines());
   useObservable(svc.sensors.keysChanged);
   const otherMetrics = s ? [] : svc.sensors.keys.map((k) => svc.sensors.get(k)).filter((x) => x?.sensorId === sensorId).map((x) => x!.metric);
   const def = RANGES.find((r) => r.key === range)!;
@@ -121,8 +126,11 @@ export function SensorDetail({ sensorId, metric, onBack }: Props) {
           view={view}
           onView={setView}
           onStatus={setStatus}
+          plugins={[thresholds.plugin(s?.unit ?? '')]}
         />
       )}
+      <RulesEditor sensorId={sensorId} metric={metric} unit={s?.unit ?? ''} onLimits={(l) => thresholds.set(l)} />
+      <SilenceControls sensorId={sensorId} metric={metric} />
       {canCommand ? (
         <CommandsPanel sensorId={sensorId} />
       ) : (

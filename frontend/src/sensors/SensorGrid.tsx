@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { formatAge, formatValue } from '../common/format';
+import { silencedText } from '../alerts/silences';
+import { formatAge, formatTime, formatValue } from '../common/format';
 import { useKeyed, useObservable } from '../common/hooks';
 import { useServices } from '../services';
 import { SparkHost } from './sparkhost';
@@ -108,6 +109,8 @@ function Tile({ k, host, onOpen }: { k: string; host: SparkHost; onOpen: Props['
   const value = formatValue(s.value);
   const ageText = s.ts ? `${formatAge(Math.max(0, age))} ago` : 'no data';
   const registered = svc.registered.has(s.sensorId);
+  // Silence changes reach tiles through alerts.changed (mutedChanged).
+  const silence = svc.silences.ofSensor(s.sensorId)[0];
   return (
     <li ref={ref} class={`tile tone-${tone}${stale ? ' stale' : ''}`} data-sensor={s.sensorId} data-metric={s.metric}>
       <button
@@ -142,6 +145,11 @@ function Tile({ k, host, onOpen }: { k: string; host: SparkHost; onOpen: Props['
           {registered && (
             <span class="badge registered" title="Registered device: it connects with its own MQTT credentials">
               reg<span class="sr-only">istered device, </span>
+            </span>
+          )}
+          {silence && (
+            <span class="badge silenced" title={silencedText(silence)} data-testid="tile-silenced">
+              silenced<span class="sr-only"> until {formatTime(silence.until)}, </span>
             </span>
           )}
           <span class="tile-age">{stale ? `stale · ${ageText}` : ageText}</span>

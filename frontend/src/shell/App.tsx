@@ -96,11 +96,11 @@ function Dashboard() {
           type="button"
           class={`alert-badge${unseen > 0 ? ' active' : ''}`}
           onClick={showAlerts}
-          aria-label={`${plural(svc.alerts.active.length, 'alert')} needing attention${unseen > 0 ? `, ${unseen} new critical` : ''}`}
-          title="Alerts needing attention: open, acknowledged, or resolved by themselves and not yet acknowledged"
+          aria-label={`${plural(svc.alerts.counted.length, 'alert')} needing attention${unseen > 0 ? `, ${unseen} new critical` : ''}`}
+          title="Alerts needing attention: open, acknowledged, or resolved by themselves and not yet acknowledged; silenced ones are not counted"
           data-testid="alert-badge"
         >
-          <span aria-hidden="true">⚠</span> {svc.alerts.active.length}
+          <span aria-hidden="true">⚠</span> {svc.alerts.counted.length}
         </button>
         <span class="spacer" />
         <span class="who small">
@@ -120,7 +120,7 @@ function Dashboard() {
             aria-pressed={tab === t}
             onClick={() => (t === 'alerts' ? showAlerts() : setTab(t))}
           >
-            {t === 'sensors' ? 'Sensors' : t === 'alerts' ? `Alerts (${svc.alerts.active.length})` : 'Chat'}
+            {t === 'sensors' ? 'Sensors' : t === 'alerts' ? `Alerts (${svc.alerts.counted.length})` : 'Chat'}
           </button>
         ))}
       </nav>
