@@ -77,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "watchroom_alerts_series", Help: "Sensor metrics tracked by alert detection."}),
 		unwatched: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "watchroom_alerts_offline_unwatched_total",
-			Help: "Silences not reported offline because the series was not watched: fewer than 10 readings, no stale rule, not a registered device."}),
+			Help: "Silent spells not reported offline because the series was not watched: fewer than 10 readings, no stale rule, not a registered device."}),
 		flapping: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_alerts_flapping_total",
 			Help: "Alerts kept open because they opened too often in a short time (flapping), by kind."}, []string{"kind"}),

@@ -74,7 +74,8 @@ type Config struct {
 	TrustedProxies []string
 	// TLS, when set, makes Serve speak HTTPS (and so wss:// on /ws).
 	TLS *tls.Config
-	// Now is the clock of the login limits; time.Now when nil.
+	// Now is the clock of the login limits and of the silences routes (a
+	// duration_seconds counts from it); time.Now when nil.
 	Now func() time.Time
 	// LoginTracked bounds each table of the login limits (addresses,
 	// accounts, known addresses of an account); 65536 when 0.
