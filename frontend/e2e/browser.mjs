@@ -30,3 +30,19 @@ export async function assertAccessible(page, screen) {
   });
   assert.deepEqual(violations, [], `axe violations on ${screen}:\n${JSON.stringify(violations, null, 2)}`);
 }
+
+export const DESKTOP = { width: 1366, height: 768 };
+export const PHONE = { width: 390, height: 844 };
+
+/**
+ * Opens a page in a browser context of its own (closed by the caller's
+ * contexts list), recording uncaught page errors in page.__errors.
+ */
+export async function openPage(browser, contexts, { viewport = DESKTOP, colorScheme = 'light' } = {}) {
+  const ctx = await browser.newContext({ viewport, colorScheme });
+  contexts.push(ctx);
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on('pageerror', (err) => (page.__errors = [...(page.__errors ?? []), err.message]));
+  return page;
+}

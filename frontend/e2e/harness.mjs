@@ -137,10 +137,15 @@ class Proc {
  * Starts the whole stack. Call stack.stop() in an after hook; it is safe to
  * call after a partial start.
  */
-export async function startStack({ sensors = 5, rate = 1 } = {}) {
+/**
+ * Starts a server, database, broker and (unless sensors is 0) the
+ * simulator with sensors at rate readings/s each and the given anomaly
+ * rate (0: clean values; the demo uses 0.01).
+ */
+export async function startStack({ sensors = 5, rate = 1, anomalies = 0 } = {}) {
   const stack = new Stack();
   try {
-    await stack.start({ sensors, rate });
+    await stack.start({ sensors, rate, anomalies });
   } catch (err) {
     const logs = stack.logs();
     await stack.stop();
@@ -157,7 +162,7 @@ class Stack {
     this.browser = null;
   }
 
-  async start({ sensors, rate }) {
+  async start({ sensors, rate, anomalies }) {
     this.tmp = await mkdtemp(path.join(os.tmpdir(), 'watchroom-e2e-'));
     this.bin = path.join(this.tmp, 'watchroom');
     if (!existsSync(CHROMIUM)) {
@@ -227,7 +232,17 @@ class Stack {
 
     // sensors: 0 runs no simulator (the test publishes what it needs).
     if (sensors === 0) return;
-    this.sim = new Proc('simulate', this.bin, ['simulate', '--mqtt-url', this.mqttURL, '--sensors', String(sensors), '--rate', String(rate)], {
+    this.sim = new Proc('simulate', this.bin, [
+      'simulate',
+      '--mqtt-url',
+      this.mqttURL,
+      '--sensors',
+      String(sensors),
+      '--rate',
+      String(rate),
+      '--anomalies',
+      String(anomalies),
+    ], {
       env: { ...process.env, WATCHROOM_MQTT_URL: this.mqttURL },
     });
     this.procs.push(this.sim);

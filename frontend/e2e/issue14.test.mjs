@@ -5,22 +5,15 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertAccessible, login as loginAt } from './browser.mjs';
+import { assertAccessible, login as loginAt, openPage } from './browser.mjs';
 import { PASSWORDS, startStack, waitFor } from './harness.mjs';
-
-const DESKTOP = { width: 1366, height: 768 };
 
 let stack;
 let browser;
 const contexts = [];
 
-async function newPage({ viewport = DESKTOP, colorScheme = 'light' } = {}) {
-  const ctx = await browser.newContext({ viewport, colorScheme });
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(15_000);
-  page.on('pageerror', (err) => (page.__errors = [...(page.__errors ?? []), err.message]));
-  return page;
+function newPage(opts) {
+  return openPage(browser, contexts, opts);
 }
 
 function login(page, user) {
