@@ -58,15 +58,39 @@ RETURNING `+alertColumns+`, a.xmax = 0`,
 // when there is none (someone resolved it meanwhile).
 func (s *Store) ResolveLiveAlert(ctx context.Context, sensorID, metric, kind string, at time.Time) (model.Alert, error) {
 	at = alertTime(at)
-	row := s.pool.QueryRow(ctx, `UPDATE alerts SET state = 'resolved', resolved_by = $4, resolved_at = $5,
+	a, err := s.updateAlert(ctx, nil, `UPDATE alerts SET state = 'resolved', resolved_by = $4, resolved_at = $5,
 	updated_at = greatest(updated_at, $5)
 WHERE sensor_id = $1 AND metric = $2 AND kind = $3 AND `+liveAlertStates+`
 RETURNING `+alertColumns, sensorID, metric, kind, model.ResolvedBySystem, at)
-	a, err := scanAlert(row, nil)
 	if err != nil {
 		return model.Alert{}, notFound("resolve live alert", err)
 	}
 	return a, nil
+}
+
+// lockAlertEvents takes the lock the alerts_event trigger takes (migration
+// 00004) for every insert and update of alerts, held until commit.
+const lockAlertEvents = `SELECT pg_advisory_xact_lock(hashtext('watchroom.alert_events'))`
+
+// updateAlert runs q, an UPDATE of alerts returning one row scanned by
+// scanAlert(row, extra), holding the alert event lock first. An UPDATE
+// locks its row before its trigger takes the event lock, while
+// UpsertAlert's INSERT takes the event lock (its BEFORE INSERT trigger)
+// before it locks the live row it conflicts with: a person acknowledging
+// an alert while a breach folds into it would wait for each other, one of
+// them failing with "deadlock detected". Taking the event lock first puts
+// every writer in the same order; they were serialised by it anyway.
+func (s *Store) updateAlert(ctx context.Context, extra *bool, q string, args ...any) (model.Alert, error) {
+	var a model.Alert
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockAlertEvents); err != nil {
+			return err
+		}
+		var err error
+		a, err = scanAlert(tx.QueryRow(ctx, q, args...), extra)
+		return err
+	})
+	return a, err
 }
 
 // AckAlert moves open alert id to acknowledged by user at at. It returns
@@ -97,12 +121,11 @@ WHERE id = $1 AND `+liveAlertStates, id, user, alertTime(at), note)
 // nothing, in one round trip. The outer SELECT reads the snapshot taken
 // before the update, so it sees the row as it was when nothing changed.
 func (s *Store) transition(ctx context.Context, op, update string, args ...any) (model.Alert, bool, error) {
-	row := s.pool.QueryRow(ctx, `WITH upd AS (`+update+` RETURNING `+alertColumns+`)
+	var changed bool
+	a, err := s.updateAlert(ctx, &changed, `WITH upd AS (`+update+` RETURNING `+alertColumns+`)
 SELECT *, true FROM upd
 UNION ALL
 SELECT `+alertColumns+`, false FROM alerts WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)`, args...)
-	var changed bool
-	a, err := scanAlert(row, &changed)
 	if err != nil {
 		return model.Alert{}, false, notFound(op, err)
 	}

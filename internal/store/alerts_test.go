@@ -339,3 +339,49 @@ func equalAlertIDs(a, b []int64) bool {
 	}
 	return true
 }
+
+// A person resolving or acknowledging an alert while breaches fold into
+// it must not deadlock: every writer of alerts takes the event lock
+// (migration 00004) before the row.
+func TestAlertTransitionsRaceBreaches(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	const rounds = 200
+	live := make(chan int64, 1)
+	var wg sync.WaitGroup
+	var upsertErr, transitionErr error
+	wg.Go(func() {
+		defer close(live)
+		for i := range rounds {
+			a, _, err := s.UpsertAlert(ctx, testBreach("s-7", "temperature", model.AlertThreshold, model.SeverityWarning, 40, i))
+			if err != nil {
+				upsertErr = err
+				return
+			}
+			select {
+			case live <- a.ID:
+			default:
+			}
+		}
+	})
+	wg.Go(func() {
+		n := 0
+		for id := range live {
+			var err error
+			if n%2 == 0 {
+				_, _, err = s.AckAlert(ctx, id, "ann", at(n))
+			} else {
+				_, _, err = s.ResolveAlert(ctx, id, "ann", "fixed", at(n))
+			}
+			if err != nil {
+				transitionErr = err
+				return
+			}
+			n++
+		}
+	})
+	wg.Wait()
+	if upsertErr != nil || transitionErr != nil {
+		t.Fatalf("upsert: %v; ack or resolve: %v", upsertErr, transitionErr)
+	}
+}
