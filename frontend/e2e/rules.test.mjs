@@ -183,7 +183,7 @@ describe('rules and silences in the browser', { timeout: 600_000 }, () => {
     assert.equal(ended.body.silences[0].ended_by, 'alice');
 
     // The history lists it, ended early.
-    await page.click('.alert-history summary:has-text("Silences")');
+    await page.click('.silence-history summary');
     const hist = page.locator(`[data-testid=silence-history] li[data-silence-id="${silenceID}"]`);
     assert.match(await hist.textContent(), /whole sensor\s*ended early.*by alice.*ended by alice.*Reason: pump swap/);
     await assertAccessible(page, 'the silence history');

@@ -114,7 +114,7 @@ function SilenceHistory() {
   const list = svc.silences.recent().slice(0, 50);
   const now = Date.now();
   return (
-    <details class="alert-history" open={open} onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>
+    <details class="silence-history" open={open} onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>
       <summary>Silences ({svc.silences.inForce(now).length} in force)</summary>
       {open && (
         <ul class="alert-list history-list" aria-label="Recent silences" data-testid="silence-history">
