@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { robustRange, summarize } from './series';
+import { RANGES, robustRange, summarize } from './series';
 
 describe('robustRange', () => {
   it('keeps normal variation visible despite a spike, and says it clipped', () => {
@@ -26,5 +26,16 @@ describe('summarize', () => {
   it('says low, high and latest with the unit', () => {
     expect(summarize([[1, 5, 3]], '°C', String)).toBe('Lowest 1 °C, highest 5 °C, latest 3 °C.');
     expect(summarize([[]], '', String)).toBe('No readings in this range.');
+  });
+});
+
+describe('RANGES', () => {
+  it('offers 30 days and 1 year in whole-hour buckets within the server limit of 5000', () => {
+    for (const key of ['30d', '1y']) {
+      const r = RANGES.find((x) => x.key === key)!;
+      expect(r).toBeDefined();
+      expect(r.bucketMs! % 3_600_000).toBe(0);
+      expect(r.ms / r.bucketMs!).toBeLessThanOrEqual(5000);
+    }
   });
 });

@@ -5,7 +5,7 @@ import type { Api } from '../common/api';
 import { parseTs } from '../common/format';
 import type { Bucket, Reading } from '../types';
 
-export type RangeKey = '15m' | '1h' | '24h' | '7d';
+export type RangeKey = '15m' | '1h' | '24h' | '7d' | '30d' | '1y';
 
 export interface RangeDef {
   key: RangeKey;
@@ -21,6 +21,10 @@ export const RANGES: RangeDef[] = [
   { key: '1h', label: '1 h', ms: 60 * 60_000 },
   { key: '24h', label: '24 h', ms: 24 * 3600_000, bucket: '1m', bucketMs: 60_000 },
   { key: '7d', label: '7 d', ms: 7 * 24 * 3600_000, bucket: '10m', bucketMs: 600_000 },
+  // Whole hours: the server answers these from the hourly rollups, which
+  // are kept long after raw readings are dropped (docs/storage.md).
+  { key: '30d', label: '30 d', ms: 30 * 24 * 3600_000, bucket: '1h', bucketMs: 3_600_000 },
+  { key: '1y', label: '1 y', ms: 365 * 24 * 3600_000, bucket: '6h', bucketMs: 6 * 3_600_000 },
 ];
 
 // The server caps limit at 10 000 readings and 5 000 buckets, newest first.
@@ -69,8 +73,9 @@ export async function fetchWindow(
       body = await api.get(path, { ...params, bucket, limit: BUCKET_LIMIT });
     } catch (err) {
       // A server that only knows 1-minute buckets: 7 days of them is still
-      // fine for uPlot (10 080 points).
-      if (bucket === '1m') throw err;
+      // fine for uPlot (10 080 points); longer ranges would pass the
+      // server's limit of buckets.
+      if (bucket === '1m' || to - from > 7 * 24 * 3600_000) throw err;
       bucket = '1m';
       bucketMs = 60_000;
       body = await api.get(path, { ...params, bucket, limit: BUCKET_LIMIT });
