@@ -20,7 +20,7 @@ import (
 	"github.com/watchroom/watchroom/internal/store"
 )
 
-// The export/import format (docs/data.md, "Export and import"): CSV with a
+// The export/import format (docs/storage.md, "Export and import"): CSV with a
 // header row naming the columns sensor_id, metric, ts, value and optionally
 // unit, in any order; or NDJSON, one object a line with the same fields.
 // ts is RFC 3339 (export writes UTC with microseconds), value a finite
@@ -147,6 +147,15 @@ func runImport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		sum.inserted += len(res.Fresh)
 		sum.duplicates += res.Duplicates
 		sum.conflicts += len(res.Conflicts)
+		for _, r := range res.PastRetention {
+			// Not invalid, so no line number: older than the raw horizon,
+			// in a minute or hour whose raw readings are gone.
+			sum.pastRetention++
+			if sum.pastRetention <= maxRejectLines {
+				fmt.Fprintf(stderr, "not stored, past raw retention (horizon %s): %s %s %s\n",
+					store.FormatExportTS(res.RawHorizon), r.SensorID, r.Metric, store.FormatExportTS(r.TS))
+			}
+		}
 		batch = batch[:0]
 		return nil
 	}
@@ -165,8 +174,8 @@ func runImport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	if err == nil {
 		err = flush()
 	}
-	fmt.Fprintf(stdout, "imported %d readings; %d duplicates, %d conflicts (stored value kept), %d lines rejected\n",
-		sum.inserted, sum.duplicates, sum.conflicts, sum.rejected)
+	fmt.Fprintf(stdout, "imported %d readings; %d duplicates, %d conflicts (stored value kept), %d past raw retention (not stored), %d lines rejected\n",
+		sum.inserted, sum.duplicates, sum.conflicts, sum.pastRetention, sum.rejected)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
@@ -176,7 +185,7 @@ func runImport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	return nil
 }
 
-type importSummary struct{ inserted, duplicates, conflicts, rejected int }
+type importSummary struct{ inserted, duplicates, conflicts, pastRetention, rejected int }
 
 // decodeReadings reads CSV or NDJSON (format "" sniffs: ndjson when the
 // first non-space byte is '{'), calling fn for each valid reading and

@@ -92,6 +92,38 @@ func TestExportImportRoundTrip(t *testing.T) {
 	}
 }
 
+// TestImportPastRawRetention imports readings whose raw day retention has
+// dropped: they are counted in the rollups already, so they are reported,
+// not stored, and the rollups keep their count.
+func TestImportPastRawRetention(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	url, st := newDataDB(t, ctx)
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := st.EnsurePartitions(ctx, day0, 1, day0); err != nil {
+		t.Fatalf("EnsurePartitions: %v", err)
+	}
+	if _, err := st.InsertReadings(ctx, []model.Reading{{SensorID: "old", Metric: "temp", TS: day0.Add(time.Hour), Value: 1}}); err != nil {
+		t.Fatalf("InsertReadings: %v", err)
+	}
+	if _, err := st.DropRaw(ctx, day0.AddDate(0, 0, 40), day0.AddDate(0, 0, 10), 0); err != nil {
+		t.Fatalf("DropRaw: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "old.csv")
+	if err := os.WriteFile(file, []byte("sensor_id,metric,ts,value\nold,temp,2026-03-01T01:00:00Z,1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := runData(t, ctx, "import", "--database-url", url, "--file", file)
+	if err != nil || !strings.Contains(out, "imported 0 readings; 0 duplicates, 0 conflicts (stored value kept), 1 past raw retention (not stored)") ||
+		!strings.Contains(stderr, "old temp 2026-03-01T01:00:00.000000Z") {
+		t.Errorf("import: %v\n%s%s", err, out, stderr)
+	}
+	var n int64
+	if err := st.Pool().QueryRow(ctx, `SELECT sum(count) FROM readings_1h WHERE sensor_id = 'old'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("hourly rollup counts %d (%v), want 1", n, err)
+	}
+}
+
 func TestDecodeReadingsRejects(t *testing.T) {
 	tests := []struct {
 		name, in   string

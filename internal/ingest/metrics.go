@@ -11,6 +11,11 @@ const (
 	FlushTimeout = "timeout" // the attempt ran past Config.CommitTimeout
 )
 
+// RefusedPastRetention is the reason label of watchroom_readings_refused_total
+// for readings the store refused as older than its raw horizon
+// (model.InsertResult.PastRetention).
+const RefusedPastRetention = "past_retention"
+
 // metrics are the collectors of one Ingest. Counters and histograms are
 // safe for concurrent use; rejected holds one child per reason so the hot
 // path does no label lookup.
@@ -20,6 +25,7 @@ type metrics struct {
 	duplicate    prometheus.Counter
 	conflict     prometheus.Counter
 	restamped    prometheus.Counter
+	refused      prometheus.Counter // readings, reason past_retention
 	rejected     map[string]prometheus.Counter
 	batchSize    prometheus.Histogram
 	flushSeconds prometheus.Histogram
@@ -43,6 +49,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "watchroom_readings_rejected_total",
 		Help: "MQTT messages rejected by the decoder or by admission (acknowledged and dropped), by reason.",
 	}, []string{"reason"})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "watchroom_readings_refused_total",
+		Help: "Readings acknowledged but not stored, by reason: past_retention (older than the raw horizon, in a minute or hour whose raw readings retention removed, where a repeat cannot be told from a new reading).",
+	}, []string{"reason"})
 	m := &metrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "watchroom_mqtt_messages_received_total",
@@ -64,6 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "watchroom_readings_restamped_total",
 			Help: "Readings without ts whose receipt stamp was taken in the store and that were stored a few microseconds later.",
 		}),
+		refused:  refused.WithLabelValues(RefusedPastRetention),
 		rejected: map[string]prometheus.Counter{},
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "watchroom_ingest_batch_size",
@@ -108,7 +119,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.flushErrors[r] = flushErrors.WithLabelValues(r)
 	}
 	reg.MustRegister(
-		m.received, m.ingested, m.duplicate, m.conflict, m.restamped, rejected, m.batchSize, m.flushSeconds,
+		m.received, m.ingested, m.duplicate, m.conflict, m.restamped, refused, rejected, m.batchSize, m.flushSeconds,
 		flushErrors, m.queueFull, m.connected, m.connLost, m.registryErrors, m.knownSeries,
 	)
 	return m

@@ -65,6 +65,7 @@ type pipeline struct {
 	// The committer's.
 	conflictLog rate.Sometimes // one line per second
 	restampLog  rate.Sometimes // one line per minute
+	refusedLog  rate.Sometimes // one line per minute
 }
 
 // batch is every message taken from the queue for one commit, in arrival
@@ -108,6 +109,7 @@ func newPipeline(cfg Config, st ReadingStore, sinks []ReadingSink, m *metrics, l
 		rejectLog:       map[string]*rate.Sometimes{},
 		conflictLog:     rate.Sometimes{First: 1, Interval: time.Second},
 		restampLog:      rate.Sometimes{First: 1, Interval: time.Minute},
+		refusedLog:      rate.Sometimes{First: 1, Interval: time.Minute},
 		after:           time.After,
 	}
 	p.cur = p.newBatch()
@@ -327,7 +329,9 @@ func (p *pipeline) flush(ctx context.Context, b *batch) bool {
 
 // count records what the store made of a committed batch. A conflict (a
 // key stored with another value) is counted and logged at a bounded rate
-// with both values; the stored value stays.
+// with both values; the stored value stays. Readings refused as past
+// retention are counted and logged at a bounded rate; they are
+// acknowledged like the rest (a redelivery would be refused again).
 func (p *pipeline) count(res model.InsertResult) {
 	p.m.ingested.Add(float64(len(res.Fresh)))
 	p.m.duplicate.Add(float64(res.Duplicates))
@@ -339,6 +343,16 @@ func (p *pipeline) count(res model.InsertResult) {
 			p.log.Warn("ingest: reading conflicts with the stored one; the stored value stays (at most one line per second)",
 				"sensor", c.Reading.SensorID, "metric", c.Reading.Metric, "ts", c.Reading.TS.Format(time.RFC3339Nano),
 				"stored_value", c.Stored, "offered_value", c.Reading.Value, "conflicts_in_batch", n)
+		})
+	}
+	if n := len(res.PastRetention); n > 0 {
+		p.m.refused.Add(float64(n))
+		r := res.PastRetention[0]
+		p.refusedLog.Do(func() {
+			p.log.Warn("ingest: readings older than the raw horizon not stored: retention removed the raw readings of their minute or hour, "+
+				"so a repeat cannot be told from a new reading (a device that buffered for longer than WATCHROOM_RETENTION_RAW; at most one line per minute)",
+				"sensor", r.SensorID, "metric", r.Metric, "ts", r.TS.Format(time.RFC3339Nano),
+				"raw_horizon", res.RawHorizon.Format(time.RFC3339), "refused_in_batch", n)
 		})
 	}
 	if res.Restamped > 0 {
@@ -354,8 +368,9 @@ func (p *pipeline) count(res model.InsertResult) {
 // there with the same value, which that attempt may have committed
 // without anyone pushing them (a commit that timed out or was cut by the
 // shutdown after it went through). A true redelivery among them is pushed
-// a second time; clients drop it by key. Conflicts stay out, and so do
-// receipt-stamped readings (see below).
+// a second time; clients drop it by key. Conflicts and readings refused
+// as past retention stay out, and so do receipt-stamped readings (see
+// below).
 func ownRepeats(readings []model.Reading, res model.InsertResult) []model.Reading {
 	if len(res.Fresh) == len(readings) {
 		return res.Fresh
@@ -366,6 +381,9 @@ func ownRepeats(readings []model.Reading, res model.InsertResult) []model.Readin
 	}
 	for _, c := range res.Conflicts {
 		skip[c.Reading.ResumeKey()] = struct{}{}
+	}
+	for _, r := range res.PastRetention {
+		skip[r.ResumeKey()] = struct{}{}
 	}
 	out := append([]model.Reading(nil), res.Fresh...)
 	for _, r := range readings {

@@ -601,21 +601,24 @@ func TestPipelineCountsConflictsApartFromDuplicates(t *testing.T) {
 	t.Parallel()
 	store := &pipeStore{}
 	logs := &logBuffer{}
-	h := startPipeline(t, Config{BatchSize: 4}, store, func(p *pipeline) { p.log = slog.New(slog.NewTextHandler(logs, nil)) })
+	h := startPipeline(t, Config{BatchSize: 5}, store, func(p *pipeline) { p.log = slog.New(slog.NewTextHandler(logs, nil)) })
 	store.mu.Lock()
 	store.result = func(rs []model.Reading) model.InsertResult {
 		return model.InsertResult{Fresh: rs[:1], Duplicates: 1, Restamped: 0,
-			Conflicts: []model.Conflict{{Reading: rs[2], Stored: 99}, {Reading: rs[3], Stored: 98}}}
+			Conflicts:     []model.Conflict{{Reading: rs[2], Stored: 99}, {Reading: rs[3], Stored: 98}},
+			PastRetention: rs[4:], RawHorizon: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}
 	}
 	store.mu.Unlock()
-	h.sendReadings(4)
-	waitFor(t, "commit", func() bool { return len(h.ev.acks()) == 4 })
+	h.sendReadings(5)
+	// All acknowledged: a refused reading would be refused again.
+	waitFor(t, "commit", func() bool { return len(h.ev.acks()) == 5 })
 	for name, c := range map[string]struct {
 		got, want float64
 	}{
-		"ingested":  {testutil.ToFloat64(h.m.ingested), 1},
-		"duplicate": {testutil.ToFloat64(h.m.duplicate), 1},
-		"conflict":  {testutil.ToFloat64(h.m.conflict), 2},
+		"ingested":       {testutil.ToFloat64(h.m.ingested), 1},
+		"duplicate":      {testutil.ToFloat64(h.m.duplicate), 1},
+		"conflict":       {testutil.ToFloat64(h.m.conflict), 2},
+		"past_retention": {testutil.ToFloat64(h.m.refused), 1},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", name, c.got, c.want)
@@ -623,5 +626,8 @@ func TestPipelineCountsConflictsApartFromDuplicates(t *testing.T) {
 	}
 	if n := logs.count("stored_value=99"); n != 1 {
 		t.Errorf("conflict logged %d times with the stored value, want once (bounded rate):\n%s", n, logs.buf.String())
+	}
+	if n := logs.count("raw_horizon=2026-01-02T00:00:00Z"); n != 1 {
+		t.Errorf("past retention logged %d times with the horizon, want once:\n%s", n, logs.buf.String())
 	}
 }

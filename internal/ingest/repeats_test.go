@@ -10,17 +10,19 @@ import (
 
 // TestOwnRepeats: after a failed attempt, what the retry finds stored with
 // the same value is pushed too (that attempt may have committed it
-// unseen); conflicts and receipt-stamped readings are not.
+// unseen); conflicts, readings refused as past retention and
+// receipt-stamped readings are not.
 func TestOwnRepeats(t *testing.T) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	r := func(sensor string, sec int, receipt bool) model.Reading {
 		return model.Reading{SensorID: sensor, Metric: "t", TS: at.Add(time.Duration(sec) * time.Second), Value: 1, Receipt: receipt}
 	}
-	fresh, repeat, conflict, stamped := r("a", 1, false), r("b", 2, false), r("c", 3, false), r("d", 4, true)
+	fresh, repeat, conflict, stamped, old := r("a", 1, false), r("b", 2, false), r("c", 3, false), r("d", 4, true), r("e", -86400*40, false)
 	moved := stamped
 	moved.TS = moved.TS.Add(time.Microsecond)
-	res := model.InsertResult{Seq: 42, Fresh: []model.Reading{fresh, moved}, Duplicates: 1, Conflicts: []model.Conflict{{Reading: conflict, Stored: 2}}}
-	got := ownRepeats([]model.Reading{fresh, repeat, conflict, stamped}, res)
+	res := model.InsertResult{Seq: 42, Fresh: []model.Reading{fresh, moved}, Duplicates: 1, Conflicts: []model.Conflict{{Reading: conflict, Stored: 2}},
+		PastRetention: []model.Reading{old}}
+	got := ownRepeats([]model.Reading{fresh, repeat, conflict, stamped, old}, res)
 	keys := make([]string, len(got))
 	for i, x := range got {
 		keys[i] = x.ResumeKey()

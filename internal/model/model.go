@@ -42,6 +42,14 @@ type InsertResult struct {
 	// Restamped counts the receipt-stamped readings of Fresh that were
 	// moved to a later microsecond because their key was taken.
 	Restamped int
+	// PastRetention are readings not stored because they are older than
+	// RawHorizon, in a minute or hour whose raw readings retention has
+	// removed: a repeat could not be told from a new reading there, and
+	// the rollups would count it twice.
+	PastRetention []Reading
+	// RawHorizon is the store's raw horizon when PastRetention is not
+	// empty: every raw reading removed by retention is older.
+	RawHorizon time.Time
 }
 
 // Conflict is a reading refused because its key holds another value.

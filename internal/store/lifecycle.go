@@ -9,7 +9,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// LifecycleConfig is the data lifecycle policy (docs/data.md).
+// LifecycleConfig is the data lifecycle policy (docs/storage.md).
 type LifecycleConfig struct {
 	RetentionRaw time.Duration // raw partitions ending before now minus this are dropped
 	MaxRawBytes  int64         // 0: no size budget
@@ -19,8 +19,8 @@ type LifecycleConfig struct {
 	Interval     time.Duration // between maintenance rounds
 }
 
-// Lifecycle runs the maintenance of readings: partitions created ahead,
-// raw retention, rollup retention. Every instance runs one; the store
+// Lifecycle runs the maintenance of readings and rollups: partitions
+// created ahead, raw retention, rollup retention. Every instance runs one; the store
 // methods it calls serialise in PostgreSQL (advisory lock, IF-covered
 // checks), so rounds of several instances do the work once.
 type Lifecycle struct {
@@ -44,11 +44,11 @@ func NewLifecycle(st *Store, cfg LifecycleConfig, now func() time.Time, reg prom
 		errLog: rate.Sometimes{First: 1, Interval: time.Minute},
 		created: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "watchroom_data_partitions_created_total",
-			Help: "Daily readings partitions created by this instance.",
+			Help: "Partitions created by this instance (daily readings, monthly 1-minute rollups, yearly 1-hour rollups).",
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_data_drops_total",
-			Help: "Retention drops by this instance (a raw partition, default-partition rows, a rollup delete), by kind (raw, 1m, 1h) and reason (age, size).",
+			Help: "Retention drops by this instance (a partition, or the rows of a default partition), by kind (raw, 1m, 1h) and reason (age, size).",
 		}, []string{"kind", "reason"}),
 		droppedRow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_data_dropped_rows_total",
@@ -56,7 +56,7 @@ func NewLifecycle(st *Store, cfg LifecycleConfig, now func() time.Time, reg prom
 		}, []string{"kind", "reason"}),
 		droppedB: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_data_dropped_bytes_total",
-			Help: "Bytes of raw partitions dropped by retention, by reason.",
+			Help: "Bytes of partitions dropped by retention, by kind and reason.",
 		}, []string{"kind", "reason"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_data_maintenance_failures_total",
@@ -84,20 +84,35 @@ func (l *Lifecycle) Run(ctx context.Context, tick <-chan time.Time) error {
 }
 
 // Round does one round of maintenance at l.now(): create the partitions
-// ahead (first: readings must have somewhere to go), then drop raw data
-// and rollups past retention. A failed step is counted and logged (at a
+// ahead (first: rows must have somewhere to go), then drop raw data and
+// rollups past retention. A failed step is counted and logged (at a
 // bounded rate) and the others still run.
 func (l *Lifecycle) Round(ctx context.Context) {
 	now := l.now()
-	rawCutoff := now.Add(-l.cfg.RetentionRaw)
-	created, err := l.st.EnsurePartitions(ctx, now, l.cfg.AheadDays, rawCutoff)
+	keepFrom := func(keep time.Duration) time.Time {
+		if keep <= 0 {
+			return ExportFrom // kept forever: every row waiting gets a partition
+		}
+		return now.Add(-keep)
+	}
+	created, err := l.st.EnsurePartitions(ctx, now, l.cfg.AheadDays, keepFrom(l.cfg.RetentionRaw))
 	l.fail("partitions", err)
+	rollups := []struct {
+		kind string
+		keep time.Duration
+	}{{"1m", l.cfg.Retention1m}, {"1h", l.cfg.Retention1h}}
+	for _, r := range rollups {
+		// One month, one year ahead: rollup partitions are long.
+		c, err := l.st.EnsureRollupPartitions(ctx, r.kind, now, 1, keepFrom(r.keep))
+		l.fail("partitions", err)
+		created = append(created, c...)
+	}
 	l.created.Add(float64(len(created)))
 	if len(created) > 0 {
-		l.log.Info("created readings partitions", "partitions", created)
+		l.log.Info("created partitions", "partitions", created)
 	}
 	if l.cfg.RetentionRaw > 0 {
-		drops, err := l.st.DropRaw(ctx, now, rawCutoff, l.cfg.MaxRawBytes)
+		drops, err := l.st.DropRaw(ctx, now, now.Add(-l.cfg.RetentionRaw), l.cfg.MaxRawBytes)
 		l.fail("raw", err)
 		for _, d := range drops {
 			l.count(d)
@@ -106,16 +121,13 @@ func (l *Lifecycle) Round(ctx context.Context) {
 			l.checkBudget(ctx, now)
 		}
 	}
-	for _, r := range []struct {
-		kind string
-		keep time.Duration
-	}{{"1m", l.cfg.Retention1m}, {"1h", l.cfg.Retention1h}} {
+	for _, r := range rollups {
 		if r.keep <= 0 {
 			continue
 		}
-		d, err := l.st.DropRollups(ctx, now, r.kind, now.Add(-r.keep))
+		drops, err := l.st.DropRollups(ctx, now, r.kind, now.Add(-r.keep))
 		l.fail("rollups", err)
-		if err == nil && d.Rows > 0 {
+		for _, d := range drops {
 			l.count(d)
 		}
 	}

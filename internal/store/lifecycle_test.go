@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -289,10 +290,12 @@ func TestPartitionMaintenance(t *testing.T) {
 	if st.RawPartitions != 2 || len(st.LastDrops) != 4 || len(st.Dropped) != 2 {
 		t.Errorf("DataStats: %d partitions, %d last drops, totals %+v; want 2, 4, age and size", st.RawPartitions, len(st.LastDrops), st.Dropped)
 	}
-	// Rollups survive raw retention; their own retention deletes buckets.
-	d, err := s.DropRollups(ctx, day(5), "1m", day(0))
-	if err != nil || d.Rows != 1 {
-		t.Errorf("DropRollups: %+v, %v; want the one bucket before day 0", d, err)
+	// Rollups survive raw retention. No rollup partition was created: the
+	// buckets wait in the default partition, whose rows past retention
+	// are deleted.
+	ds, err := s.DropRollups(ctx, day(5), "1m", day(0))
+	if err != nil || len(ds) != 1 || ds[0].Target != "readings_1m_default" || ds[0].Rows != 1 {
+		t.Errorf("DropRollups: %+v, %v; want the one bucket before day 0, from readings_1m_default", ds, err)
 	}
 }
 
@@ -306,18 +309,31 @@ func TestLifecycleRound(t *testing.T) {
 	if _, err := s.InsertReadings(ctx, []model.Reading{rd("l", "temp", "C", 60, 1)}); err != nil {
 		t.Fatalf("InsertReadings: %v", err)
 	}
-	now = t0.Add(4 * 24 * time.Hour)
+	// 40 days on: January's 1-minute rollups are past the retention of
+	// 1 day as a whole month (their partition ends on February 1).
+	now = t0.Add(40 * 24 * time.Hour)
 	l.Round(ctx)
-	ps, err := s.Partitions(ctx)
-	if err != nil {
-		t.Fatalf("Partitions: %v", err)
+	names := func(ps []Partition, err error) []string {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("partitions: %v", err)
+		}
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Name)
+		}
+		return out
 	}
-	var names []string
-	for _, p := range ps {
-		names = append(names, p.Name)
-	}
-	if want := []string{"readings_p20260105", "readings_p20260106", "readings_default"}; !slices.Equal(names, want) {
-		t.Errorf("partitions %v, want %v", names, want)
+	for _, c := range []struct {
+		got, want []string
+	}{
+		{names(s.Partitions(ctx)), []string{"readings_p20260210", "readings_p20260211", "readings_default"}},
+		{names(s.RollupPartitions(ctx, "1m")), []string{"readings_1m_p202602", "readings_1m_p202603", "readings_1m_default"}},
+		{names(s.RollupPartitions(ctx, "1h")), []string{"readings_1h_p2026", "readings_1h_p2027", "readings_1h_default"}},
+	} {
+		if !slices.Equal(c.got, c.want) {
+			t.Errorf("partitions %v, want %v", c.got, c.want)
+		}
 	}
 	var m, h int
 	if err := s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM readings_1m), (SELECT count(*) FROM readings_1h)`).Scan(&m, &h); err != nil {
@@ -326,33 +342,64 @@ func TestLifecycleRound(t *testing.T) {
 	if m != 0 || h != 1 {
 		t.Errorf("rollups: %d minutes, %d hours; want 0 (past 1m retention) and 1 (kept forever)", m, h)
 	}
+	st, err := s.DataStats(ctx)
+	if err != nil {
+		t.Fatalf("DataStats: %v", err)
+	}
+	var kinds []string
+	for _, d := range st.Dropped {
+		kinds = append(kinds, fmt.Sprintf("%s/%s:%d partitions", d.Kind, d.Reason, d.Partitions))
+	}
+	if want := []string{"1m/age:1 partitions", "raw/age:2 partitions"}; !slices.Equal(kinds, want) {
+		t.Errorf("drops %v, want %v", kinds, want)
+	}
+	if want := t0.Add(2 * 24 * time.Hour); !st.RawHorizon.Equal(want) {
+		t.Errorf("raw horizon %v, want %v (the end of the newest dropped day)", st.RawHorizon, want)
+	}
 }
 
-// TestMigrateConvertsReadings upgrades a database holding readings (as of
-// migration 00006) and compares them before and after.
-func TestMigrateConvertsReadings(t *testing.T) {
+// migratedTo returns a new database migrated up to version, with a
+// connection to it (closed by the test's cleanup) and the goose provider.
+func migratedTo(t *testing.T, ctx context.Context, version int64) (string, *sql.DB, *goose.Provider) {
+	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
-	ctx := testCtx(t)
 	connCfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {
 		t.Fatalf("parse URL: %v", err)
 	}
 	db := stdlib.OpenDB(*connCfg)
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		t.Fatalf("NewProvider: %v", err)
 	}
-	if _, err := p.UpTo(ctx, 6); err != nil {
-		t.Fatalf("UpTo(6): %v", err)
+	if _, err := p.UpTo(ctx, version); err != nil {
+		t.Fatalf("UpTo(%d): %v", version, err)
 	}
-	// 20,000 readings over 3 days ending now, and one a year ahead (a bad clock).
-	_, err = db.ExecContext(ctx, `INSERT INTO readings (sensor_id, metric, ts, value)
-SELECT 'm' || (i % 10), 'temp', date_trunc('second', now()) - i * interval '13 seconds', i FROM generate_series(0, 19999) i
-UNION ALL SELECT 'm0', 'temp', now() + interval '1 year', -1`)
+	return dbURL, db, p
+}
+
+// seedReadings inserts n readings of metric temp into the readings table
+// of a database not yet migrated past 00006: sensors m0 … m(sensors-1) in
+// turn, step apart, the newest now (to the second), and one reading of m0
+// a year ahead.
+func seedReadings(t *testing.T, ctx context.Context, db *sql.DB, n, sensors int, step string) {
+	t.Helper()
+	_, err := db.ExecContext(ctx, `INSERT INTO readings (sensor_id, metric, ts, value)
+SELECT 'm' || (i % $2), 'temp', date_trunc('second', now()) - i * $3::interval, i FROM generate_series(0, $1 - 1) i
+UNION ALL SELECT 'm0', 'temp', now() + interval '1 year', -1`, n, sensors, step)
 	if err != nil {
 		t.Fatalf("seed readings: %v", err)
 	}
+}
+
+// TestMigrateConvertsReadings upgrades a database holding readings (as of
+// migration 00006) and compares them before and after.
+func TestMigrateConvertsReadings(t *testing.T) {
+	ctx := testCtx(t)
+	dbURL, db, _ := migratedTo(t, ctx, 6)
+	// 20,000 readings over 3 days ending now, and one a year ahead (a bad clock).
+	seedReadings(t, ctx, db, 20000, 10, "13 seconds")
 	const digest = `SELECT count(*), md5(string_agg(sensor_id || metric || ts::text || value::text, ',' ORDER BY sensor_id, metric, ts)) FROM readings`
 	var n0, n1 int
 	var d0, d1 string
@@ -390,5 +437,204 @@ UNION ALL SELECT 'm0', 'temp', now() + interval '1 year', -1`)
 	// Ingest still works, and today's partition is the legacy one's.
 	if created, err := s.EnsurePartitions(ctx, time.Now(), 2, time.Now().Add(-24*time.Hour)); err != nil || len(created) != 2 {
 		t.Errorf("EnsurePartitions after upgrade: %v, %v; want tomorrow and the day after", created, err)
+	}
+}
+
+// TestRepeatsPastRawRetention drops a raw partition, then redelivers a
+// reading of it: the rollups must not count it twice. Readings older than
+// the raw horizon are refused where their minute or hour lost raw rows,
+// and accepted where the rollups can still tell a repeat (history into an
+// empty hour).
+func TestRepeatsPastRawRetention(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	day := func(n int) time.Time { return t0.Add(time.Duration(n) * 24 * time.Hour) }
+	if _, err := s.EnsurePartitions(ctx, t0, 2, t0); err != nil {
+		t.Fatalf("EnsurePartitions: %v", err)
+	}
+	// Day 0, 10:00: three readings in one minute.
+	first := []model.Reading{rd("r", "temp", "C", 36000, 1), rd("r", "temp", "C", 36010, 2), rd("r", "temp", "C", 36020, 3)}
+	if _, err := s.InsertReadings(ctx, first); err != nil {
+		t.Fatalf("InsertReadings: %v", err)
+	}
+	insert := func(rs ...model.Reading) model.InsertResult {
+		t.Helper()
+		res, err := s.InsertReadings(ctx, rs)
+		if err != nil {
+			t.Fatalf("InsertReadings: %v", err)
+		}
+		return res
+	}
+	wantCounts := func(when string, sensor string, sec int, minute, hour int64) {
+		t.Helper()
+		m, _, _, _ := rollup(t, ctx, s, "readings_1m", sensor, at(sec).Truncate(time.Minute))
+		h, _, _, _ := rollup(t, ctx, s, "readings_1h", sensor, at(sec).Truncate(time.Hour))
+		if m != minute || h != hour {
+			t.Errorf("%s: minute counts %d, hour %d; want %d and %d", when, m, h, minute, hour)
+		}
+	}
+
+	// Day 3: 2 days of retention drop day 0 (it ends at day 1).
+	drops, err := s.DropRaw(ctx, day(3), day(1), 0)
+	if err != nil || len(drops) != 1 || drops[0].Target != "readings_p20260101" {
+		t.Fatalf("DropRaw: %+v, %v; want day 0 dropped", drops, err)
+	}
+	wantCounts("after the drop", "r", 36000, 3, 3)
+
+	// The redelivery of a dropped reading, a new one in the same minute,
+	// and one in another minute of the same hour: all refused (the hour
+	// counts readings that are gone), the batch's current reading stored.
+	res := insert(first[1], rd("r", "temp", "C", 36030, 4), rd("r", "temp", "C", 36000+600, 5), rd("r", "temp", "C", 86400*2+5, 6))
+	if len(res.PastRetention) != 3 || len(res.Fresh) != 1 || !res.RawHorizon.Equal(day(1)) {
+		t.Errorf("redelivery: %d past retention, %d fresh, horizon %v; want 3, 1 (the day-2 reading), %v",
+			len(res.PastRetention), len(res.Fresh), res.RawHorizon, day(1))
+	}
+	wantCounts("after the redelivery", "r", 36000, 3, 3)
+	if n := countReadings(t, ctx, s, "r"); n != 1 {
+		t.Errorf("%d raw readings of r, want 1 (day 2)", n)
+	}
+
+	// The slow path of InsertReadings (a duplicate in the batch) with a
+	// refused reading in it.
+	res = insert(first[0], rd("r", "temp", "C", 86400*2+5, 6), rd("r", "temp", "C", 86400*2+6, 7))
+	if len(res.PastRetention) != 1 || len(res.Fresh) != 1 || res.Duplicates != 1 {
+		t.Errorf("mixed batch: %+v; want 1 past retention, 1 fresh, 1 duplicate", res)
+	}
+	wantCounts("after the mixed batch", "r", 36000, 3, 3)
+
+	// History older than the horizon into an hour nobody reported in:
+	// stored (in the default partition) and counted once, a repeat is a
+	// duplicate while its raw row waits there...
+	history := []model.Reading{rd("h", "temp", "C", 7200, 1), rd("h", "temp", "C", 7260, 2)}
+	if res := insert(history...); len(res.Fresh) != 2 || len(res.PastRetention) != 0 {
+		t.Errorf("history: %+v; want both stored", res)
+	}
+	if res := insert(history...); res.Duplicates != 2 {
+		t.Errorf("history again: %+v; want 2 duplicates", res)
+	}
+	// ... and refused once retention has removed it.
+	drops, err = s.DropRaw(ctx, day(4), day(2), 0)
+	if err != nil {
+		t.Fatalf("DropRaw: %v", err)
+	}
+	if res := insert(history...); len(res.PastRetention) != 2 || len(res.Fresh) != 0 {
+		t.Errorf("history after its rows were removed (%+v): %+v; want both refused", drops, res)
+	}
+	wantCounts("history", "h", 7200, 1, 2)
+}
+
+// TestMigrateConvertsRollups upgrades a database holding rollups (as of
+// migration 00010, before they were partitioned) and compares them before
+// and after; then ingest and maintenance go on in the new layout.
+func TestMigrateConvertsRollups(t *testing.T) {
+	ctx := testCtx(t)
+	dbURL, db, p := migratedTo(t, ctx, 6)
+	// Readings over 70 days ending now, and one a year ahead (a bad clock);
+	// migration 00007 backfills the rollups from them.
+	seedReadings(t, ctx, db, 10080, 7, "10 minutes")
+	if _, err := p.UpTo(ctx, 10); err != nil {
+		t.Fatalf("UpTo(10): %v", err)
+	}
+	digest := func(table string) string {
+		t.Helper()
+		var n int
+		var d string
+		err := db.QueryRowContext(ctx, `SELECT count(*), md5(string_agg(concat_ws('|', sensor_id, metric, bucket, count, sum, min, max,
+	first_ts, first_value, last_ts, last_value), ',' ORDER BY sensor_id, metric, bucket)) FROM `+table).Scan(&n, &d)
+		if err != nil {
+			t.Fatalf("digest %s: %v", table, err)
+		}
+		return fmt.Sprintf("%d rows, %s", n, d)
+	}
+	before := map[string]string{"readings_1m": digest("readings_1m"), "readings_1h": digest("readings_1h")}
+	if err := Migrate(ctx, dbURL, nil); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	for table, d := range before {
+		if after := digest(table); after != d {
+			t.Errorf("%s changed by the upgrade: %s before, %s after", table, d, after)
+		}
+	}
+	s, err := Open(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	for _, kind := range []string{"1m", "1h"} {
+		ps, err := s.RollupPartitions(ctx, kind)
+		if err != nil {
+			t.Fatalf("RollupPartitions: %v", err)
+		}
+		if len(ps) != 2 || ps[0].Name != "readings_"+kind+"_legacy" || ps[0].From != nil || !ps[1].Default {
+			t.Errorf("%s partitions after upgrade: %+v; want the legacy and the default one", kind, ps)
+		}
+		var future int
+		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM readings_`+kind+`_default`).Scan(&future); err != nil || future != 1 {
+			t.Errorf("readings_%s_default holds %d buckets (%v), want the one from the future", kind, future, err)
+		}
+	}
+	// Ingest folds into the legacy partition (it holds this month), and
+	// maintenance adds the next month and year.
+	now := time.Now().UTC()
+	if _, err := s.InsertReadings(ctx, []model.Reading{{SensorID: "m1", Metric: "temp", TS: now.Add(-time.Second), Value: 0.5}}); err != nil {
+		t.Fatalf("InsertReadings: %v", err)
+	}
+	if d := rollupMismatches(t, ctx, s.Pool()); len(d) > 0 {
+		t.Errorf("rollups differ from the readings after the upgrade: %v", d[:min(len(d), 3)])
+	}
+	for _, kind := range []string{"1m", "1h"} {
+		if created, err := s.EnsureRollupPartitions(ctx, kind, now, 1, now.AddDate(-1, 0, 0)); err != nil || len(created) != 1 {
+			t.Errorf("EnsureRollupPartitions(%s) after upgrade: %v, %v; want the next unit only", kind, created, err)
+		}
+	}
+	if d := rollupMismatches(t, ctx, s.Pool()); len(d) > 0 {
+		t.Errorf("rollups differ from the readings after maintenance: %v", d[:min(len(d), 3)])
+	}
+}
+
+// TestRollupPartitions creates monthly and yearly rollup partitions,
+// moving buckets waiting in the default partitions into them, and drops
+// them whole when past retention.
+func TestRollupPartitions(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	// Before any rollup partition: the buckets go to the default ones.
+	// December 2025, January and March 2026 (beyond the months created
+	// ahead).
+	if _, err := s.InsertReadings(ctx, []model.Reading{
+		rd("q", "temp", "C", -86400, 1), rd("q", "temp", "C", 60, 2), rd("q", "temp", "C", 60*86400, 3),
+	}); err != nil {
+		t.Fatalf("InsertReadings: %v", err)
+	}
+	created, err := s.EnsureRollupPartitions(ctx, "1m", t0, 1, t0.AddDate(0, -6, 0))
+	if want := []string{"readings_1m_p202512", "readings_1m_p202601", "readings_1m_p202602"}; err != nil || !slices.Equal(created, want) {
+		t.Errorf("EnsureRollupPartitions(1m): %v, %v; want %v (this month, the next, and the past month waiting)", created, err, want)
+	}
+	created, err = s.EnsureRollupPartitions(ctx, "1h", t0, 1, t0.AddDate(-6, 0, 0))
+	if want := []string{"readings_1h_p2025", "readings_1h_p2026", "readings_1h_p2027"}; err != nil || !slices.Equal(created, want) {
+		t.Errorf("EnsureRollupPartitions(1h): %v, %v; want %v", created, err, want)
+	}
+	var left int
+	if err := s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM readings_1m_default) + (SELECT count(*) FROM readings_1h_default)`).Scan(&left); err != nil || left != 1 {
+		t.Errorf("%d buckets left in the default partitions (%v), want 1 (March's minute waits until March is ahead)", left, err)
+	}
+	if d := rollupMismatches(t, ctx, s.Pool()); len(d) > 0 {
+		t.Errorf("rollups differ from the readings after the move: %v", d)
+	}
+	// Retention on February 10 of one month: December and January go whole.
+	drops, err := s.DropRollups(ctx, t0.AddDate(0, 1, 10), "1m", t0.AddDate(0, 0, 10))
+	var targets []string
+	for _, d := range drops {
+		targets = append(targets, d.Target)
+	}
+	if want := []string{"readings_1m_p202512"}; err != nil || !slices.Equal(targets, want) {
+		t.Errorf("DropRollups(1m): %v, %v; want %v (January ends after the cutoff)", targets, err, want)
+	}
+	drops, err = s.DropRollups(ctx, t0, "1h", t0)
+	if err != nil || len(drops) != 1 || drops[0].Target != "readings_1h_p2025" || drops[0].Bytes == 0 {
+		t.Errorf("DropRollups(1h): %+v, %v; want readings_1h_p2025 with its size", drops, err)
+	}
+	if again, err := s.EnsureRollupPartitions(ctx, "1m", t0, 1, t0.AddDate(0, -6, 0)); err != nil || len(again) != 0 {
+		t.Errorf("EnsureRollupPartitions again: %v, %v; want nothing", again, err)
 	}
 }

@@ -136,7 +136,14 @@ func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (model.I
 	var res model.InsertResult
 	var seq int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, takeReadingSeq).Scan(&seq); err != nil {
+		// One round trip. The horizon is read by a statement of its own,
+		// after the first took the writers' lock, which DropRaw takes to
+		// move it: the value read holds until this batch commits.
+		var horizon time.Time
+		b := &pgx.Batch{}
+		b.Queue(takeReadingSeq).QueryRow(func(row pgx.Row) error { return row.Scan(&seq) })
+		b.Queue(selectRawHorizon).QueryRow(func(row pgx.Row) error { return row.Scan(&horizon) })
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("seq: %w", err)
 		}
 		src := pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
@@ -146,15 +153,41 @@ func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (model.I
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", "readings_in"}, readingsInColumns, src); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
+		var refused []bool // by index in rs: past retention, unstaged
+		nRefused := 0
+		if slices.ContainsFunc(rs, func(r model.Reading) bool { return r.TS.Before(horizon) }) {
+			var err error
+			if refused, nRefused, err = unstageSealed(ctx, tx, len(rs), horizon); err != nil {
+				return err
+			}
+		}
 		keys, err := insertedKeys(ctx, tx, insertReadingsFromStaging)
 		if err != nil {
 			return err
 		}
-		var fresh []int32 // staged ords inserted; nil: all of them
-		if len(keys) == len(rs) {
-			res = model.InsertResult{Fresh: rs} // all new
-		} else if res, fresh, err = sortOut(ctx, tx, rs, keys); err != nil {
-			return err
+		var fresh []int32 // staged ords inserted; nil: every row left staged
+		switch {
+		case len(keys) == len(rs): // all new: the common case
+			res = model.InsertResult{Fresh: rs}
+		case len(keys) == len(rs)-nRefused: // the others all new
+			res.Fresh = make([]model.Reading, 0, len(keys))
+			for i, r := range rs {
+				if !refused[i] {
+					res.Fresh = append(res.Fresh, r)
+				}
+			}
+		default:
+			if res, fresh, err = sortOut(ctx, tx, rs, keys, refused); err != nil {
+				return err
+			}
+		}
+		for i, r := range rs {
+			if refused != nil && refused[i] {
+				res.PastRetention = append(res.PastRetention, r)
+			}
+		}
+		if nRefused > 0 {
+			res.RawHorizon = horizon
 		}
 		if _, err := tx.Exec(ctx, upsertSensorsFromStaging); err != nil {
 			return fmt.Errorf("sensors: %w", err)
@@ -182,13 +215,68 @@ func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (model.I
 	return res, nil
 }
 
-// takeReadingSeq takes the batch's seq (migration 00010) under an advisory
-// lock held until the transaction ends, so batches commit in seq order,
-// and leaves it in the transaction-local setting the seq column's default
-// reads. The lock serializes the batch writers of all instances; one
-// instance has one writer, which never waits on it.
+// lockReadingWriters is the advisory lock, held until the transaction
+// ends, that serializes the batch writers of all instances (one instance
+// has one writer, which never waits on it) and raw retention's drops.
+const lockReadingWriters = `SELECT pg_advisory_xact_lock(hashtext('watchroom.readings'))`
+
+// takeReadingSeq takes the batch's seq (migration 00010) under
+// lockReadingWriters, so batches commit in seq order, and leaves it in the
+// transaction-local setting the seq column's default reads.
 const takeReadingSeq = `SELECT set_config('watchroom.reading_seq', nextval('reading_seq')::text, true)::bigint
-FROM (SELECT pg_advisory_xact_lock(hashtext('watchroom.readings'))) l`
+FROM (` + lockReadingWriters + `) l`
+
+// selectRawHorizon reads the raw horizon (migration 00012).
+const selectRawHorizon = `SELECT upto FROM raw_horizon`
+
+// unstageSealedReadings removes from the staged batch the readings older than the
+// raw horizon ($1) that fall in a sealed bucket: a minute or an hour of
+// their series whose rollup counts readings that have no raw row any more
+// (retention dropped them). Such a reading may be a repeat of one of
+// those, which its key can no longer reveal, so storing it could count it
+// twice: it is refused. Where the rollup's count still equals the raw rows
+// of the bucket (none stored yet, history imported into an empty range, or
+// readings waiting in the default partition), every reading it counts is
+// still there to conflict with, and the reading goes on like any other.
+// The minute and the hour are both checked, as their retentions differ.
+// Runs only for a batch holding readings older than the horizon.
+const unstageSealedReadings = `WITH old AS (
+	SELECT DISTINCT sensor_id, metric, date_bin('1 minute', ts, 'epoch'::timestamptz) AS m
+	FROM pg_temp.readings_in WHERE ts < $1
+), sealed AS (
+	SELECT o.sensor_id, o.metric, o.m AS lo, o.m + interval '1 minute' AS hi
+	FROM old o
+	LEFT JOIN readings_1m r ON r.sensor_id = o.sensor_id AND r.metric = o.metric AND r.bucket = o.m
+	WHERE coalesce(r.count, 0) <> (SELECT count(*) FROM readings x
+		WHERE x.sensor_id = o.sensor_id AND x.metric = o.metric AND x.ts >= o.m AND x.ts < o.m + interval '1 minute')
+	UNION ALL
+	SELECT o.sensor_id, o.metric, o.h, o.h + interval '1 hour'
+	FROM (SELECT DISTINCT sensor_id, metric, date_bin('1 hour', m, 'epoch'::timestamptz) AS h FROM old) o
+	LEFT JOIN readings_1h r ON r.sensor_id = o.sensor_id AND r.metric = o.metric AND r.bucket = o.h
+	WHERE coalesce(r.count, 0) <> (SELECT count(*) FROM readings x
+		WHERE x.sensor_id = o.sensor_id AND x.metric = o.metric AND x.ts >= o.h AND x.ts < o.h + interval '1 hour')
+)
+DELETE FROM pg_temp.readings_in i USING sealed s
+WHERE i.sensor_id = s.sensor_id AND i.metric = s.metric AND i.ts >= s.lo AND i.ts < s.hi
+RETURNING i.ord`
+
+// unstageSealed runs unstageSealedReadings and returns which of the n
+// staged readings it removed, and how many.
+func unstageSealed(ctx context.Context, tx pgx.Tx, n int, horizon time.Time) ([]bool, int, error) {
+	rows, err := tx.Query(ctx, unstageSealedReadings, horizon)
+	if err != nil {
+		return nil, 0, fmt.Errorf("past retention: %w", err)
+	}
+	ords, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, 0, fmt.Errorf("past retention: %w", err)
+	}
+	refused := make([]bool, n)
+	for _, o := range ords {
+		refused[o] = true
+	}
+	return refused, len(ords), nil
+}
 
 // insertedKeys runs an INSERT ... RETURNING sensor_id, metric, ts and
 // collects the keys.
@@ -210,8 +298,9 @@ func insertedKeys(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]re
 // keys were taken: it re-stamps and inserts the receipt-stamped readings
 // that lost their key and tells duplicates from conflicts among the rest.
 // It also returns the indexes (staged ords) of the readings inserted, for
-// the rollups.
-func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingKey) (model.InsertResult, []int32, error) {
+// the rollups. Readings marked refused were taken out of the staged batch
+// (unstageSealed) and are none of these.
+func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingKey, refused []bool) (model.InsertResult, []int32, error) {
 	var res model.InsertResult
 	inserted := make(map[readingKey]bool, len(keys))
 	for _, k := range keys {
@@ -224,6 +313,7 @@ func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingK
 		ts[i] = r.TS.UnixMicro()
 		k := readingKey{r.SensorID, r.Metric, ts[i]}
 		switch {
+		case refused != nil && refused[i]: // not staged
 		case inserted[k]:
 			fresh[i] = true
 			delete(inserted, k) // the first of rs with the key is the one stored

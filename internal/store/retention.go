@@ -13,7 +13,7 @@ type Drop struct {
 	At     time.Time `json:"at"`
 	Kind   string    `json:"kind"`   // raw, 1m or 1h
 	Reason string    `json:"reason"` // age or size
-	Target string    `json:"target"` // a partition, readings_default or a rollup table
+	Target string    `json:"target"` // a partition, or a default partition for row deletes
 	Upto   time.Time `json:"upto"`   // everything before it went (for a partition, its upper bound)
 	Rows   int64     `json:"rows"`   // exact for row deletes, the planner's estimate for a partition
 	Bytes  int64     `json:"bytes"`  // a dropped partition's size; 0 for row deletes
@@ -28,10 +28,14 @@ const (
 const insertDrop = `INSERT INTO data_drops (at, kind, reason, target, upto, row_count, bytes)
 VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
-// deleteDefaultBefore removes the readings past raw retention that wait in
-// the default partition (late readings older than every kept day): row by
-// row, as that partition is meant to stay small.
-const deleteDefaultBefore = `DELETE FROM readings_default WHERE ts < $1`
+// deleteDefaultBefore removes the rows past retention that wait in a
+// default partition (late readings older than every kept day, their
+// buckets): row by row, as a default partition is meant to stay small.
+const deleteDefaultBefore = `DELETE FROM %s WHERE %s < $1`
+
+// advanceRawHorizon moves the raw horizon (migration 00012) forward: every
+// raw reading removed is older than it.
+const advanceRawHorizon = `UPDATE raw_horizon SET upto = greatest(upto, $1)`
 
 // DropRaw enforces raw retention at now: every partition whose range ends
 // at or before cutoff is dropped whole (DROP TABLE: instant, no dead rows),
@@ -39,12 +43,20 @@ const deleteDefaultBefore = `DELETE FROM readings_default WHERE ts < $1`
 // when maxBytes > 0 and the partitions together are larger, the oldest are
 // dropped until they fit, but never the partition holding now or a later
 // one, which ingest writes into (reason size; the shortfall is for the
-// caller to report). Each drop is recorded in data_drops in the same
-// transaction and returned.
+// caller to report). Each drop is recorded in data_drops and the raw
+// horizon moved past it, in the same transaction, and returned.
+//
+// It holds the batch writers' lock (takeReadingSeq) while it drops, so a
+// batch reads the horizon either before a drop (and commits before it) or
+// after it: a repeat of a dropped reading is never checked against a
+// horizon that is about to move (see InsertReadings).
 func (s *Store) DropRaw(ctx context.Context, now, cutoff time.Time, maxBytes int64) ([]Drop, error) {
 	var drops []Drop
-	err := s.maintain(ctx, func(tx pgx.Tx, ps []Partition) error {
+	err := s.maintain(ctx, rawTable, func(tx pgx.Tx, ps []Partition) error {
 		drops = drops[:0]
+		if _, err := tx.Exec(ctx, lockReadingWriters); err != nil {
+			return fmt.Errorf("lock writers: %w", err)
+		}
 		var total int64
 		var kept []Partition
 		for _, p := range ps {
@@ -52,7 +64,7 @@ func (s *Store) DropRaw(ctx context.Context, now, cutoff time.Time, maxBytes int
 				continue
 			}
 			if p.To != nil && !p.To.After(cutoff) {
-				drops = append(drops, Drop{At: now, Kind: "raw", Reason: DropAge, Target: p.Name, Upto: *p.To, Rows: p.Rows, Bytes: p.Bytes})
+				drops = append(drops, Drop{At: now, Kind: rawTable.kind, Reason: DropAge, Target: p.Name, Upto: *p.To, Rows: p.Rows, Bytes: p.Bytes})
 				continue
 			}
 			total += p.Bytes
@@ -62,22 +74,24 @@ func (s *Store) DropRaw(ctx context.Context, now, cutoff time.Time, maxBytes int
 			if maxBytes <= 0 || total <= maxBytes || p.To == nil || p.To.After(now) {
 				break
 			}
-			drops = append(drops, Drop{At: now, Kind: "raw", Reason: DropSize, Target: p.Name, Upto: *p.To, Rows: p.Rows, Bytes: p.Bytes})
+			drops = append(drops, Drop{At: now, Kind: rawTable.kind, Reason: DropSize, Target: p.Name, Upto: *p.To, Rows: p.Rows, Bytes: p.Bytes})
 			total -= p.Bytes
 		}
+		var err error
+		if drops, err = dropPartitions(ctx, tx, rawTable, drops, now, cutoff); err != nil {
+			return err
+		}
+		if len(drops) == 0 {
+			return nil
+		}
+		upto := drops[0].Upto
 		for _, d := range drops {
-			if _, err := tx.Exec(ctx, "DROP TABLE "+pgx.Identifier{d.Target}.Sanitize()); err != nil {
-				return fmt.Errorf("drop %s: %w", d.Target, err)
-			}
+			upto = later(upto, d.Upto)
 		}
-		tag, err := tx.Exec(ctx, deleteDefaultBefore, cutoff)
-		if err != nil {
-			return fmt.Errorf("default partition: %w", err)
+		if _, err := tx.Exec(ctx, advanceRawHorizon, upto); err != nil {
+			return fmt.Errorf("raw horizon: %w", err)
 		}
-		if n := tag.RowsAffected(); n > 0 {
-			drops = append(drops, Drop{At: now, Kind: "raw", Reason: DropAge, Target: "readings_default", Upto: cutoff, Rows: n})
-		}
-		return recordDrops(ctx, tx, drops)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: drop raw: %w", err)
@@ -85,36 +99,58 @@ func (s *Store) DropRaw(ctx context.Context, now, cutoff time.Time, maxBytes int
 	return drops, nil
 }
 
-// deleteRollupsBefore deletes one rollup table's buckets before $1, series
-// by series through the primary key (sensors lists every series), so no
-// index on bucket alone has to be kept up by every ingest upsert for a
-// statement that runs once per maintenance round.
-const deleteRollupsBefore = `DELETE FROM %s r USING sensors s
-WHERE r.sensor_id = s.sensor_id AND r.metric = s.metric AND r.bucket < $1`
-
-// DropRollups deletes the buckets of one rollup level (kind "1m" or "1h")
-// that start before cutoff, and records the drop.
-func (s *Store) DropRollups(ctx context.Context, now time.Time, kind string, cutoff time.Time) (Drop, error) {
-	table := map[string]string{"1m": "readings_1m", "1h": "readings_1h"}[kind]
-	if table == "" {
-		return Drop{}, fmt.Errorf("store: drop rollups: unknown kind %q", kind)
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
 	}
-	d := Drop{At: now, Kind: kind, Reason: DropAge, Target: table, Upto: cutoff}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, fmt.Sprintf(deleteRollupsBefore, table), cutoff)
-		if err != nil {
-			return err
+	return a
+}
+
+// dropPartitions drops the partitions of t named by drops, deletes the
+// rows of t's default partition before cutoff (adding that to drops when
+// there were some) and records every drop.
+func dropPartitions(ctx context.Context, tx pgx.Tx, t partitioned, drops []Drop, now, cutoff time.Time) ([]Drop, error) {
+	for _, d := range drops {
+		if _, err := tx.Exec(ctx, "DROP TABLE "+pgx.Identifier{d.Target}.Sanitize()); err != nil {
+			return nil, fmt.Errorf("drop %s: %w", d.Target, err)
 		}
-		d.Rows = tag.RowsAffected()
-		if d.Rows == 0 {
-			return nil
+	}
+	def := t.defaultPartition()
+	tag, err := tx.Exec(ctx, fmt.Sprintf(deleteDefaultBefore, pgx.Identifier{def}.Sanitize(), t.column), cutoff)
+	if err != nil {
+		return nil, fmt.Errorf("default partition: %w", err)
+	}
+	if n := tag.RowsAffected(); n > 0 {
+		drops = append(drops, Drop{At: now, Kind: t.kind, Reason: DropAge, Target: def, Upto: cutoff, Rows: n})
+	}
+	return drops, recordDrops(ctx, tx, drops)
+}
+
+// DropRollups enforces the retention of one rollup level (kind "1m" or
+// "1h") at now, as DropRaw does for readings: every partition whose range
+// ends at or before cutoff is dropped whole, and buckets before cutoff in
+// the default partition are deleted. The drops are recorded and returned.
+func (s *Store) DropRollups(ctx context.Context, now time.Time, kind string, cutoff time.Time) ([]Drop, error) {
+	t, err := rollupTable(kind)
+	if err != nil {
+		return nil, fmt.Errorf("store: drop rollups: %w", err)
+	}
+	var drops []Drop
+	err = s.maintain(ctx, t, func(tx pgx.Tx, ps []Partition) error {
+		drops = drops[:0]
+		for _, p := range ps {
+			if !p.Default && p.To != nil && !p.To.After(cutoff) {
+				drops = append(drops, Drop{At: now, Kind: t.kind, Reason: DropAge, Target: p.Name, Upto: *p.To, Rows: p.Rows, Bytes: p.Bytes})
+			}
 		}
-		return recordDrops(ctx, tx, []Drop{d})
+		var err error
+		drops, err = dropPartitions(ctx, tx, t, drops, now, cutoff)
+		return err
 	})
 	if err != nil {
-		return Drop{}, fmt.Errorf("store: drop rollups %s: %w", kind, err)
+		return nil, fmt.Errorf("store: drop rollups %s: %w", kind, err)
 	}
-	return d, nil
+	return drops, nil
 }
 
 func recordDrops(ctx context.Context, tx pgx.Tx, drops []Drop) error {
@@ -134,6 +170,7 @@ type DataStats struct {
 	OldestRaw     *time.Time      `json:"oldest_raw_partition_from,omitempty"`
 	Rollup1mBytes int64           `json:"rollup_1m_bytes"`
 	Rollup1hBytes int64           `json:"rollup_1h_bytes"`
+	RawHorizon    time.Time       `json:"raw_horizon"` // every raw reading removed is older (see InsertReadings)
 	Dropped       []DroppedTotals `json:"dropped"`
 	LastDrops     []Drop          `json:"last_drops"`
 }
@@ -153,7 +190,7 @@ type DroppedTotals struct {
 // every /api/stats request.
 func (s *Store) DataStats(ctx context.Context) (DataStats, error) {
 	var st DataStats
-	ps, err := partitions(ctx, s.pool)
+	ps, err := partitions(ctx, s.pool, rawTable.table)
 	if err != nil {
 		return st, fmt.Errorf("store: data stats: %w", err)
 	}
@@ -168,13 +205,17 @@ func (s *Store) DataStats(ctx context.Context) (DataStats, error) {
 			st.OldestRaw = p.From // nil for a legacy partition (unbounded below)
 		}
 	}
-	err = s.pool.QueryRow(ctx, `SELECT pg_total_relation_size('readings_1m'), pg_total_relation_size('readings_1h')`).
-		Scan(&st.Rollup1mBytes, &st.Rollup1hBytes)
+	// A partitioned table has no storage of its own: sum its partitions.
+	err = s.pool.QueryRow(ctx, `SELECT
+	(SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint FROM pg_partition_tree('readings_1m')),
+	(SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint FROM pg_partition_tree('readings_1h')),
+	(SELECT upto FROM raw_horizon)`).
+		Scan(&st.Rollup1mBytes, &st.Rollup1hBytes, &st.RawHorizon)
 	if err != nil {
 		return st, fmt.Errorf("store: data stats: %w", err)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT kind, reason, count(*), sum(row_count)::bigint, sum(bytes)::bigint,
-	count(*) FILTER (WHERE target LIKE 'readings\_p%' OR target = 'readings_legacy')
+	count(*) FILTER (WHERE target ~ '_(p[0-9]+|legacy)$')
 FROM data_drops GROUP BY kind, reason ORDER BY kind, reason`)
 	if err != nil {
 		return st, fmt.Errorf("store: data stats: %w", err)
