@@ -17,7 +17,7 @@ import (
 
 // GET /api/export/readings streams stored readings as CSV or NDJSON, the
 // format `watchroom export` writes and `watchroom import` reads
-// (docs/data.md). The response is never held in memory: a goroutine runs
+// (docs/storage.md). The response is never held in memory: a goroutine runs
 // the query and encodes each row into a pipe that fasthttp drains into a
 // chunked response, so memory is a few buffers whatever the range.
 
@@ -31,8 +31,14 @@ const (
 	maxConcurrentExports = 2
 	// exportStallTimeout ends an export whose client has read nothing for
 	// that long, so that a client that stops reading without closing its
-	// connection does not hold a slot and a pool connection forever.
+	// connection does not hold a slot and a pool connection forever. It
+	// counts only the time the server waits for the client to take bytes
+	// it has, never the time it waits for the database (a busy machine).
 	exportStallTimeout = time.Minute
+	// exportQueryStallTimeout ends an export whose query has sent nothing
+	// for that long (a database connection that died without a reset
+	// never ends otherwise).
+	exportQueryStallTimeout = 5 * time.Minute
 	// exportBuffer is what the encoder gathers before it hands bytes to
 	// the response, and so the largest export that can still fail with a
 	// JSON error instead of a cut-off body.
@@ -45,11 +51,15 @@ const (
 	exportBusy    = "busy"        // refused: maxConcurrentExports running
 	exportGone    = "client_gone" // the client closed the connection
 	exportStalled = "stalled"     // the client stopped reading
-	exportFailed  = "failed"      // the query failed
+	exportFailed  = "failed"      // the query failed or stalled
 )
 
-// errExportStalled ends the body of an export whose client stopped reading.
-var errExportStalled = errors.New("export: client read nothing for " + exportStallTimeout.String())
+// errExportStalled ends the body of an export whose client stopped
+// reading; errExportQueryStalled one whose query stopped sending.
+var (
+	errExportStalled      = errors.New("export: client read nothing for " + exportStallTimeout.String())
+	errExportQueryStalled = errors.New("export: the database sent nothing for " + exportQueryStallTimeout.String())
+)
 
 type exporter struct {
 	slots   chan struct{}
@@ -126,7 +136,7 @@ func (a *App) getExportReadings(c *fiber.Ctx) error {
 		// runExport logged it.
 		return apiError(fiber.StatusInternalServerError, "internal", "export failed")
 	}
-	body.stall = time.AfterFunc(exportStallTimeout, func() { body.abort(errExportStalled) })
+	body.startTimers(exportStallTimeout, exportQueryStallTimeout)
 
 	name := "readings"
 	for _, f := range filter {
@@ -163,6 +173,9 @@ func (a *App) runExport(ctx context.Context, pw *io.PipeWriter, body *exportBody
 	case errors.Is(body.cause(), errExportStalled):
 		result = exportStalled
 		a.cfg.Log.Warn("export ended: the client stopped reading", "rows", n)
+	case errors.Is(body.cause(), errExportQueryStalled):
+		result = exportFailed
+		a.cfg.Log.Error("export failed", "rows", n, "err", errExportQueryStalled)
 	case body.closed.Load():
 		result = exportGone
 	default:
@@ -175,21 +188,44 @@ func (a *App) runExport(ctx context.Context, pw *io.PipeWriter, body *exportBody
 
 // exportBody is the response body of an export: the pipe's read end,
 // buffered once the first bytes are in. Close (by fasthttp, after the last
-// byte or on a write error) and the stall timer end the export.
+// byte or on a write error) and the stall timers end the export.
 type exportBody struct {
 	pr     *io.PipeReader
 	br     *bufio.Reader // over pr
 	cancel context.CancelFunc
-	stall  *time.Timer // set before fasthttp reads; nil while the handler peeks
-	closed atomic.Bool
-	err    atomic.Pointer[error] // why it was aborted
+	// Set before fasthttp reads; nil while the handler peeks. stall runs
+	// while fasthttp holds bytes Read returned (it is writing them to the
+	// client), queryStall while Read waits for the query's next bytes.
+	stall, queryStall           *time.Timer
+	stallAfter, queryStallAfter time.Duration
+	closed                      atomic.Bool
+	err                         atomic.Pointer[error] // why it was aborted
 }
 
+// startTimers arms the stall timer (the client has stallAfter to start
+// reading) and makes the query's; before fasthttp reads.
+func (b *exportBody) startTimers(stallAfter, queryStallAfter time.Duration) {
+	b.stallAfter, b.queryStallAfter = stallAfter, queryStallAfter
+	b.queryStall = time.AfterFunc(queryStallAfter, func() { b.abort(errExportQueryStalled) })
+	b.queryStall.Stop()
+	b.stall = time.AfterFunc(stallAfter, func() { b.abort(errExportStalled) })
+}
+
+// Read is called by fasthttp's response writer only, one call at a time.
 func (b *exportBody) Read(p []byte) (int, error) {
-	if b.stall != nil {
-		b.stall.Reset(exportStallTimeout)
+	if b.stall == nil {
+		return b.br.Read(p)
 	}
-	return b.br.Read(p)
+	// Back for more: the client took the previous bytes (they are in the
+	// socket). Waiting for the database is not the client's stall: an
+	// export on a loaded machine that the client reads as fast as it
+	// comes must not be cut off as stalled.
+	b.stall.Stop()
+	b.queryStall.Reset(b.queryStallAfter)
+	n, err := b.br.Read(p)
+	b.queryStall.Stop()
+	b.stall.Reset(b.stallAfter)
+	return n, err
 }
 
 func (b *exportBody) abort(err error) {
@@ -209,6 +245,7 @@ func (b *exportBody) Close() error {
 	b.closed.Store(true)
 	if b.stall != nil {
 		b.stall.Stop()
+		b.queryStall.Stop()
 	}
 	b.cancel()
 	return b.pr.Close()

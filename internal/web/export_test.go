@@ -2,7 +2,9 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/watchroom/watchroom/internal/model"
 )
@@ -89,11 +93,16 @@ b-1,temp,2026-03-01T00:00:01.000250Z,21.5,C
 func TestExportStreamsMillionsOfRows(t *testing.T) {
 	const rows = 2_000_000
 	st := newStore(t)
-	// Export failures and stalls are logged: shown with the test's output.
+	// Export failures and stalls are logged: kept to explain a broken
+	// download, and shown with the test's output.
+	serverLog := &lockedBuffer{}
 	e := newEnv(t, st, func(c *Config) {
-		c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		c.Log = slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, serverLog), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// No deadline that a slow machine could reach: under -race, with the
+	// rest of the suite running beside it, the export can take minutes
+	// (go test's -timeout still bounds it).
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Straight into the table (no rollups, not the code under test), in
 	// 2001: the default partition, which has its primary key like any day.
@@ -155,7 +164,13 @@ func TestExportStreamsMillionsOfRows(t *testing.T) {
 			break
 		}
 		if err != nil {
-			t.Fatalf("after %d lines: %v", lines, err)
+			// What the server made of it: its log and the export results.
+			results := map[string]float64{}
+			for _, r := range []string{exportOK, exportBusy, exportGone, exportStalled, exportFailed} {
+				results[r] = testutil.ToFloat64(e.app.export.results.WithLabelValues(r))
+			}
+			t.Fatalf("download broken after %d lines, %v: %v\nexport results on the server: %v\nserver log:\n%s",
+				lines, time.Since(start).Round(time.Millisecond), err, results, serverLog.String())
 		}
 		lines++
 		if lines == rows+1 {
@@ -221,6 +236,70 @@ func TestExportStreamsMillionsOfRows(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
+}
+
+// TestExportStallCountsOnlyTheClient: the stall timer runs while the
+// server holds bytes for the client, not while it waits for the database,
+// so a slow query (a loaded machine) is not taken for a client that stopped
+// reading; a client that stops reading is still cut off.
+func TestExportStallCountsOnlyTheClient(t *testing.T) {
+	const stallAfter = 200 * time.Millisecond
+	newBody := func() (*exportBody, *io.PipeWriter) {
+		pr, pw := io.Pipe()
+		b := &exportBody{pr: pr, br: bufio.NewReaderSize(pr, exportBuffer), cancel: func() {}}
+		b.startTimers(stallAfter, time.Hour)
+		return b, pw
+	}
+
+	b, pw := newBody()
+	go func() {
+		for range 3 {
+			time.Sleep(3 * stallAfter) // the database is slow
+			if _, err := pw.Write([]byte("row\n")); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	got, err := io.ReadAll(b) // the client reads as fast as it comes
+	b.Close()
+	if err != nil || string(got) != "row\nrow\nrow\n" {
+		t.Errorf("slow query: read %q, %v; want the three rows", got, err)
+	}
+
+	b, pw = newBody()
+	go func() { _, _ = pw.Write([]byte("row\n")) }()
+	buf := make([]byte, 64)
+	if n, err := b.Read(buf); n != 4 || err != nil {
+		t.Fatalf("first read: %d, %v", n, err)
+	}
+	// The client takes nothing more: the timer fires, the next read fails.
+	deadline := time.Now().Add(time.Minute)
+	for b.cause() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := b.Read(buf); err == nil || !errors.Is(b.cause(), errExportStalled) {
+		t.Errorf("stalled client: read error %v, cause %v; want an error, cause %v", err, b.cause(), errExportStalled)
+	}
+	b.Close()
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes (a log).
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // procStatusKB reads a field of /proc/self/status in kB (0 where there is none).
