@@ -206,7 +206,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 		return nil, err
 	}
 	p.dev.Register(h)
-	// data lifecycle: partitions ahead, retention (docs/data.md)
+	// data lifecycle: partitions ahead, retention (docs/storage.md)
 	p.life = store.NewLifecycle(st, store.LifecycleConfig{
 		RetentionRaw: cfg.RetentionRaw, MaxRawBytes: cfg.MaxRawBytes,
 		Retention1m: cfg.Retention1m, Retention1h: cfg.Retention1h,

@@ -73,7 +73,7 @@ type Config struct {
 	CommandTimeout time.Duration
 	PresenceGrace  time.Duration
 
-	// Data lifecycle (docs/data.md). A retention of 0 keeps data forever.
+	// Data lifecycle (docs/storage.md). A retention of 0 keeps data forever.
 	RetentionRaw        time.Duration
 	MaxRawBytes         int64 // 0: no size budget
 	Retention1m         time.Duration
@@ -150,10 +150,10 @@ func Vars() []Var {
 		{"WATCHROOM_ROOM_CREATE_BURST", "room-create-burst", "5", "rooms one user may create at once", intv(func(c *Config) *int { return &c.RoomCreateBurst })},
 		{"WATCHROOM_RETENTION_RAW", "retention-raw", "30d", "how long raw readings are kept (Nd or a Go duration; 0: forever); older daily partitions are dropped whole", age(func(c *Config) *time.Duration { return &c.RetentionRaw })},
 		{"WATCHROOM_MAX_RAW_BYTES", "max-raw-bytes", "0", "size budget of raw readings in bytes (0: none); over it the oldest daily partitions are dropped, never today's", int64v(func(c *Config) *int64 { return &c.MaxRawBytes })},
-		{"WATCHROOM_RETENTION_1M", "retention-1m", "365d", "how long 1-minute rollups are kept (0: forever)", age(func(c *Config) *time.Duration { return &c.Retention1m })},
-		{"WATCHROOM_RETENTION_1H", "retention-1h", "3650d", "how long 1-hour rollups are kept (0: forever)", age(func(c *Config) *time.Duration { return &c.Retention1h })},
+		{"WATCHROOM_RETENTION_1M", "retention-1m", "365d", "how long 1-minute rollups are kept (0: forever); a monthly partition is dropped whole once its month is older", age(func(c *Config) *time.Duration { return &c.Retention1m })},
+		{"WATCHROOM_RETENTION_1H", "retention-1h", "3650d", "how long 1-hour rollups are kept (0: forever); a yearly partition is dropped whole once its year is older", age(func(c *Config) *time.Duration { return &c.Retention1h })},
 		{"WATCHROOM_PARTITIONS_AHEAD", "partitions-ahead", "3", "daily readings partitions created ahead of today", intv(func(c *Config) *int { return &c.PartitionsAhead })},
-		{"WATCHROOM_DATA_MAINTENANCE_INTERVAL", "data-maintenance-interval", "1h", "how often partitions are created ahead and retention runs", dur(func(c *Config) *time.Duration { return &c.DataMaintenanceTick })},
+		{"WATCHROOM_DATA_MAINTENANCE_INTERVAL", "data-maintenance-interval", "1h", "how often partitions are created ahead (readings: days, rollups: a month and a year) and retention runs", dur(func(c *Config) *time.Duration { return &c.DataMaintenanceTick })},
 		{"WATCHROOM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 		{"WATCHROOM_LOG_FORMAT", "log-format", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
 	}

@@ -7,7 +7,10 @@
 // and direct messages), alerts.go and rules.go (anomaly alerts and the
 // per-sensor rules that raise them), claims.go (names such as the
 // instance id that one running process holds at a time: session advisory
-// locks on a connection of their own).
+// locks on a connection of their own); and the data lifecycle
+// (docs/storage.md): partitions.go (the time partitions of readings and
+// their rollups), rollups.go, retention.go, lifecycle.go (the maintenance
+// task every instance runs) and export.go.
 //
 // Concurrency: a *Store is safe for concurrent use by any number of
 // goroutines; every method takes a connection from the pool for the length
@@ -16,7 +19,9 @@
 // method returns nil (the ingest path acks MQTT messages only then) never
 // acknowledges rows that were not committed. Concurrent InsertReadings calls
 // lock rows in primary-key order, so two batch writers cannot deadlock each
-// other.
+// other; they also take turns on an advisory lock (the commit order of
+// seq), which DropRaw holds too while it moves the raw horizon. Partition
+// maintenance from several instances serialises on another advisory lock.
 //
 // Each pool connection creates a session temporary table (the staging
 // table of InsertReadings) when it connects, so the database role needs the

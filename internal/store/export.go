@@ -14,7 +14,7 @@ import (
 	"github.com/watchroom/watchroom/internal/model"
 )
 
-// The export format (docs/data.md, "Export and import"), written by
+// The export format (docs/storage.md, "Export and import"), written by
 // `watchroom export` and GET /api/export/readings and read by `watchroom
 // import`: CSV with a header row naming the columns, or NDJSON with the
 // same fields; ts in UTC with microseconds, the stored resolution, so that

@@ -245,7 +245,7 @@ func (r redactedCommand) MarshalJSON() ([]byte, error) {
 
 // dataReporter is the optional part of Store behind /api/stats' "data":
 // raw partitions, rollup sizes and retention drops (store.DataStats;
-// docs/data.md). Optional, so that test stores need not report it.
+// docs/storage.md). Optional, so that test stores need not report it.
 type dataReporter interface {
 	DataReport(ctx context.Context) (any, error)
 }
