@@ -190,9 +190,14 @@ describe('dashboard end to end', { timeout: 600_000 }, () => {
     await waitFor('calibrate_sensor in history', async () =>
       (await page.locator('table.history td:text-is("calibrate_sensor")').count()) >= 1,
     );
-    // Range picker: a bucketed range loads too.
+    // Range picker: a bucketed range loads too, and so do the long ranges
+    // the hourly rollups answer.
     await page.click('.range-picker button:text-is("24 h")');
     await page.waitForSelector('.range-picker .muted:has-text("buckets")', { timeout: 15_000 });
+    await page.click('.range-picker button:text-is("1 y")');
+    await page.waitForSelector('.range-picker .muted:has-text("per 6h")', { timeout: 15_000 });
+    await page.click('.range-picker button:text-is("30 d")');
+    await page.waitForSelector('.range-picker .muted:has-text("per 1h")', { timeout: 15_000 });
     await page.click('.range-picker button:text-is("15 min")');
     await page.waitForSelector('.range-picker .muted:has-text("readings")', { timeout: 15_000 });
     noPageErrors(page);

@@ -18,11 +18,8 @@ func BenchmarkInsertReadings(b *testing.B) {
 	s := newStore(b)
 	ctx := context.Background()
 	runs := 0 // sub-benchmarks run again with -count; each run gets its own day
-	// Daily partitions for those days, as the server creates them ahead:
-	// without them the rows would go to the default partition.
-	if _, err := s.EnsurePartitions(ctx, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), 40, time.Time{}); err != nil {
-		b.Fatalf("EnsurePartitions: %v", err)
-	}
+	// Partitions for those days, as the server creates them ahead.
+	ensureAllPartitions(b, s, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), 40)
 	for _, size := range []int{100, 1000, 5000} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			batch := make([]model.Reading, size)

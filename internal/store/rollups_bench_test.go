@@ -20,9 +20,7 @@ func BenchmarkReadingBuckets7Days(b *testing.B) {
 	s := newStore(b)
 	ctx := context.Background()
 	start := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := s.EnsurePartitions(ctx, start, 8, start); err != nil {
-		b.Fatalf("EnsurePartitions: %v", err)
-	}
+	ensureAllPartitions(b, s, start, 8)
 	const n = 7 * 24 * 3600
 	batch := make([]model.Reading, 0, 5000)
 	for i := range n {
@@ -66,14 +64,7 @@ func BenchmarkDiskPerMillionReadings(b *testing.B) {
 	s := newStore(b)
 	ctx := context.Background()
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	for _, kind := range []string{"1m", "1h"} {
-		if _, err := s.EnsureRollupPartitions(ctx, kind, start, 0, start); err != nil {
-			b.Fatalf("EnsureRollupPartitions: %v", err)
-		}
-	}
-	if _, err := s.EnsurePartitions(ctx, start, 0, start); err != nil {
-		b.Fatalf("EnsurePartitions: %v", err)
-	}
+	ensureAllPartitions(b, s, start, 0)
 	const sensors, n = 100, 1_000_000
 	for b.Loop() {
 		batch := make([]model.Reading, 0, 5000)
@@ -116,4 +107,21 @@ func BenchmarkDiskPerMillionReadings(b *testing.B) {
 	}
 	b.ReportMetric(float64(m1)/float64(m1Rows), "1m-B/row-packed")
 	b.ReportMetric(float64(h1)/float64(h1Rows), "1h-B/row-packed")
+}
+
+// ensureAllPartitions creates, as the server's maintenance does, the
+// readings partitions of start's day and days ahead after it, and the
+// rollup partitions of start's month and year and the next ones: without
+// them rows would go to the default partitions.
+func ensureAllPartitions(b *testing.B, s *Store, start time.Time, days int) {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := s.EnsurePartitions(ctx, start, days, start); err != nil {
+		b.Fatalf("EnsurePartitions: %v", err)
+	}
+	for _, kind := range []string{"1m", "1h"} {
+		if _, err := s.EnsureRollupPartitions(ctx, kind, start, 1, start); err != nil {
+			b.Fatalf("EnsureRollupPartitions: %v", err)
+		}
+	}
 }
