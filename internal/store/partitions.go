@@ -10,7 +10,7 @@ import (
 )
 
 // The partitioned tables of readings and their rollups (migrations 00007
-// and 00011), each partitioned by range of its time column:
+// and 00013), each partitioned by range of its time column:
 //
 //   - readings by UTC day, readings_pYYYYMMDD;
 //   - readings_1m by UTC month, readings_1m_pYYYYMM;

@@ -226,7 +226,7 @@ const lockReadingWriters = `SELECT pg_advisory_xact_lock(hashtext('watchroom.rea
 const takeReadingSeq = `SELECT set_config('watchroom.reading_seq', nextval('reading_seq')::text, true)::bigint
 FROM (` + lockReadingWriters + `) l`
 
-// selectRawHorizon reads the raw horizon (migration 00012).
+// selectRawHorizon reads the raw horizon (migration 00014).
 const selectRawHorizon = `SELECT upto FROM raw_horizon`
 
 // unstageSealedReadings removes from the staged batch the readings older than the

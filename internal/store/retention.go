@@ -33,7 +33,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`
 // buckets): row by row, as a default partition is meant to stay small.
 const deleteDefaultBefore = `DELETE FROM %s WHERE %s < $1`
 
-// advanceRawHorizon moves the raw horizon (migration 00012) forward: every
+// advanceRawHorizon moves the raw horizon (migration 00014) forward: every
 // raw reading removed is older than it.
 const advanceRawHorizon = `UPDATE raw_horizon SET upto = greatest(upto, $1)`
 

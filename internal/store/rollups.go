@@ -13,8 +13,8 @@ import (
 )
 
 // applyRollups folds readings just inserted into the 1-minute and 1-hour
-// rollups (migration 00007), in the transaction that inserted them: the
-// staged rows of pg_temp.readings_in whose ord is in $1, or all of them
+// rollups (migrations 00007 and 00013), in the transaction that inserted
+// them: the staged rows of pg_temp.readings_in whose ord is in $1, or all of them
 // when $1 is NULL (InsertReadings' fast path, where every staged reading
 // was inserted). Rows that were not inserted (duplicates, conflicts) are
 // never folded in, so a redelivery does not count twice, and a late

@@ -5,8 +5,8 @@
 -- after it is deduplicated by its key, as its stored row, if any, is still
 -- there; one before it may be a repeat of a reading whose row is gone and
 -- that the rollups already count, so InsertReadings stores it only where
--- the rollups can tell (store/readings.go, sealedBuckets). store.DropRaw
--- moves it forward in the transaction that drops. One row.
+-- the rollups can tell (store/readings.go, unstageSealedReadings).
+-- store.DropRaw moves it forward in the transaction that drops. One row.
 CREATE TABLE raw_horizon (
     only_row boolean     PRIMARY KEY DEFAULT true CHECK (only_row),
     upto     timestamptz NOT NULL
