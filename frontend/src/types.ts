@@ -488,6 +488,8 @@ export interface StatsResponse {
     oldest_raw_partition_from?: string;
     rollup_1m_bytes: number;
     rollup_1h_bytes: number;
+    /** Every raw reading retention removed is older (docs/storage.md). */
+    raw_horizon: string;
     dropped: { kind: DropKind; reason: DropReason; drops: number; rows: number; bytes: number; partitions: number }[];
     last_drops: {
       at: string;

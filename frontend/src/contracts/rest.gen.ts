@@ -186,7 +186,7 @@ export interface Schemas {
     closed_connections: number;
     data?: Schemas["DataStats"];
   };
-  /** Raw partitions, rollups and retention (docs/data.md, Retention); every instance reports the same database. */
+  /** Raw partitions, rollups and retention (docs/storage.md, Retention); every instance reports the same database. */
   DataStats: {
     /** size of every raw partition, indexes included */
     raw_bytes: number;
@@ -197,6 +197,8 @@ export interface Schemas {
     oldest_raw_partition_from?: string;
     rollup_1m_bytes: number;
     rollup_1h_bytes: number;
+    /** every raw reading retention removed is older; readings before it are stored only where the rollups can still tell a repeat (year 1 until the first drop) */
+    raw_horizon: string;
     /** totals of data_drops by kind and reason */
     dropped: ({
       kind: "raw" | "1m" | "1h";
@@ -211,7 +213,7 @@ export interface Schemas {
       at: string;
       kind: "raw" | "1m" | "1h";
       reason: "age" | "size";
-      /** a partition, readings_default or a rollup table */
+      /** a dropped partition, or a default partition (readings_default, readings_1m_default, readings_1h_default) whose rows past retention were deleted */
       target: string;
       /** everything before it went */
       upto: string;
