@@ -638,3 +638,54 @@ func TestRollupPartitions(t *testing.T) {
 		t.Errorf("EnsureRollupPartitions again: %v, %v; want nothing", again, err)
 	}
 }
+
+// TestDropRawWaitsForBatchWriters: DropRaw takes the batch writers' lock
+// before it drops and moves the raw horizon, so a batch that read the
+// horizon commits before the drop (and one that comes after reads the new
+// horizon).
+func TestDropRawWaitsForBatchWriters(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	if _, err := s.EnsurePartitions(ctx, t0, 0, t0); err != nil {
+		t.Fatalf("EnsurePartitions: %v", err)
+	}
+	batch, err := s.Pool().Begin(ctx) // a batch writer between its horizon read and its commit
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer batch.Rollback(ctx)
+	if _, err := batch.Exec(ctx, lockReadingWriters); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.DropRaw(ctx, t0.AddDate(0, 0, 40), t0.AddDate(0, 0, 10), 0)
+		done <- err
+	}()
+	// Wait until DropRaw is queued behind the advisory lock.
+	for waiting := false; !waiting; {
+		err := s.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`).Scan(&waiting)
+		if err != nil {
+			t.Fatalf("pg_locks: %v", err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("DropRaw returned (%v) while a batch writer held the lock", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	var horizon time.Time
+	if err := batch.QueryRow(ctx, selectRawHorizon).Scan(&horizon); err != nil || horizon.After(t0) {
+		t.Errorf("horizon seen by the batch: %v (%v); want the old one", horizon, err)
+	}
+	if err := batch.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("DropRaw: %v", err)
+	}
+	if err := s.Pool().QueryRow(ctx, selectRawHorizon).Scan(&horizon); err != nil || !horizon.Equal(t0.AddDate(0, 0, 1)) {
+		t.Errorf("horizon after the drop: %v (%v); want the end of the dropped day, %v", horizon, err, t0.AddDate(0, 0, 1))
+	}
+}
