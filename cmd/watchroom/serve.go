@@ -23,6 +23,7 @@ import (
 	"github.com/watchroom/watchroom/frontend"
 	"github.com/watchroom/watchroom/internal/alerts"
 	"github.com/watchroom/watchroom/internal/auth"
+	"github.com/watchroom/watchroom/internal/backplane"
 	"github.com/watchroom/watchroom/internal/broker"
 	"github.com/watchroom/watchroom/internal/config"
 	"github.com/watchroom/watchroom/internal/devices"
@@ -73,13 +74,16 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 //     open WebSocket handlers, which return only once the hub closes them;
 //     a late upgrade is refused by the hub's register);
 //  2. stop ingest: its final flush is committed, acked and pushed through
-//     the hub to the clients still connected;
+//     the hub to the clients still connected (with a share group, through
+//     the backplane, stopped next: it delivers what it holds in seq order
+//     and publishes what is queued to the other instances);
 //  3. close every WebSocket with 1001 (h.Shutdown: the connections' queues,
 //     holding that last push, are written before the close frame only as
 //     far as the hub's writer does so) and wait for the HTTP shutdown;
 //  4. store and post the pending alert changes; disconnect the command
 //     client; stop rooms, the hub's ticker, the memory task and the data
-//     lifecycle task; stop the embedded broker; close the database pool.
+//     lifecycle task; release the instance's claim; stop the embedded
+//     broker; close the database pool.
 //
 // ready, when not nil, is called once everything is listening.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(served)) error {
@@ -102,6 +106,7 @@ type parts struct {
 	h           *hub.Hub
 	revocations *auth.Watcher
 	mem         *memoryReleaser
+	bp          *backplane.Backplane // nil without a share group
 	rm          *rooms.Rooms
 	det         *alerts.Detector
 	in          *ingest.Ingest
@@ -185,6 +190,28 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 	p.det = alerts.New(alerts.Config{RegisteredOnly: cfg.Sensors == config.SensorsRegistered},
 		st, p.rm, h, reg, log.With("component", "alerts"))
 	p.det.Register(h)
+	// Committed batches go to the hub and alert detection: straight from
+	// ingest on a single instance; with a share group, through the
+	// backplane, which also brings the other instances' batches and
+	// delivers all of them in seq order.
+	sinks := []ingest.ReadingSink{h, p.det}
+	backplaneReady := []web.ReadyCheck{}
+	if cfg.MQTTShareGroup != "" {
+		if p.bp, err = backplane.New(backplane.Config{
+			BrokerURL: p.mqtt.url,
+			ClientID:  cfg.MQTTClientID + backplaneClientSuffix,
+			Origin:    cfg.InstanceID,
+			Hold:      cfg.BackplaneHold,
+		}, st, []backplane.Sink{h, p.det}, reg, log.With("component", "backplane")); err != nil {
+			return nil, err
+		}
+		// Before ingest can commit: batches after this seq are delivered.
+		if err := p.bp.Init(ctx); err != nil {
+			return nil, err
+		}
+		sinks = []ingest.ReadingSink{p.bp}
+		backplaneReady = append(backplaneReady, web.ReadyCheck{Name: "mqtt_backplane", Check: connected(p.bp.Connected)})
+	}
 	if p.in, err = ingest.New(ingest.Config{
 		BrokerURL:     p.mqtt.url,
 		ClientID:      cfg.MQTTClientID,
@@ -195,7 +222,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 		QueueSize:     cfg.IngestQueue,
 		CommitTimeout: cfg.CommitTimeout,
 		Admission:     admission(cfg, st),
-	}, st, []ingest.ReadingSink{h, p.det}, reg, log.With("component", "ingest")); err != nil {
+	}, st, sinks, reg, log.With("component", "ingest")); err != nil {
 		return nil, err
 	}
 	if p.dev, err = devices.New(devices.Config{
@@ -226,11 +253,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 	p.tls = tlsCfg != nil
 	p.app = web.New(web.Config{
 		Store: st, Tokens: sessions, Hub: h,
-		Ready: []web.ReadyCheck{
+		Ready: append([]web.ReadyCheck{
 			{Name: "database", Check: st.Ping},
 			{Name: "mqtt_ingest", Check: connected(p.in.Connected)},
 			{Name: "mqtt_devices", Check: connected(p.dev.Connected)},
-		},
+		}, backplaneReady...),
 		Gatherer: reg, Registerer: reg,
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
@@ -286,6 +313,14 @@ func (p *parts) run(ctx context.Context, cfg config.Config, log *slog.Logger, re
 	hubTask := start(func(ctx context.Context) error { return p.h.Run(ctx) })
 	revocationsTask := start(p.revocations.Run)
 	alertsTask := start(p.det.Run) // before ingest: it loads its state first
+	// Before ingest: it takes ingest's batches.
+	bpTask := start(func(ctx context.Context) error {
+		if p.bp == nil {
+			<-ctx.Done()
+			return nil
+		}
+		return p.bp.Run(ctx)
+	})
 	ingestTask := start(p.in.Run)
 	devTask := start(p.dev.Run)
 	roomsTask := start(p.rm.Run)
@@ -317,6 +352,8 @@ func (p *parts) run(ctx context.Context, cfg config.Config, log *slog.Logger, re
 		runErr = fmt.Errorf("ingest stopped: %w", ingestTask.err)
 	case <-devTask.done:
 		runErr = fmt.Errorf("devices stopped: %w", devTask.err)
+	case <-bpTask.done:
+		runErr = fmt.Errorf("backplane stopped: %w", bpTask.err)
 	case <-claimTask.done:
 		runErr = claimError(cfg, claimTask.err)
 	}
@@ -328,6 +365,11 @@ func (p *parts) run(ctx context.Context, cfg config.Config, log *slog.Logger, re
 	go func() { httpDone <- p.app.Shutdown(shutCtx) }()
 	if err := ingestTask.stop(); err != nil {
 		log.Error("ingest shutdown", "err", err)
+	}
+	// After ingest, before the hub: the final flush goes out to the other
+	// instances and, in order, to this instance's clients.
+	if err := bpTask.stop(); err != nil {
+		log.Error("backplane shutdown", "err", err)
 	}
 	// After ingest: its final flush has been handed to the hub's queues.
 	if err := p.h.Shutdown(shutCtx); err != nil {
@@ -464,6 +506,14 @@ func claimError(cfg config.Config, err error) error {
 
 // devicesClientSuffix makes the command client's id from the instance's.
 const devicesClientSuffix = "-devices"
+
+// backplaneClientSuffix makes the backplane client's id from the instance's.
+const backplaneClientSuffix = "-backplane"
+
+var (
+	_ ingest.ReadingSink = (*backplane.Backplane)(nil)
+	_ ingest.SeqSink     = (*backplane.Backplane)(nil)
+)
 
 func withUser(raw, user, pass string) string {
 	u, err := url.Parse(raw)

@@ -14,7 +14,9 @@
 // # Goroutines
 //
 // Detector.PublishReadings runs on the ingest goroutine after each commit
-// (it is an ingest.ReadingSink) and must not slow ingest down. It only
+// (it is an ingest.ReadingSink), or, with a share group, on the
+// backplane's goroutine for every committed batch of every instance, in
+// seq order; either way it must not slow them down. It only
 // evaluates, in memory, under Detector.mu: per reading a map lookup, a few
 // comparisons and an EWMA update, no I/O (BenchmarkPublishReadings: well
 // under a microsecond per reading). What it decides (open, update, resolve
@@ -56,6 +58,10 @@
 // store, then the cache, under rulesMu, which the start-up load also
 // holds. One instance should run detection per database: a second one
 // would post every change twice and learn of rule changes only on restart.
+// Several instances in a share group all run detection today, each on the
+// whole committed stream (the backplane delivers every instance's batches
+// to every detector), so the database keeps one live alert per key but
+// changes are posted once per instance.
 //
 // # Restarts
 //
@@ -70,7 +76,8 @@
 // # Who may call what
 //
 // New once; Run once, by the owner. PublishReadings from the ingest
-// goroutine (any one goroutine at a time, as ingest guarantees). HandleAck
+// goroutine or the backplane's (any one goroutine at a time, as both
+// guarantee). HandleAck
 // and HandleResolve from hub reader goroutines; Alerts, Alert,
 // AlertMessages, Rules, SetRules, Silences, CreateSilence and EndSilence
 // from web handlers: all safe for concurrent use. The silences in force

@@ -28,6 +28,10 @@ type Config struct {
 	// subscription $share/{group}/{topic}: several instances ingest each
 	// reading once. Empty: a plain subscription.
 	MQTTShareGroup string
+	// BackplaneHold is how long a batch from another instance whose
+	// predecessor is missing waits before the gap is read from PostgreSQL
+	// (with MQTTShareGroup only).
+	BackplaneHold time.Duration
 	// MQTTGatewayPassword, when set, lets user "gateway" act for every
 	// device on the embedded broker (and goes into the exported Mosquitto
 	// password file).
@@ -118,7 +122,8 @@ func Vars() []Var {
 		{"WATCHROOM_MQTT_TOPICS", "mqtt-topics", "sensors/#", "comma-separated topic filters to ingest (QoS 1)", list(func(c *Config) *[]string { return &c.MQTTTopics })},
 		{"WATCHROOM_INSTANCE_ID", "instance-id", "<hostname>", "name of this instance among those sharing the database (letters, digits, '-', '_', '.'); stable across its restarts; a second instance with the same id refuses to start; the default MQTT client id derives from it", str(func(c *Config) *string { return &c.InstanceID })},
 		{"WATCHROOM_MQTT_CLIENT_ID", "mqtt-client-id", "watchroom-<instance id>", "stable MQTT client id of this instance's persistent session; must differ between instances (a second instance with the same one refuses to start); empty: derived from WATCHROOM_INSTANCE_ID", str(func(c *Config) *string { return &c.MQTTClientID })},
-		{"WATCHROOM_MQTT_SHARE_GROUP", "mqtt-share-group", "", "when set (e.g. watchroom), ingest subscribes to each topic as $share/{group}/{topic}, so that the instances sharing the group ingest each reading once; the same on every instance; needs WATCHROOM_MQTT_URL; empty: a plain subscription (every instance gets every reading)", str(func(c *Config) *string { return &c.MQTTShareGroup })},
+		{"WATCHROOM_MQTT_SHARE_GROUP", "mqtt-share-group", "", "when set (e.g. watchroom), ingest subscribes to each topic as $share/{group}/{topic}, so that the instances sharing the group ingest each reading once, and committed readings reach every instance through the broker (topic watchroom/v1/readings); the same on every instance; needs WATCHROOM_MQTT_URL; empty: a plain subscription (every instance gets every reading), no backplane", str(func(c *Config) *string { return &c.MQTTShareGroup })},
+		{"WATCHROOM_BACKPLANE_HOLD", "backplane-hold", "250ms", "with WATCHROOM_MQTT_SHARE_GROUP: how long a committed batch waits for a missing predecessor (batches reach an instance out of order from different instances) before the gap is read from PostgreSQL", dur(func(c *Config) *time.Duration { return &c.BackplaneHold })},
 		{"WATCHROOM_MQTT_GATEWAY_PASSWORD", "", "", "when set, MQTT user gateway may publish readings and answer commands for every device (the simulator, a protocol gateway); the embedded broker accepts it and `watchroom device export-mosquitto` writes it", str(func(c *Config) *string { return &c.MQTTGatewayPassword })},
 		{"WATCHROOM_SENSORS", "sensors", "open", "open: anyone on the broker may publish readings, anonymous clients included; registered: only registered devices (`watchroom device add`)", str(func(c *Config) *string { return &c.Sensors })},
 		{"WATCHROOM_JWT_SECRET", "", "", "HMAC secret for login tokens; empty: generated once and kept in the database", str(func(c *Config) *string { return &c.JWTSecret })},
@@ -271,7 +276,7 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("flush interval must not be negative"))
 	}
 	if c.CommitTimeout <= 0 || c.WSAuthTimeout <= 0 || c.WSPingInterval <= 0 || c.CommandTimeout <= 0 || c.JWTTTL <= 0 || c.PresenceGrace <= 0 ||
-		c.WSWriteTimeout <= 0 || c.ResumeMaxAge <= 0 {
+		c.WSWriteTimeout <= 0 || c.ResumeMaxAge <= 0 || c.BackplaneHold <= 0 {
 		errs = append(errs, errors.New("durations must be positive"))
 	}
 	if c.NewSeriesRate <= 0 {

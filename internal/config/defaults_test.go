@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/watchroom/watchroom/internal/backplane"
 	"github.com/watchroom/watchroom/internal/config"
 	"github.com/watchroom/watchroom/internal/devices"
 	"github.com/watchroom/watchroom/internal/hub"
@@ -46,6 +47,7 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		{"RoomsPerUser", c.RoomsPerUser, rooms.DefaultMaxRoomsPerUser},
 		{"RoomCreateRate", c.RoomCreateRate, float64(rooms.DefaultCreateRate)},
 		{"RoomCreateBurst", c.RoomCreateBurst, rooms.DefaultCreateBurst},
+		{"BackplaneHold", c.BackplaneHold, backplane.DefaultHold},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: config default %v, package default %v", tc.name, tc.got, tc.want)

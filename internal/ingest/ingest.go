@@ -36,6 +36,14 @@ type ReadingSink interface {
 	PublishReadings(rs []model.Reading)
 }
 
+// SeqSink is a ReadingSink that also hears of a committed batch that
+// stored nothing new (every reading a redelivery): its seq is used up, and
+// a sink that orders batches by seq (the backplane) must not wait for it.
+// Called like PublishReadings.
+type SeqSink interface {
+	SkipSeq(seq int64)
+}
+
 // Config configures an Ingest. Zero values take the defaults below.
 type Config struct {
 	BrokerURL string   // tcp://host:1883, ssl://, ws://, wss://; user:password@ in the URL is used for auth

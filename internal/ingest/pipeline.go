@@ -321,6 +321,12 @@ func (p *pipeline) flush(ctx context.Context, b *batch) bool {
 		for _, s := range p.sinks {
 			s.PublishReadings(push)
 		}
+	} else if res.Seq > 0 {
+		for _, s := range p.sinks {
+			if ss, ok := s.(SeqSink); ok {
+				ss.SkipSeq(res.Seq)
+			}
+		}
 	}
 	clear(b.msgs) // drop the references so acked payloads can be collected
 	b.msgs = b.msgs[:0]

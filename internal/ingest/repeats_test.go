@@ -39,3 +39,38 @@ func TestOwnRepeats(t *testing.T) {
 		t.Errorf("all fresh: %v", got)
 	}
 }
+
+// seqSink is a pipeSink that also hears of batches that stored nothing new.
+type seqSink struct {
+	pipeSink
+	skipped chan int64
+}
+
+func (s *seqSink) SkipSeq(seq int64) { s.skipped <- seq }
+
+// A batch of redeliveries stores nothing new, but its seq is used up: a
+// SeqSink hears of it (the backplane must not wait for that seq), a plain
+// sink hears nothing.
+func TestPipelineTellsSeqSinksOfEmptyBatches(t *testing.T) {
+	t.Parallel()
+	st := &pipeStore{result: func(rs []model.Reading) model.InsertResult {
+		return model.InsertResult{Seq: 7, Duplicates: len(rs)}
+	}}
+	sink := &seqSink{skipped: make(chan int64, 1)}
+	h := startPipeline(t, Config{FlushInterval: time.Millisecond}, st, func(p *pipeline) {
+		sink.ev = st.ev
+		p.sinks = append(p.sinks, sink)
+	})
+	h.sendReadings(1)
+	select {
+	case seq := <-sink.skipped:
+		if seq != 7 {
+			t.Fatalf("SkipSeq(%d), want 7", seq)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SkipSeq not called")
+	}
+	if len(h.sink.got) != 0 || len(sink.got) != 0 {
+		t.Fatal("readings pushed for a batch that stored nothing new")
+	}
+}

@@ -70,6 +70,41 @@ func (s *Store) ReadingsFromSeq(ctx context.Context, seq int64, only, except []s
 	return s.queryReadings(ctx, "readings from seq", limit, true, readingsFromSeq, seq, limit, only, except)
 }
 
+// readingsInSeqRange reads the batches committed as seq $1 to $2, in
+// commit order; within a batch as readingsFromSeq. The BRIN index on seq
+// finds them.
+const readingsInSeqRange = `SELECT r.sensor_id, r.metric, m.unit, r.ts, r.value, r.seq
+FROM readings r
+JOIN sensors m ON m.sensor_id = r.sensor_id AND m.metric = r.metric
+WHERE r.seq BETWEEN $1 AND $2
+ORDER BY r.seq, r.ts, r.sensor_id, r.metric
+LIMIT $3`
+
+// ReadingsInSeqRange returns up to limit readings committed in batches
+// from to to (inclusive), in commit order, with their Seq set: what an
+// instance missed of the committed stream (see the backplane package).
+// A seq without rows was rolled back or stored nothing new.
+func (s *Store) ReadingsInSeqRange(ctx context.Context, from, to int64, limit int) ([]model.Reading, error) {
+	if limit <= 0 {
+		return nil, errors.New("store: readings in seq range: limit must be positive")
+	}
+	return s.queryReadings(ctx, "readings in seq range", limit, true, readingsInSeqRange, from, to, limit)
+}
+
+// LastReadingSeq returns the highest seq handed to a batch so far (0 if
+// none): a batch with a higher one commits after this call.
+func (s *Store) LastReadingSeq(ctx context.Context) (int64, error) {
+	var last int64
+	var called bool
+	if err := s.pool.QueryRow(ctx, `SELECT last_value, is_called FROM reading_seq`).Scan(&last, &called); err != nil {
+		return 0, fmt.Errorf("store: last reading seq: %w", err)
+	}
+	if !called {
+		return 0, nil
+	}
+	return last, nil
+}
+
 // ChatMessagesAfter returns up to limit messages of room with ids above
 // after, oldest first. A room's ids commit in increasing order (see
 // InsertChatMessage), so nothing below the last id a client saw can appear

@@ -292,4 +292,34 @@ func TestReadingsFromSeq(t *testing.T) {
 			t.Errorf("after %d only %v except %v: %v, want %v", tt.after-s1, tt.only, tt.except, g, tt.want)
 		}
 	}
+
+	last, err := s.LastReadingSeq(ctx)
+	if err != nil || last != s3 {
+		t.Fatalf("LastReadingSeq = %d, %v; want %d", last, err, s3)
+	}
+	for _, tt := range []struct {
+		from, to int64
+		limit    int
+		want     []string
+	}{
+		{s2, s2, 10, []string{"s-2@5#1"}},
+		{s1, s3, 10, []string{"s-1@10#0", "s-1@11#0", "s-2@5#1", "s-1@12#2"}},
+		{s1, s3, 1, []string{"s-1@10#0"}},
+		{s3 + 1, s3 + 5, 10, []string{}},
+	} {
+		got, err := s.ReadingsInSeqRange(ctx, tt.from, tt.to, tt.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := keys(got); !slices.Equal(g, tt.want) {
+			t.Errorf("seq range %d..%d: %v, want %v", tt.from-s1, tt.to-s1, g, tt.want)
+		}
+	}
+}
+
+func TestLastReadingSeqOfAnEmptyDatabase(t *testing.T) {
+	s := newStore(t)
+	if last, err := s.LastReadingSeq(testCtx(t)); err != nil || last != 0 {
+		t.Fatalf("LastReadingSeq = %d, %v; want 0", last, err)
+	}
 }
