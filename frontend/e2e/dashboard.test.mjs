@@ -306,4 +306,3 @@ describe('dashboard end to end', { timeout: 600_000 }, () => {
     }
   }
 });
-});

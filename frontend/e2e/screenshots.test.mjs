@@ -98,6 +98,11 @@ describe('README screenshots from a demo-like run', { timeout: 600_000 }, () => 
     });
     await page.click('button[data-action=ping]');
     await page.waitForSelector('[data-testid=command-outcome][data-status=success]', { timeout: 15_000 });
+    // The ping scrolled the commands into view: back to the chart, with its
+    // threshold lines drawn.
+    await page.evaluate(() => document.querySelector('main')?.scrollTo?.(0, 0));
+    await page.locator('button:has-text("All sensors")').scrollIntoViewIfNeeded();
+    await page.waitForSelector('[data-testid=threshold-max]:not([hidden])');
     await sleep(500);
     await shot(page, 'sensor-detail.png');
 
