@@ -187,7 +187,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 	}, st, h, st, reg, log.With("component", "rooms"))
 	p.rm.Register(h)
 	// alerts before ingest: alert detection is an ingest sink
-	p.det = alerts.New(alerts.Config{RegisteredOnly: cfg.Sensors == config.SensorsRegistered},
+	detCfg := alerts.Config{RegisteredOnly: cfg.Sensors == config.SensorsRegistered}
+	if cfg.MQTTShareGroup != "" {
+		// Several instances: one detector, elected (docs/alerts.md).
+		detCfg.Elector = &pgElector{st: st, label: "alerts " + cfg.InstanceID, every: leadInterval, log: log.With("component", "alerts")}
+	}
+	p.det = alerts.New(detCfg,
 		st, p.rm, h, reg, log.With("component", "alerts"))
 	p.det.Register(h)
 	// Committed batches go to the hub and alert detection: straight from

@@ -91,6 +91,11 @@ type Config struct {
 	FlapOpens  int
 	FlapWindow time.Duration
 	FlapQuiet  time.Duration
+
+	// Elector, when set, elects the one detector that runs among the
+	// instances sharing the database; the others stand by (see
+	// runElected). Nil: this detector always runs.
+	Elector Elector
 }
 
 func (c *Config) defaults() {
@@ -285,6 +290,7 @@ type Detector struct {
 	unwatchedLog rate.Sometimes // silences of unwatched series: one line a minute
 
 	mu      sync.Mutex // guards everything below
+	standby bool       // another instance leads: readings are not evaluated
 	loaded  bool
 	pending []model.Reading // readings received before loaded
 	series  map[seriesKey]*series
@@ -315,6 +321,7 @@ func New(cfg Config, st Store, poster RoomPoster, bc Broadcaster, reg prometheus
 	}
 	def := defaultRules()
 	d.defaults = &def
+	d.standby = cfg.Elector != nil
 	return d
 }
 
@@ -325,6 +332,11 @@ func New(cfg Config, st Store, poster RoomPoster, bc Broadcaster, reg prometheus
 func (d *Detector) PublishReadings(rs []model.Reading) {
 	now := d.cfg.Now()
 	d.mu.Lock()
+	if d.standby {
+		d.mu.Unlock()
+		d.m.ignored.WithLabelValues(reasonStandby).Add(float64(len(rs)))
+		return
+	}
 	if !d.loaded {
 		room := d.cfg.MaxPending - len(d.pending)
 		take := min(room, len(rs))

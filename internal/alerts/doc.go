@@ -58,10 +58,10 @@
 // store, then the cache, under rulesMu, which the start-up load also
 // holds. One instance should run detection per database: a second one
 // would post every change twice and learn of rule changes only on restart.
-// Several instances in a share group all run detection today, each on the
-// whole committed stream (the backplane delivers every instance's batches
-// to every detector), so the database keeps one live alert per key but
-// changes are posted once per instance.
+// Several instances in a share group elect one detector (Config.Elector,
+// leader.go): the others stand by, evaluating nothing; a new leader loads
+// its state as at a restart. Every instance's detector is fed the whole
+// committed stream in seq order by the backplane.
 //
 // # Restarts
 //

@@ -15,7 +15,10 @@ const (
 )
 
 // Reasons of watchroom_alerts_readings_ignored_total.
-const reasonNotNewer = "not_newer" // not newer than the series' last evaluated reading (a redelivery)
+const (
+	reasonNotNewer = "not_newer" // not newer than the series' last evaluated reading (a redelivery)
+	reasonStandby  = "standby"   // another instance leads detection (Config.Elector)
+)
 
 type metrics struct {
 	opened    *prometheus.CounterVec
@@ -33,6 +36,7 @@ type metrics struct {
 	flapping  *prometheus.CounterVec
 	silences  *prometheus.CounterVec
 	silenced  *prometheus.CounterVec
+	leader    prometheus.Gauge
 }
 
 // newMetrics creates the collectors and registers them on reg with
@@ -87,9 +91,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		silenced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_alerts_silenced_total",
 			Help: "Alerts opened while a silence covered them (stored and shown, not announced), by kind."}, []string{"kind"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "watchroom_alerts_leader",
+			Help: "1 while this instance runs alert detection (always on a single instance; the elected one with a share group), else 0."}),
 	}
 	reg.MustRegister(m.opened, m.resolved, m.updated, m.acked, m.coalesced, m.latency, m.dropped, m.ignored,
-		m.storeErrs, m.pending, m.series, m.unwatched, m.flapping, m.silences, m.silenced)
+		m.storeErrs, m.pending, m.series, m.unwatched, m.flapping, m.silences, m.silenced, m.leader)
 	for _, r := range []string{reasonTooManySeries, reasonNotReady, reasonPostFailed, reasonShutdown, reasonBacklogFull,
 		reasonBroadcastFailed} {
 		m.dropped.WithLabelValues(r)
@@ -98,5 +105,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.silences.WithLabelValues(e)
 	}
 	m.ignored.WithLabelValues(reasonNotNewer)
+	m.ignored.WithLabelValues(reasonStandby)
 	return m
 }

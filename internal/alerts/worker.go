@@ -21,30 +21,14 @@ const (
 // statistics of every series), then stores and posts alert changes as
 // PublishReadings decides them and checks for stale series every
 // CheckInterval, until ctx is done. Then it stores and posts what is
-// still pending, for up to 5 s. Run is called once.
+// still pending, for up to 5 s. With Config.Elector it does so only while
+// this instance leads (see runElected). Run is called once.
 func (d *Detector) Run(ctx context.Context) error {
-	if err := d.load(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
+	if d.cfg.Elector != nil {
+		return d.runElected(ctx, d.cfg.Elector)
 	}
-	t := time.NewTicker(d.cfg.CheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			d.shutdown(ctx)
-			return nil
-		case <-t.C:
-			d.expireSilences(d.cfg.Now())
-			d.mu.Lock()
-			d.checkLocked(d.cfg.Now())
-			d.unlockAndSignal()
-		case <-d.wake:
-			d.flush(ctx)
-		}
-	}
+	d.m.leader.Set(1)
+	return d.lead(ctx, nil)
 }
 
 // load reads the start-up state, retrying with backoff while the store

@@ -198,6 +198,33 @@ func (c *Claim) Run(ctx context.Context) error {
 	}
 }
 
+// ErrClaimLost is returned by Watch when the connection holding a claim
+// is lost: PostgreSQL has released (or is about to release) its names.
+var ErrClaimLost = errors.New("store: claim lost with its connection")
+
+// Watch checks the connection every CheckInterval until ctx is done
+// (then it returns nil) or the connection is lost (then ErrClaimLost,
+// wrapped): unlike Run it does not take the names again, for holders
+// that must stop at once when they may no longer hold them (a leader).
+// Close releases the names either way; only the owner calls it.
+func (c *Claim) Watch(ctx context.Context) error {
+	t := time.NewTicker(c.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, c.every)
+		err := c.conn.Ping(pctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("%w: %v", ErrClaimLost, err)
+		}
+	}
+}
+
 // Close releases the names (closing their connection). Only the owner
 // calls it, once Run has returned or instead of Run.
 func (c *Claim) Close() {

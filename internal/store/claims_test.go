@@ -115,3 +115,43 @@ func TestClaimRunRetakesAfterLosingItsConnection(t *testing.T) {
 		t.Fatalf("Run = %v, want the name taken by the other claim (token %s)", err, thief.token)
 	}
 }
+
+// Watch reports a lost connection instead of taking the name again.
+func TestClaimWatchReportsALostConnection(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	c, err := s.Claim(ctx, ClaimConfig{Label: "alerts leader", CheckInterval: 20 * time.Millisecond}, nil, "alerts-detector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.Watch(ctx) }()
+	if _, err := s.Pool().Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%' || $1 || '%'`, c.token); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClaimLost) {
+			t.Fatalf("Watch = %v, want ErrClaimLost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not notice the lost connection within 10s")
+	}
+	other, err := s.Claim(ctx, ClaimConfig{}, nil, "alerts-detector")
+	if err != nil {
+		t.Fatalf("the name is not free after the holder's connection died: %v", err)
+	}
+	other.Close()
+
+	c2, err := s.Claim(ctx, ClaimConfig{CheckInterval: 20 * time.Millisecond}, nil, "alerts-detector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	wctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c2.Watch(wctx); err != nil {
+		t.Fatalf("Watch after cancel = %v, want nil", err)
+	}
+}

@@ -1,0 +1,163 @@
+package alerts
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/watchroom/watchroom/internal/model"
+)
+
+// fakeLock is the lead as PostgreSQL's advisory lock gives it: one holder
+// at a time; kill ends the holder's session (its term is lost) and keeps
+// it from asking again, as when its host lost the database.
+type fakeLock struct {
+	mu     sync.Mutex
+	holder int
+	terms  map[int]*fakeTerm
+	cut    map[int]bool
+}
+
+type fakeTerm struct {
+	lost    chan struct{}
+	release func()
+}
+
+func (t *fakeTerm) Lost() <-chan struct{} { return t.lost }
+func (t *fakeTerm) Release()              { t.release() }
+
+func (l *fakeLock) kill(id int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.terms[id].lost)
+	l.holder = 0
+	l.cut[id] = true
+}
+
+type fakeElector struct {
+	l  *fakeLock
+	id int
+}
+
+func (e fakeElector) Lead(ctx context.Context) (Term, error) {
+	for {
+		e.l.mu.Lock()
+		if e.l.holder == 0 && !e.l.cut[e.id] {
+			e.l.holder = e.id
+			t := &fakeTerm{lost: make(chan struct{}), release: func() {
+				e.l.mu.Lock()
+				defer e.l.mu.Unlock()
+				if e.l.holder == e.id {
+					e.l.holder = 0
+				}
+			}}
+			e.l.terms[e.id] = t
+			e.l.mu.Unlock()
+			return t, nil
+		}
+		e.l.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// Two instances' detectors on one store, fed the same readings (as the
+// backplane does): only the elected one stores and posts; when its lead
+// is lost the other takes over, continues the live alert stored by the
+// first and resolves it.
+func TestElectedDetection(t *testing.T) {
+	st := newFakeStore()
+	st.rules["s-1"] = []model.AlertRule{
+		{SensorID: "s-1", Metric: "t", Kind: model.RuleThreshold, Enabled: true, Min: fp(0), Max: fp(10)},
+		{SensorID: "s-1", Metric: "t", Kind: model.RuleSpike, Enabled: false},
+	}
+	lock := &fakeLock{terms: map[int]*fakeTerm{}, cut: map[int]bool{}}
+	clk := &clock{t: t0}
+	type instance struct {
+		d      *Detector
+		poster *fakePoster
+		done   chan struct{}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	insts := map[int]*instance{}
+	for _, id := range []int{1, 2} {
+		in := &instance{poster: &fakePoster{}, done: make(chan struct{})}
+		in.d = New(Config{Now: clk.Now, SpikeOpenAfter: 1, ThresholdOpenAfter: 1, Elector: fakeElector{lock, id}},
+			st, in.poster, &fakeBroadcaster{}, prometheus.NewRegistry(), discard())
+		go func() { defer close(in.done); _ = in.d.Run(ctx) }()
+		insts[id] = in
+	}
+	defer func() {
+		cancel()
+		for _, in := range insts {
+			<-in.done
+		}
+	}()
+	leading := func(id int) bool { return testutil.ToFloat64(insts[id].d.m.leader) == 1 }
+	loaded := func(id int) bool {
+		d := insts[id].d
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.loaded
+	}
+	// wait polls cond, bounded: leadership and the worker run on their own
+	// goroutines.
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 10s (leading %v %v, loaded %v %v)", what, leading(1), leading(2), loaded(1), loaded(2))
+			}
+		}
+	}
+	wait("leader", func() bool { return (leading(1) && loaded(1)) != (leading(2) && loaded(2)) })
+	first, second := 1, 2
+	if leading(2) {
+		first, second = 2, 1
+	}
+	posted := func(id int) int {
+		p := insts[id].poster
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.posts)
+	}
+	read := func(v float64) {
+		now := clk.add(time.Second)
+		for _, in := range insts {
+			in.d.PublishReadings([]model.Reading{{SensorID: "s-1", Metric: "t", Value: v, TS: now}})
+		}
+	}
+
+	read(11)
+	wait("the alert posted by the leader", func() bool { return posted(first) == 1 })
+	if got := testutil.ToFloat64(insts[second].d.m.ignored.WithLabelValues(reasonStandby)); got != 1 {
+		t.Fatalf("standby ignored %v readings, want 1", got)
+	}
+
+	lock.kill(first)
+	wait("the other instance to take over", func() bool { return leading(second) && loaded(second) && !leading(first) })
+	read(12)
+	wait("the update posted by the new leader", func() bool { return posted(second) == 1 })
+	for range 5 {
+		read(5)
+	}
+	wait("the resolve posted by the new leader", func() bool { return posted(second) == 2 })
+
+	all := st.all()
+	if len(all) != 1 {
+		t.Fatalf("%d alerts stored, want 1: %+v", len(all), all)
+	}
+	if a := all[0]; a.Count != 2 || a.Live() {
+		t.Fatalf("alert %+v: want the two breaches of both leaders folded in one alert, resolved", a)
+	}
+	if n := len(insts[first].poster.take()); n != 1 {
+		t.Fatalf("the first leader posted %d changes after losing the lead", n-1)
+	}
+}
