@@ -16,7 +16,8 @@ import (
 // When the leader loses its database connection (its proxy to PostgreSQL
 // is cut), PostgreSQL frees the lead and the other instance takes it,
 // loads the state and goes on: a breach seen by the new leader opens one
-// alert, and nothing is opened twice.
+// alert, and nothing is opened twice. A rule set through the instance
+// standing by reaches the leader at its next refresh.
 func TestAlertDetectionFailsOverToTheOtherInstance(t *testing.T) {
 	db := newDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -100,11 +101,26 @@ func TestAlertDetectionFailsOverToTheOtherInstance(t *testing.T) {
 	waitFor("the first instance to stand by", func() bool { return metric(first, "watchroom_alerts_leader") == 0 })
 	// The breach the cut instance held is committed now.
 	waitFor("both al-2 readings stored", func() bool { n, _ := countReadings(t, db, "al-2"); return n == 2 })
+	// A rule set through the instance that stands by reaches the leader.
+	addUser(t, db, "olivia", "operator", "olivia-password")
+	addr := lookupEnv(envs[first], "WATCHROOM_HTTP_ADDR")
+	mustPutRules(t, addr, login(t, addr, "olivia", "olivia-password"), "al-3",
+		`{"rules":[{"metric":"t","kind":"threshold","enabled":true,"max":10}]}`)
+	for i := 3; alertsOf("al-3") == 0; i++ {
+		if i > 3+30*2 {
+			t.Fatal("no al-3 alert within 30 breaches (one every 500ms)")
+		}
+		breach("al-3", i) // until the leader's refresh (5s) has the rule
+		time.Sleep(500 * time.Millisecond)
+	}
 	if n1, n2 := alertsOf("al-1"), alertsOf("al-2"); n1 != 1 || n2 != 1 {
 		t.Fatalf("alerts: al-1 %d, al-2 %d; want one each", n1, n2)
 	}
-	if o1, o2 := metric(first, "watchroom_alerts_opened_total"), metric(other, "watchroom_alerts_opened_total"); o1 != 1 || o2 != 1 {
-		t.Fatalf("opened: first leader %v, second %v; want 1 and 1", o1, o2)
+	if n := alertsOf("al-3"); n != 1 {
+		t.Fatalf("al-3: %d alerts, want 1", n)
+	}
+	if o1, o2 := metric(first, "watchroom_alerts_opened_total"), metric(other, "watchroom_alerts_opened_total"); o1 != 1 || o2 != 2 {
+		t.Fatalf("opened: first leader %v, second %v; want 1 and 2", o1, o2)
 	}
 }
 

@@ -96,6 +96,10 @@ type Config struct {
 	// instances sharing the database; the others stand by (see
 	// runElected). Nil: this detector always runs.
 	Elector Elector
+	// Refresh is how often an elected leader reloads rules and silences
+	// from the store, for changes made through other instances (5s; only
+	// with an Elector).
+	Refresh time.Duration
 }
 
 func (c *Config) defaults() {
@@ -116,6 +120,9 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Refresh <= 0 {
+		c.Refresh = 5 * time.Second
 	}
 	if c.SpikeOpenAfter <= 0 {
 		c.SpikeOpenAfter = DefaultSpikeOpenAfter

@@ -3,6 +3,8 @@ package alerts
 import (
 	"context"
 	"time"
+
+	"github.com/watchroom/watchroom/internal/model"
 )
 
 // Elector elects the one detector that stores and posts alerts among the
@@ -65,6 +67,12 @@ func (d *Detector) lead(ctx context.Context, lost <-chan struct{}) error {
 	}
 	t := time.NewTicker(d.cfg.CheckInterval)
 	defer t.Stop()
+	var refresh <-chan time.Time // rules and silences changed elsewhere; elected leaders only
+	if lost != nil {
+		rt := time.NewTicker(d.cfg.Refresh)
+		defer rt.Stop()
+		refresh = rt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -72,6 +80,10 @@ func (d *Detector) lead(ctx context.Context, lost <-chan struct{}) error {
 			return nil
 		case <-lost:
 			return nil
+		case <-refresh:
+			if err := d.refreshConfig(ctx); err != nil && ctx.Err() == nil {
+				d.log.Warn("alerts: could not reload rules and silences; retrying at the next refresh", "err", err)
+			}
 		case <-t.C:
 			d.expireSilences(d.cfg.Now())
 			d.mu.Lock()
@@ -102,4 +114,43 @@ func (d *Detector) standDown() {
 	case <-d.wake:
 	default:
 	}
+}
+
+// refreshConfig reloads the rules and the silences in force from the
+// store: with several instances a change is stored by whichever instance
+// received the request, and only that one's memory hears of it. Run by
+// the leader's goroutine every Config.Refresh. Silences that expired are
+// counted first (expireSilences), so that the reload does not hide them.
+func (d *Detector) refreshConfig(ctx context.Context) error {
+	now := d.cfg.Now()
+	d.expireSilences(now)
+	d.rulesMu.Lock()
+	defer d.rulesMu.Unlock()
+	rules, err := d.store.AlertRules(ctx, "")
+	if err != nil {
+		return err
+	}
+	silences, err := d.store.Silences(ctx, model.SilenceFilter{InForce: now})
+	if err != nil {
+		return err
+	}
+	bySensor := map[string][]model.AlertRule{}
+	for _, r := range rules {
+		bySensor[r.SensorID] = append(bySensor[r.SensorID], r)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for sensor := range d.rules {
+		if _, ok := bySensor[sensor]; !ok {
+			d.installRulesLocked(sensor, nil) // deleted elsewhere: the defaults apply
+		}
+	}
+	for sensor, rs := range bySensor {
+		d.installRulesLocked(sensor, rs)
+	}
+	clear(d.silences)
+	for _, si := range silences {
+		d.installSilenceLocked(si)
+	}
+	return nil
 }

@@ -161,3 +161,61 @@ func TestElectedDetection(t *testing.T) {
 		t.Fatalf("the first leader posted %d changes after losing the lead", n-1)
 	}
 }
+
+// A rule and a silence stored through the instance that stands by reach
+// the leader's memory at its next refresh.
+func TestElectedLeaderRefreshesRulesAndSilences(t *testing.T) {
+	st := newFakeStore()
+	lock := &fakeLock{terms: map[int]*fakeTerm{}, cut: map[int]bool{}}
+	clk := &clock{t: t0}
+	ctx, cancel := context.WithCancel(t.Context())
+	var ds []*Detector
+	var dones []chan struct{}
+	for _, id := range []int{1, 2} {
+		d := New(Config{Now: clk.Now, SpikeOpenAfter: 1, ThresholdOpenAfter: 1, Elector: fakeElector{lock, id}, Refresh: 5 * time.Millisecond},
+			st, &fakePoster{}, &fakeBroadcaster{}, prometheus.NewRegistry(), discard())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = d.Run(ctx) }()
+		ds, dones = append(ds, d), append(dones, done)
+	}
+	defer func() {
+		cancel()
+		for _, done := range dones {
+			<-done
+		}
+	}()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 10s", what)
+			}
+		}
+	}
+	wait("leader", func() bool { return testutil.ToFloat64(ds[0].m.leader)+testutil.ToFloat64(ds[1].m.leader) == 1 })
+	leader, standby := ds[0], ds[1]
+	if testutil.ToFloat64(ds[1].m.leader) == 1 {
+		leader, standby = ds[1], ds[0]
+	}
+	if _, err := standby.SetRules(ctx, "s-2", "olivia", []model.AlertRule{{Metric: "t", Kind: model.RuleThreshold, Enabled: true, Max: fp(10)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := standby.CreateSilence(ctx, "olivia", model.Silence{SensorID: "s-3", Until: t0.Add(time.Hour), Reason: "maintenance"}); err != nil {
+		t.Fatal(err)
+	}
+	wait("the leader to learn the rule and the silence", func() bool {
+		leader.mu.Lock()
+		defer leader.mu.Unlock()
+		max := leader.rulesForLocked(seriesKey{"s-2", "t"}).threshold.max
+		return max != nil && *max == 10 && len(leader.silences["s-3"]) == 1
+	})
+	// Removed elsewhere: the leader drops them too.
+	if _, err := standby.SetRules(ctx, "s-2", "olivia", nil); err != nil {
+		t.Fatal(err)
+	}
+	wait("the leader to drop the rule", func() bool {
+		leader.mu.Lock()
+		defer leader.mu.Unlock()
+		return leader.rulesForLocked(seriesKey{"s-2", "t"}) == leader.defaults
+	})
+}
