@@ -55,7 +55,9 @@
 // past the hold), _gaps_filled_total (found with readings),
 // _gap_readings_total.
 //
-// The start: Init reads the last seq handed out; batches after it are
+// The start: Init reads the last seq handed out, under the lock batches
+// commit under (store.LastReadingSeq), so every batch up to it has
+// committed or rolled back and every later one commits after: those are
 // delivered. Init runs before ingest can commit, so this instance's own
 // batches are all after it.
 //

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/watchroom/watchroom/internal/model"
 )
 
@@ -92,11 +94,20 @@ func (s *Store) ReadingsInSeqRange(ctx context.Context, from, to int64, limit in
 }
 
 // LastReadingSeq returns the highest seq handed to a batch so far (0 if
-// none): a batch with a higher one commits after this call.
+// none), every batch up to it being decided (committed or rolled back): it
+// waits for lockReadingWriters, which InsertReadings holds from taking its seq
+// to its commit, so a batch with this seq or a lower one never commits
+// after the call, and one with a higher seq commits after it.
 func (s *Store) LastReadingSeq(ctx context.Context) (int64, error) {
 	var last int64
 	var called bool
-	if err := s.pool.QueryRow(ctx, `SELECT last_value, is_called FROM reading_seq`).Scan(&last, &called); err != nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockReadingWriters); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT last_value, is_called FROM reading_seq`).Scan(&last, &called)
+	})
+	if err != nil {
 		return 0, fmt.Errorf("store: last reading seq: %w", err)
 	}
 	if !called {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -321,5 +322,32 @@ func TestLastReadingSeqOfAnEmptyDatabase(t *testing.T) {
 	s := newStore(t)
 	if last, err := s.LastReadingSeq(testCtx(t)); err != nil || last != 0 {
 		t.Fatalf("LastReadingSeq = %d, %v; want 0", last, err)
+	}
+}
+
+// LastReadingSeq waits for the batch under way: a seq it returns is
+// decided, never committed afterwards.
+func TestLastReadingSeqWaitsForTheBatchUnderWay(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var seq int64
+	if err := tx.QueryRow(ctx, takeReadingSeq).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if last, err := s.LastReadingSeq(short); err == nil {
+		t.Fatalf("LastReadingSeq = %d while batch %d is under way; want it to wait", last, seq)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := s.LastReadingSeq(ctx); err != nil || last != seq {
+		t.Fatalf("LastReadingSeq = %d, %v; want %d", last, err, seq)
 	}
 }
