@@ -555,6 +555,8 @@ type tracker struct {
 	connects    int              // connections authenticated
 	firstErr    string           // first unexpected failure
 	closedAt    time.Time        // when the last connection ended
+	servers     []string         // per connection, the X-Watchroom-Server a load balancer named
+	seqBack     int              // readings with a lower seq than one seen before
 
 	conn     atomic.Pointer[websocket.Conn]
 	stopped  atomic.Bool
@@ -596,12 +598,13 @@ func (k *tracker) dial(within time.Duration) error {
 			}}
 			d.NetDial = nd.Dial
 		}
-		conn, _, err := d.Dial("ws://"+k.addr+"/ws", nil)
+		conn, resp, err := d.Dial("ws://"+k.addr+"/ws", nil)
 		if err != nil {
 			last = err
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		server := resp.Header.Get("X-Watchroom-Server") // set by the cluster tests' haproxy
 		// A client that will resume says so in its auth, so that no live
 		// reading reaches it before the replay (docs/protocol.md).
 		k.mu.Lock()
@@ -623,6 +626,7 @@ func (k *tracker) dial(within time.Duration) error {
 		conn.SetReadDeadline(time.Time{})
 		k.mu.Lock()
 		k.connects++
+		k.servers = append(k.servers, server)
 		since := k.lastTS
 		resume := k.connects > 1 && since != ""
 		if resume {
@@ -802,7 +806,7 @@ func smallInt(b []byte) (int, bool) {
 func (k *tracker) loadReadingLocked(sensor []byte, i int, ts []byte, seq int64) {
 	k.types["reading"]++
 	k.seenTSLocked(ts)
-	k.lastSeq = max(k.lastSeq, seq)
+	k.seqOrderLocked(seq)
 	if string(sensor) != sensorOf(i) {
 		k.wrongKey++
 	}
@@ -814,6 +818,17 @@ func (k *tracker) loadReadingLocked(sensor []byte, i int, ts []byte, seq int64) 
 		k.counts[i]++
 	}
 	k.countLocked(seen, seq, func() string { return fmt.Sprintf("%s value %d ts %s seq %d", sensor, i, ts, seq) })
+}
+
+// seqOrderLocked keeps the highest commit batch seen and counts a reading
+// of an earlier batch: readings reach a client in seq order, replays
+// included (a resume starts from the batch the client names, its own
+// highest). Must be called with k.mu held.
+func (k *tracker) seqOrderLocked(seq int64) {
+	if seq != 0 && seq < k.lastSeq {
+		k.seqBack++
+	}
+	k.lastSeq = max(k.lastSeq, seq)
 }
 
 // seenTSLocked keeps the newest ts seen, the since of the next resume.
@@ -868,7 +883,7 @@ func field(msg []byte, key string, stop byte) []byte {
 func (k *tracker) readingLocked(sensor, value, ts string, seq int64) {
 	k.types["reading"]++
 	k.seenTSLocked([]byte(ts))
-	k.lastSeq = max(k.lastSeq, seq)
+	k.seqOrderLocked(seq)
 	v, err := strconv.ParseFloat(value, 64)
 	i := int(v)
 	var seen uint8
