@@ -37,6 +37,14 @@
 // under it. It is never taken while the hub's lock is held, nor the hub's
 // lock under it.
 //
+// # Several instances
+//
+// With a Relay (SetRelay, relay.go), every Broadcast, SendToUsers and
+// SendReliable hands its frame, encoded once, to the relay after pushing
+// it to this instance's connections; Deliver pushes another instance's
+// frame to this instance's connections of its recipients. Deliver never
+// blocks and never relays. SendToLocalUsers is never relayed.
+//
 // # Resume
 //
 // A resume request (resume.go) holds the connection's live messages,

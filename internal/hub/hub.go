@@ -112,6 +112,7 @@ type Hub struct {
 	now        func() time.Time
 	routes     map[string]route
 	replayers  map[string]protocol.Replayer
+	relay      Relay // nil on a single instance (relay.go)
 
 	mu       sync.Mutex // guards byUser, byAddr, closed, presence calls and writes to conns
 	byUser   map[string]map[*conn]struct{}
@@ -302,19 +303,22 @@ func resumeKey(data any) string {
 	return ""
 }
 
-// Broadcast sends one message to every authenticated connection.
+// Broadcast sends one message to every authenticated connection, on
+// every instance (relay.go).
 func (h *Hub) Broadcast(typ string, data any) error {
 	msg, err := protocol.Encode(typ, nil, nil, data)
 	if err != nil {
 		return err
 	}
+	key := resumeKey(data)
 	var queued float64
 	for _, c := range h.snapshot() {
-		if c.enqueue(msg) {
+		if c.enqueueKeyed(msg, key) {
 			queued++
 		}
 	}
 	h.m.messagesOut.WithLabelValues(typ).Add(queued)
+	h.relayFrame(Frame{Type: typ, All: true, Msg: msg, Key: key})
 	return nil
 }
 
@@ -351,8 +355,10 @@ func (h *Hub) sendReliable(ctx context.Context, users []string, typ string, ref 
 	}
 	key := resumeKey(data)
 	var queued float64
-	for _, d := range ds {
+	f := Frame{Type: typ, Key: key, Users: make([]string, len(ds)), Msgs: make([]json.RawMessage, len(ds))}
+	for i, d := range ds {
 		msg := encodeDelivery(d)
+		f.Users[i], f.Msgs[i] = d.User, msg
 		for _, c := range h.userConns(d.User) {
 			if c.enqueueKeyed(msg, key) {
 				queued++
@@ -360,16 +366,36 @@ func (h *Hub) sendReliable(ctx context.Context, users []string, typ string, ref 
 		}
 	}
 	h.m.messagesOut.WithLabelValues(typ).Add(queued)
+	h.relayFrame(f)
 	return nil
 }
 
 // SendToUsers sends one message, encoded once, to every live connection
-// of the given users. It does not store the message: it is for what a
-// client can reload over REST (chat, presence, typing).
+// of the given users, on every instance (relay.go): users name every
+// intended recipient, not only those connected here. It does not store
+// the message: it is for what a client can reload over REST (chat,
+// typing).
 func (h *Hub) SendToUsers(users []string, typ string, data any) error {
-	msg, err := protocol.Encode(typ, nil, nil, data)
+	msg, err := h.sendLocal(users, typ, data)
 	if err != nil {
 		return err
+	}
+	h.relayFrame(Frame{Type: typ, Users: users, Msg: msg, Key: resumeKey(data)})
+	return nil
+}
+
+// SendToLocalUsers is SendToUsers for this instance's connections only:
+// for what every instance sends to its own connections itself (presence
+// transitions, which each instance derives from the merged view).
+func (h *Hub) SendToLocalUsers(users []string, typ string, data any) error {
+	_, err := h.sendLocal(users, typ, data)
+	return err
+}
+
+func (h *Hub) sendLocal(users []string, typ string, data any) ([]byte, error) {
+	msg, err := protocol.Encode(typ, nil, nil, data)
+	if err != nil {
+		return nil, err
 	}
 	key := resumeKey(data)
 	var queued float64
@@ -381,7 +407,7 @@ func (h *Hub) SendToUsers(users []string, typ string, data any) error {
 		}
 	}
 	h.m.messagesOut.WithLabelValues(typ).Add(queued)
-	return nil
+	return msg, nil
 }
 
 // encodeDelivery encodes a stored reliable message with its delivery id.

@@ -38,6 +38,7 @@ type metrics struct {
 	thinned         prometheus.Counter
 	gaps            prometheus.Counter
 	resumes         *prometheus.CounterVec
+	relayDropped    prometheus.Counter
 }
 
 // newMetrics creates the collectors and registers them on reg with
@@ -75,9 +76,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "watchroom_ws_gaps_total", Help: "Gap messages sent: each ends one period of thinning on one connection."}),
 		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_ws_resumes_total", Help: "Resume requests, by outcome (resumed, too_old, too_many, bad_request, error)."}, []string{"outcome"}),
+		relayDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_ws_relayed_frames_dropped_total", Help: "Frames from other instances that could not be delivered (malformed)."}),
 	}
 	reg.MustRegister(m.connections, m.connects, m.disconnects, m.messagesIn, m.messagesOut,
 		m.framesOut, m.errorsOut, m.queueDrops, m.reliableFailed, m.connectDuration,
-		m.thinned, m.gaps, m.resumes)
+		m.thinned, m.gaps, m.resumes, m.relayDropped)
 	return m
 }
