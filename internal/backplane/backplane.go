@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -83,6 +84,8 @@ type Backplane struct {
 	dropLog rate.Sometimes // one line per second for drops of every kind
 	fillLog rate.Sometimes
 
+	ev *events // events.go
+
 	// The clock of the hold; tests replace them before Run.
 	now   func() time.Time
 	after func(time.Duration) <-chan time.Time
@@ -116,7 +119,7 @@ func New(cfg Config, st Store, sinks []Sink, reg prometheus.Registerer, log *slo
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Backplane{
-		cfg: cfg, st: st, sinks: sinks, m: newMetrics(reg), log: log,
+		cfg: cfg, st: st, sinks: sinks, m: newMetrics(reg), log: log, ev: newEvents(cfg.QueueSize, reg),
 		in:      make(chan part, cfg.QueueSize),
 		pub:     make(chan outBatch, cfg.QueueSize),
 		dropLog: rate.Sometimes{First: 1, Interval: time.Second},
@@ -214,9 +217,17 @@ func (b *Backplane) Run(ctx context.Context) error {
 			b.setSubscribed(false)
 			b.log.Warn("backplane: connection to broker lost; reconnecting, batches missed meanwhile are read from PostgreSQL", "err", err)
 		})
+	if w := b.ev.will; w != nil {
+		opts.SetBinaryWill(w.topic, w.payload, 1, false)
+	}
 	client := mqtt.NewClient(opts)
 	b.client.Store(&client)
 	client.Connect()
+	eventsDone, eventsStopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(eventsStopped)
+		b.publishEvents(client, eventsDone)
+	}()
 
 	published := make(chan struct{})
 	go func() {
@@ -225,6 +236,12 @@ func (b *Backplane) Run(ctx context.Context) error {
 	}()
 	b.loop(ctx)
 	<-published
+	close(eventsDone)
+	<-eventsStopped
+	// A clean DISCONNECT does not publish the will: say it ourselves.
+	if w := b.ev.will; w != nil && client.IsConnectionOpen() {
+		client.Publish(w.topic, 1, false, w.payload).WaitTimeout(publishDrain)
+	}
 	b.setSubscribed(false)
 	client.Disconnect(250)
 	return nil
@@ -243,16 +260,20 @@ func (b *Backplane) setSubscribed(ok bool) {
 func (b *Backplane) onConnect(ctx context.Context, c mqtt.Client) {
 	wait := time.Second
 	for ctx.Err() == nil && c.IsConnectionOpen() {
-		tok := c.Subscribe(Topic, 1, nil) // nil: every message to the default handler
+		// nil: every message to the default handler (receive).
+		tok := c.SubscribeMultiple(map[string]byte{Topic: 1, EventsTopic + "#": 1}, nil)
 		err := tok.Error()
 		if !tok.WaitTimeout(subscribeWait) {
 			err = errors.New("no SUBACK")
-		} else if st, ok := tok.(*mqtt.SubscribeToken); ok && err == nil && st.Result()[Topic] > 2 {
+		} else if st, ok := tok.(*mqtt.SubscribeToken); ok && err == nil && (st.Result()[Topic] > 2 || st.Result()[EventsTopic+"#"] > 2) {
 			err = errors.New("refused by the broker (its ACL?)")
 		}
 		if err == nil {
 			b.setSubscribed(true)
-			b.log.Info("backplane: connected and subscribed", "topic", Topic, "client_id", b.cfg.ClientID)
+			b.log.Info("backplane: connected and subscribed", "topic", Topic, "events", EventsTopic+"#", "client_id", b.cfg.ClientID)
+			for _, fn := range b.ev.onConnect {
+				fn()
+			}
 			return
 		}
 		b.log.Error("backplane: subscribe failed; retrying", "topic", Topic, "err", err, "retry_in", wait)
@@ -266,6 +287,10 @@ func (b *Backplane) onConnect(ctx context.Context, c mqtt.Client) {
 
 // receive runs on paho's router goroutine: decode and queue, never block.
 func (b *Backplane) receive(_ mqtt.Client, msg mqtt.Message) {
+	if strings.HasPrefix(msg.Topic(), EventsTopic) {
+		b.receiveEvent(msg)
+		return
+	}
 	p, err := decode(msg.Payload())
 	if err != nil {
 		b.drop(reasonMalformed, "received message dropped", err)

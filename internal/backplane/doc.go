@@ -73,6 +73,15 @@
 // block), one batch at a time. A second goroutine of Run's publishes this
 // instance's batches in commit order, waiting for each PUBACK (5 s).
 //
+// # Events
+//
+// Besides the readings, the same client carries small events between
+// instances (events.go): topic watchroom/v1/events/<kind>, one local
+// handler per kind (Handle), published in call order (Publish, never
+// blocking), a last will (SetWill), published by us too at a clean stop,
+// and hooks run at each connection (OnConnect). cmd/watchroom uses them
+// for the hub's relayed frames, presence and room changes.
+//
 // # Who may call what
 //
 // New, Init and Run once each, by the owner, in that order; Run blocks
