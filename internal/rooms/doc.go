@@ -10,10 +10,11 @@
 // interface. Everything that must survive a restart is in PostgreSQL
 // (rooms, memberships, messages; undelivered direct messages in the hub's
 // deliveries outbox). In memory there is only what may be lost: who is
-// online on this instance, the running offline grace timers, the typing
-// throttle, and a copy of each room's members (members.go), loaded from
-// PostgreSQL when a room is first needed and updated by this instance's
-// join_room, leave_room and delete_room after the store committed them.
+// online (here and, in a cluster, elsewhere), the running offline grace
+// timers, the typing throttle, and a copy of each room's members
+// (members.go), loaded from PostgreSQL when a room is first needed,
+// updated by this instance's join_room, leave_room and delete_room after
+// the store committed them, and dropped on another instance's.
 // chat_message reads membership and online members from memory: its only
 // query is the insert, and the fan-out follows the commit at once.
 //
@@ -42,32 +43,30 @@
 // lock held: they take only Rooms.mu, update the online set and queue an
 // event, never block and never call the hub. Nothing may call the hub
 // while holding Rooms.mu (the hub's lock is taken before it, never after).
+// In a cluster they also hand the change to Cluster.PublishPresence,
+// which must not block either; PeerPresence and PeerRoomChanged, called
+// by the transport's receiver, take Rooms.mu (or the members' lock) only.
 // Run is the one goroutine that turns presence events into user_joined /
-// user_left notifications; it owns the grace timers. The timers' callbacks
+// user_left notifications; it owns the grace timers and, in a cluster,
+// the ticker of the full set and of the peers' expiry. The timers' callbacks
 // only queue an event. The typing throttle has its own lock.
 //
 // # Several instances
 //
-// Ids, memberships and history are already shared through PostgreSQL,
-// which stays the source of truth; but the member copy in memory does not
-// see another instance's join_room, leave_room or delete_room (a user who
-// left there may still post here until this instance restarts). Crossing
-// instances needs those changes on the backplane too, or a reload.
-// What would have to cross instances, over a backplane behind the same
-// Hub interface (e.g. an MQTT topic per room, or LISTEN/NOTIFY):
-//   - the fan-out of chat_message, user_joined, user_left, user_typing,
-//     room_created and room_deleted (SendToUsers and Broadcast reach this
-//     instance's connections only);
-//   - the room creation rate, which is per instance (the cap of rooms per
-//     user is counted in PostgreSQL, but two instances may each let one
-//     more through at once);
-//   - presence: the online set is per instance, so "online" and the
-//     user_left/"offline" decision would need a shared view (a presence
-//     message per first/last connection, or heartbeat rows with expiry),
-//     with the grace timer run where the last connection closed;
-//   - live delivery of direct messages and alerts to connections on other
-//     instances (the deliveries table is shared, so they already arrive on
-//     the recipient's next connection);
-//   - the typing throttle, which would then allow one notice per interval
-//     per instance, acceptable as is.
+// Ids, memberships and history are shared through PostgreSQL, which stays
+// the source of truth. With a cluster (SetCluster, cluster.go):
+//   - messages reach other instances through the hub, which relays what
+//     SendToUsers, SendReliableToUsers and Broadcast send; recipient lists
+//     are every intended user, the members online on any instance;
+//   - presence: each instance publishes its own online set (deltas, a full
+//     set every PresenceEvery, gone at shutdown or by its last will); every
+//     instance merges them, runs the grace on the merged view and
+//     announces transitions to its own connections only
+//     (SendToLocalUsers);
+//   - room changes drop the other instances' member copies;
+//   - a resume replays an overlap below the cursor (resume.go).
+//
+// Still per instance: the room creation rate (the cap of rooms per user is
+// counted in PostgreSQL, but two instances may each let one more through
+// at once) and the typing throttle (one notice per interval per instance).
 package rooms

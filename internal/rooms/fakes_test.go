@@ -23,6 +23,7 @@ type sent struct {
 	typ      string
 	data     json.RawMessage
 	reliable bool
+	local    bool // SendToLocalUsers: not relayed to other instances
 }
 
 // fakeHub records what Rooms sends, and routes requests like the hub:
@@ -76,6 +77,14 @@ func (h *fakeHub) record(users []string, typ string, data any, reliable bool) {
 
 func (h *fakeHub) SendToUsers(users []string, typ string, data any) error {
 	h.record(users, typ, data, false)
+	return nil
+}
+
+func (h *fakeHub) SendToLocalUsers(users []string, typ string, data any) error {
+	h.record(users, typ, data, false)
+	h.mu.Lock()
+	h.sent[len(h.sent)-1].local = true
+	h.mu.Unlock()
 	return nil
 }
 

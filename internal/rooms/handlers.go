@@ -151,6 +151,7 @@ func (r *Rooms) createRoom(ctx context.Context, req protocol.Request) (protocol.
 		return protocol.Reply{}, r.reject(reasonRoomTaken, protocol.CodeConflict, "room %q already exists; join it or pick another name", d.Room)
 	}
 	r.m.roomsCreated.Inc()
+	r.roomChanged(rm.Name)
 	// The creator is its one member, and online: it is asking.
 	r.broadcastRoomChange("room_created", model.RoomInfo{Room: rm, Members: 1, Online: 1})
 	return protocol.Reply{Type: "created", Data: rm}, nil
@@ -212,6 +213,9 @@ func (r *Rooms) joinRoom(ctx context.Context, req protocol.Request) (protocol.Re
 		return protocol.Reply{}, err
 	}
 	r.members.set(d.Room, req.User, true)
+	if joined {
+		r.roomChanged(d.Room)
+	}
 	names, err := r.st.RoomMembers(ctx, d.Room)
 	if err != nil {
 		return protocol.Reply{}, err
@@ -249,6 +253,7 @@ func (r *Rooms) leaveRoom(ctx context.Context, req protocol.Request) (protocol.R
 	}
 	r.members.set(rm.Name, req.User, false)
 	if left {
+		r.roomChanged(rm.Name)
 		others, err := r.onlineMembers(ctx, rm)
 		if err != nil {
 			return protocol.Reply{}, err
@@ -472,6 +477,7 @@ func (r *Rooms) deleteRoom(ctx context.Context, req protocol.Request) (protocol.
 		return protocol.Reply{}, err
 	}
 	r.members.forget(rm.Name)
+	r.roomChanged(rm.Name)
 	r.m.roomsDeleted.Inc()
 	// Everyone: members leave the room, the others drop it from their list.
 	r.broadcastRoomChange("room_deleted", map[string]string{"room": rm.Name, "by": req.User})

@@ -11,14 +11,18 @@ import (
 // needs no query before its insert and none after it to find whom to send
 // to. PostgreSQL stays the source of truth: a room is loaded from it the
 // first time it is needed, and this instance's join_room, leave_room and
-// delete_room update the copy after the store has committed. Changes made
-// by other instances are not seen (see "Several instances" in doc.go).
+// delete_room update the copy after the store has committed. Another
+// instance's changes drop the room's copy (forget, on the cluster's news),
+// and the next use loads it again.
 //
 // Safe for concurrent use; its lock is taken after a room lock, never
 // before, and nothing is called while it is held.
 type members struct {
 	mu    sync.RWMutex
 	rooms map[string]*roomMembers
+	// gen counts forgets: a load that began before one may have read what
+	// the forget was about, and is not kept.
+	gen uint64
 }
 
 type roomMembers struct {
@@ -33,7 +37,7 @@ func newMembers() *members { return &members{rooms: map[string]*roomMembers{}} }
 // matching model.ErrNotFound.
 func (m *members) get(ctx context.Context, st Store, name string) (*roomMembers, error) {
 	m.mu.RLock()
-	rm := m.rooms[name]
+	rm, gen := m.rooms[name], m.gen
 	m.mu.RUnlock()
 	if rm != nil {
 		return rm, nil
@@ -54,6 +58,9 @@ func (m *members) get(ctx context.Context, st Store, name string) (*roomMembers,
 	defer m.mu.Unlock()
 	if rm := m.rooms[name]; rm != nil { // loaded meanwhile, maybe changed since
 		return rm, nil
+	}
+	if m.gen != gen {
+		return loaded, nil // maybe stale already: used once, not kept
 	}
 	m.rooms[name] = loaded
 	return loaded, nil
@@ -80,9 +87,18 @@ func (m *members) set(name, user string, in bool) {
 	m.rooms[name] = &roomMembers{room: rm.room, users: users}
 }
 
-// forget drops a room (deleted).
+// forget drops a room's copy (deleted, or changed by another instance).
 func (m *members) forget(name string) {
 	m.mu.Lock()
 	delete(m.rooms, name)
+	m.gen++
+	m.mu.Unlock()
+}
+
+// forgetAll drops every room's copy (news of changes may have been lost).
+func (m *members) forgetAll() {
+	m.mu.Lock()
+	clear(m.rooms)
+	m.gen++
 	m.mu.Unlock()
 }

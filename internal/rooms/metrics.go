@@ -50,6 +50,7 @@ type metrics struct {
 	roomsDeleted   prometheus.Counter
 	presence       *prometheus.CounterVec
 	online         prometheus.Gauge
+	presencePeer   *prometheus.CounterVec
 }
 
 // newMetrics creates the collectors and registers them on reg with
@@ -76,11 +77,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		presence: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_presence_changes_total", Help: "Presence changes: online, offline (after the grace period), reconnect_in_grace (nothing announced)."}, []string{"change"}),
 		online: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "watchroom_presence_online_users", Help: "Users with at least one live connection to this instance."}),
+			Name: "watchroom_presence_online_users", Help: "Users with at least one live connection to this instance or, in a cluster, to any instance."}),
+		presencePeer: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "watchroom_presence_peer_updates_total", Help: "Presence news from other instances, by kind: full, delta, gone, expired (silent past the TTL), out_of_sequence (ignored until the next full set)."}, []string{"kind"}),
 	}
 	for _, r := range rejectReasons {
 		m.rejectLog[r] = &rate.Sometimes{First: 1, Interval: time.Second}
 	}
-	reg.MustRegister(m.rejected, m.dropped, m.chatMessages, m.directMessages, m.roomsCreated, m.roomsDeleted, m.presence, m.online)
+	reg.MustRegister(m.rejected, m.dropped, m.chatMessages, m.directMessages, m.roomsCreated, m.roomsDeleted, m.presence, m.online, m.presencePeer)
 	return m
 }

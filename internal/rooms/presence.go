@@ -31,6 +31,7 @@ const (
 	eventOnline presenceKind = iota
 	eventOffline
 	eventExpired
+	eventTick // cluster.go: publish the full set, expire silent peers
 )
 
 type presenceEvent struct {
@@ -49,20 +50,18 @@ type graceTimer struct {
 // hub: the hub's lock is held.
 func (r *Rooms) Online(user string) {
 	r.mu.Lock()
-	r.online[user] = struct{}{}
-	r.onlineSorted = nil
-	r.m.online.Set(float64(len(r.online)))
-	r.enqueueLocked(presenceEvent{kind: eventOnline, user: user})
+	r.local[user] = struct{}{}
+	r.publishDeltaLocked(user, true)
+	r.mergedOnlineLocked(user, true)
 	r.mu.Unlock()
 }
 
 // Offline implements protocol.PresenceListener, like Online.
 func (r *Rooms) Offline(user string) {
 	r.mu.Lock()
-	delete(r.online, user)
-	r.onlineSorted = nil
-	r.m.online.Set(float64(len(r.online)))
-	r.enqueueLocked(presenceEvent{kind: eventOffline, user: user})
+	delete(r.local, user)
+	r.publishDeltaLocked(user, false)
+	r.mergedOfflineLocked(user, true)
 	r.mu.Unlock()
 }
 
@@ -90,9 +89,27 @@ func (r *Rooms) enqueueLocked(e presenceEvent) {
 func (r *Rooms) Run(ctx context.Context) error {
 	timers := map[string]graceTimer{}
 	var gen uint64
+	r.mu.Lock()
+	clustered := r.cluster != nil
+	r.mu.Unlock()
+	stopTick := func() bool { return false }
+	tick := func() {
+		stopTick = r.cfg.AfterFunc(r.cfg.PresenceEvery, func() { r.enqueue(presenceEvent{kind: eventTick}) })
+	}
+	if clustered {
+		tick()
+	}
 	defer func() {
 		for _, t := range timers {
 			t.stop()
+		}
+		stopTick()
+		if clustered {
+			// Our users are no longer online here: the others need not
+			// wait for the TTL.
+			r.mu.Lock()
+			r.cluster.PublishPresence(PresenceUpdate{Origin: r.origin, Run: r.run, Gone: true})
+			r.mu.Unlock()
 		}
 	}()
 	for {
@@ -126,6 +143,12 @@ func (r *Rooms) Run(ctx context.Context) error {
 					r.enqueue(presenceEvent{kind: eventExpired, user: user, gen: g})
 				})
 				timers[e.user] = graceTimer{gen: g, stop: stop}
+			case eventTick:
+				r.mu.Lock()
+				r.publishFullLocked(false)
+				r.expirePeersLocked(r.cfg.Now())
+				r.mu.Unlock()
+				tick()
 			case eventExpired:
 				t, ok := timers[e.user]
 				if !ok || t.gen != e.gen {
@@ -161,6 +184,15 @@ func (r *Rooms) announce(ctx context.Context, user, typ, reason string) {
 			r.log.Warn("presence not announced", "user", user, "room", rm.Name, "type", typ, "err", err)
 			continue
 		}
-		r.send(without(to, user), typ, roomUser{Room: rm.Name, User: user, Reason: reason})
+		// Every instance announces the transitions of the merged view to
+		// its own connections (cluster.go).
+		to = without(to, user)
+		if len(to) == 0 {
+			continue
+		}
+		if err := r.hub.SendToLocalUsers(to, typ, roomUser{Room: rm.Name, User: user, Reason: reason}); err != nil {
+			r.m.dropped.WithLabelValues(dropPresence).Inc()
+			r.log.Error("presence not announced", "user", user, "room", rm.Name, "type", typ, "err", err)
+		}
 	}
 }

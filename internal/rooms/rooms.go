@@ -35,6 +35,9 @@ type Store interface {
 	User(ctx context.Context, name string) (model.User, error)
 	ChatMessagesAfter(ctx context.Context, room string, after int64, limit int) ([]model.ChatMessage, error)
 	DirectMessagesAfter(ctx context.Context, user string, after int64, limit int) ([]model.DirectMessage, error)
+	// The resume overlap in a cluster (resume.go).
+	ChatMessagesOverlap(ctx context.Context, room string, upTo int64, since time.Time, limit int) ([]model.ChatMessage, error)
+	DirectMessagesOverlap(ctx context.Context, user string, upTo int64, since time.Time, limit int) ([]model.DirectMessage, error)
 }
 
 // Hub delivers messages to the live connections of users. Messages sent
@@ -43,6 +46,9 @@ type Store interface {
 // is sent again on their next connection until acked.
 type Hub interface {
 	SendToUsers(users []string, typ string, data any) error
+	// SendToLocalUsers is SendToUsers for this instance's connections
+	// only (presence transitions: every instance announces its own).
+	SendToLocalUsers(users []string, typ string, data any) error
 	SendReliableToUsers(ctx context.Context, users []string, typ string, data any) error
 	Broadcast(typ string, data any) error
 }
@@ -79,6 +85,12 @@ type Config struct {
 	// burst of CreateBurst (DefaultCreateRate, DefaultCreateBurst).
 	CreateRate  float64
 	CreateBurst int
+	// PresenceEvery is how often an instance in a cluster publishes its
+	// full online set, and PresenceTTL how long a peer's set counts
+	// without news from it (DefaultPresenceEvery, DefaultPresenceTTL;
+	// cluster.go).
+	PresenceEvery time.Duration
+	PresenceTTL   time.Duration
 	// Now and AfterFunc are the clock, injected by tests (time.Now and
 	// time.AfterFunc). AfterFunc returns the timer's Stop.
 	Now       func() time.Time
@@ -103,6 +115,12 @@ func (c *Config) defaults() {
 	}
 	if c.CreateBurst <= 0 {
 		c.CreateBurst = DefaultCreateBurst
+	}
+	if c.PresenceEvery <= 0 {
+		c.PresenceEvery = DefaultPresenceEvery
+	}
+	if c.PresenceTTL <= 0 {
+		c.PresenceTTL = 3 * c.PresenceEvery
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -148,13 +166,23 @@ type Rooms struct {
 	log    *slog.Logger
 	m      *metrics
 
-	// mu guards online and events. It is taken by the hub's presence
-	// callbacks, with the hub's lock held: nothing holding mu may call the
-	// hub.
+	// mu guards online, local, peers, the cluster fields and events. It
+	// is taken by the hub's presence callbacks, with the hub's lock held:
+	// nothing holding mu may call the hub.
 	mu     sync.Mutex
-	online map[string]struct{}
+	online map[string]struct{} // online anywhere: local and every peer's (cluster.go)
+	local  map[string]struct{} // online on this instance
+	peers  map[string]*peer    // other instances' sets, by instance id
 	events []presenceEvent
 	wake   chan struct{} // one pending wake-up for Run
+
+	// Set by SetCluster; nil cluster: a single instance.
+	cluster    Cluster
+	origin     string
+	run        string
+	seq        uint64    // of the last PresenceUpdate published
+	quietUntil time.Time // a peer's first set heard before this is not news
+	peerLog    rate.Sometimes
 
 	typingMu sync.Mutex
 	typing   map[typingKey]time.Time // last user_typing forwarded
@@ -191,10 +219,13 @@ func New(cfg Config, st Store, h Hub, alerts AlertChecker, reg prometheus.Regist
 	return &Rooms{
 		cfg: cfg, st: st, hub: h, alerts: alerts, log: log, m: newMetrics(reg),
 		online:   map[string]struct{}{},
+		local:    map[string]struct{}{},
+		peers:    map[string]*peer{},
 		wake:     make(chan struct{}, 1),
 		typing:   map[typingKey]time.Time{},
 		creators: creators,
 		members:  newMembers(),
+		peerLog:  rate.Sometimes{First: 1, Interval: time.Second},
 	}
 }
 
@@ -263,8 +294,8 @@ func (r *Rooms) room(ctx context.Context, name string) (model.Room, error) {
 	return rm, err
 }
 
-// onlineMembers returns the members of rm with a live connection on this
-// instance, sorted. Every user is a member of a fixed room. The slice may
+// onlineMembers returns the members of rm with a live connection on any
+// instance (cluster.go), sorted. Every user is a member of a fixed room. The slice may
 // be shared: callers must not modify it (append copies: its capacity is
 // its length).
 func (r *Rooms) onlineMembers(ctx context.Context, rm model.Room) ([]string, error) {
@@ -316,7 +347,8 @@ func (r *Rooms) chatMember(ctx context.Context, room, user string) (model.Room, 
 	return rm, nil
 }
 
-// onlineUsers returns the users with a live connection, sorted. The slice
+// onlineUsers returns the users with a live connection on any instance,
+// sorted. The slice
 // is shared until the online set changes: callers must not modify it
 // (append copies: its capacity is its length).
 func (r *Rooms) onlineUsers() []string {

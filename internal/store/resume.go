@@ -136,6 +136,48 @@ WHERE room = $1 AND id > $2 ORDER BY id LIMIT $3`, room, after, limit)
 	return out, nil
 }
 
+// ChatMessagesOverlap returns the messages of room with ids at or below
+// upTo, at most limit of them (ids above upTo-limit), that were stored at
+// or after since, oldest first: the overlap a resume replays on top of
+// ChatMessagesAfter when instances deliver messages out of id order
+// (docs/protocol.md, "Resuming after a reconnect"). Bounded both ways, so
+// the scan stays within limit rows of the primary key.
+func (s *Store) ChatMessagesOverlap(ctx context.Context, room string, upTo int64, since time.Time, limit int) ([]model.ChatMessage, error) {
+	if limit <= 0 {
+		return nil, errors.New("store: chat messages overlap: limit must be positive")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+chatColumns+` FROM chat_messages
+WHERE room = $1 AND id <= $2 AND id > $2 - $3 AND ts >= $4 ORDER BY id`, room, upTo, limit, since)
+	if err != nil {
+		return nil, fmt.Errorf("store: chat messages overlap: %w", err)
+	}
+	out, err := collectChat(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: chat messages overlap: %w", err)
+	}
+	return out, nil
+}
+
+// DirectMessagesOverlap is ChatMessagesOverlap for the direct messages
+// user sent or received: ids at or below upTo and above upTo-limit (ids
+// are shared by every user, so this may hold fewer), stored at or after
+// since.
+func (s *Store) DirectMessagesOverlap(ctx context.Context, user string, upTo int64, since time.Time, limit int) ([]model.DirectMessage, error) {
+	if limit <= 0 {
+		return nil, errors.New("store: direct messages overlap: limit must be positive")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, sender, recipient, content, ts FROM direct_messages
+WHERE (sender = $1 OR recipient = $1) AND id <= $2 AND id > $2 - $3 AND ts >= $4 ORDER BY id`, user, upTo, limit, since)
+	if err != nil {
+		return nil, fmt.Errorf("store: direct messages overlap: %w", err)
+	}
+	out, err := collectDirect(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: direct messages overlap: %w", err)
+	}
+	return out, nil
+}
+
 // AlertsAfter returns up to limit alerts whose event_id is above after, in
 // their current state, ordered by event_id. Event ids commit in increasing
 // order (migration 00004).

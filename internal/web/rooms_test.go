@@ -16,6 +16,7 @@ import (
 type quietHub struct{}
 
 func (quietHub) SendToUsers([]string, string, any) error                          { return nil }
+func (quietHub) SendToLocalUsers([]string, string, any) error                     { return nil }
 func (quietHub) SendReliableToUsers(context.Context, []string, string, any) error { return nil }
 func (quietHub) Broadcast(string, any) error                                      { return nil }
 
