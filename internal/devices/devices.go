@@ -31,6 +31,9 @@ type CommandStore interface {
 	Command(ctx context.Context, id string) (model.Command, error)
 	// PendingCommands returns every command still pending, oldest first.
 	PendingCommands(ctx context.Context) ([]model.Command, error)
+	// TimeoutCommands finishes as timeout every command still pending
+	// issued before issuedBefore and returns them (the sweep).
+	TimeoutCommands(ctx context.Context, issuedBefore time.Time, message string, at time.Time) ([]model.Command, error)
 }
 
 // Notifier delivers command outcomes to users. The hub satisfies it.
@@ -47,6 +50,11 @@ type Config struct {
 	ClientID  string        // stable and unique per instance, e.g. "<base>-devices"
 	Timeout   time.Duration // how long a device has to answer; default 10s
 	Prefix    string        // topic prefix; default "devices"
+	// ShareGroup, when set, subscribes to the responses as
+	// $share/{group}/...: with several instances each response reaches
+	// one of them (any instance can finish any command). Empty: every
+	// instance gets every response and the store lets one finish it.
+	ShareGroup string
 }
 
 // DefaultTimeout is Config.Timeout's default (config's
@@ -71,6 +79,10 @@ const (
 	retryMax = 5 * time.Second
 	// eventTimeout bounds the store and notifier calls made for one event.
 	eventTimeout = 10 * time.Second
+	// sweepSlack is how long past its timeout a command must still be
+	// pending before the sweep finishes it: the issuing instance's own
+	// timer goes first, and clocks of instances may differ a little.
+	sweepSlack = 5 * time.Second
 	// responseQueue is the depth of the channel between the paho callback
 	// and the worker. Responses arrive at human pace (one per command).
 	responseQueue = 1024
@@ -211,8 +223,14 @@ func (d *Devices) Run(ctx context.Context) error {
 	// With ConnectRetry the token completes only once connected; the
 	// connect and connection-lost handlers log the state.
 	d.client.Connect()
+	sweep := time.NewTicker(d.timeout)
+	defer sweep.Stop()
 	for {
 		select {
+		case <-sweep.C:
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+			d.sweep(hctx)
+			cancel()
 		case <-ctx.Done():
 			d.mu.Lock()
 			for _, p := range d.pending {
@@ -275,6 +293,9 @@ func (d *Devices) reload(ctx context.Context) error {
 
 func (d *Devices) onConnect(c mqtt.Client) {
 	topic := d.prefix + "/+/responses"
+	if d.cfg.ShareGroup != "" {
+		topic = "$share/" + d.cfg.ShareGroup + "/" + topic
+	}
 	tok := c.Subscribe(topic, 1, d.onMessage)
 	if !tok.WaitTimeout(10 * time.Second) {
 		d.log.Error("devices: subscribe timed out; responses will not arrive until reconnect", "topic", topic)

@@ -37,6 +37,17 @@
 // CommandStore.Command, sensor checked) are delivered to the stored
 // issued_by user with ref null: the request id is not stored.
 //
+// With several instances, any instance may receive any response (with
+// Config.ShareGroup, one instance of the group gets each) and finishes the
+// command through the store, which decides; the outcome reaches the
+// issuing user wherever they are connected, as the hub relays reliable
+// messages. Commands of an instance that died before their timeout fired
+// are finished by the sweep: every Timeout, Run times out in one statement
+// (CommandStore.TimeoutCommands) the commands still pending sweepSlack
+// (5s) past their timeout, whoever issued them, and notifies their users
+// (ref null unless the command is this process's). The store moves each
+// command once, so a timeout fires once whichever instances sweep.
+//
 // Responses are acked manually (SetAutoAckDisabled), by the worker after
 // it has handled them: stored and notified, or rejected. A response that
 // was received but not yet handled when the process stops or crashes is

@@ -63,6 +63,20 @@ func (s *fakeStore) FinishCommand(_ context.Context, id, status, message string,
 	return c, nil
 }
 
+func (s *fakeStore) TimeoutCommands(_ context.Context, before time.Time, message string, at time.Time) ([]model.Command, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []model.Command
+	for id, c := range s.cmds {
+		if c.Status == model.CommandPending && c.IssuedAt.Before(before) {
+			c.Status, c.Message = model.CommandTimeout, message
+			s.cmds[id] = c
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
 func (s *fakeStore) Command(_ context.Context, id string) (model.Command, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -136,7 +136,7 @@ func (d *Devices) handleTimeout(ctx context.Context, id string) {
 		return // the response was handled after the timer fired
 	}
 	at := d.now()
-	c, err := d.store.FinishCommand(ctx, id, model.CommandTimeout, fmt.Sprintf("no response from device within %s", d.timeout), at)
+	c, err := d.store.FinishCommand(ctx, id, model.CommandTimeout, d.timeoutMessage(), at)
 	switch {
 	case d.notFound(err):
 		d.forget(id) // the response (or a failed publish) won the race
@@ -162,6 +162,45 @@ func (d *Devices) handleTimeout(ctx context.Context, id string) {
 		Message:   c.Message,
 		LatencyMS: latencyMS(p.issued, at),
 	})
+}
+
+func (d *Devices) timeoutMessage() string {
+	return fmt.Sprintf("no response from device within %s", d.timeout)
+}
+
+// sweep times out the commands still pending well past their timeout:
+// issued by an instance that died before its timer fired (its timers died
+// with it) and not reloaded by a start since. Any instance may run it, at
+// any time: the store finishes each command once, so each times out once
+// and its user hears it once, wherever they are connected (a reliable
+// message, stored and relayed by the hub). Runs on the worker goroutine.
+func (d *Devices) sweep(ctx context.Context) {
+	at := d.now()
+	cmds, err := d.store.TimeoutCommands(ctx, at.Add(-d.timeout-sweepSlack), d.timeoutMessage(), at)
+	if err != nil {
+		// Once per sweep period at most: the next sweep tries again.
+		d.log.Warn("devices: sweep of overdue commands failed; retrying at the next sweep", "err", err)
+		return
+	}
+	for _, c := range cmds {
+		var ref json.RawMessage
+		if p, ok := d.lookup(c.ID); ok {
+			ref = p.ref // ours after all (a timeout that kept failing to store)
+		}
+		d.forget(c.ID)
+		d.m.commands.WithLabelValues(outcomeTimeout).Inc()
+		d.notify(ctx, c.IssuedBy, ref, Response{
+			CommandID: c.ID,
+			SensorID:  c.SensorID,
+			Action:    c.Action,
+			Status:    c.Status,
+			Message:   c.Message,
+			LatencyMS: latencyMS(c.IssuedAt, at),
+		})
+	}
+	if len(cmds) > 0 {
+		d.log.Info("devices: timed out commands left pending by another run or instance", "count", len(cmds))
+	}
 }
 
 func (d *Devices) reject(reason, topic, id string) {

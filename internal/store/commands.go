@@ -63,6 +63,28 @@ RETURNING `+commandColumns, id, status, message, at)
 	return c, nil
 }
 
+// TimeoutCommands finishes as timeout, with message and response time at,
+// every command still pending that was issued before issuedBefore, and
+// returns them. Like FinishCommand it moves pending commands only, so a
+// command is finished once whoever runs it (a response, the issuing
+// instance's timer, another instance's sweep): the sweep of commands whose
+// issuing instance died.
+func (s *Store) TimeoutCommands(ctx context.Context, issuedBefore time.Time, message string, at time.Time) ([]model.Command, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE commands SET
+	status = 'timeout', message = $2, responded_at = $3,
+	latency_ms = extract(epoch FROM $3 - issued_at)::double precision * 1000
+WHERE status = 'pending' AND issued_at < $1
+RETURNING `+commandColumns, issuedBefore, message, at)
+	if err != nil {
+		return nil, fmt.Errorf("store: time out commands: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (model.Command, error) { return scanCommand(row) })
+	if err != nil {
+		return nil, fmt.Errorf("store: time out commands: %w", err)
+	}
+	return out, nil
+}
+
 // Command returns one command, or an error matching ErrNotFound.
 func (s *Store) Command(ctx context.Context, id string) (model.Command, error) {
 	c, err := scanCommand(s.pool.QueryRow(ctx, `SELECT `+commandColumns+` FROM commands WHERE id = $1`, id))
