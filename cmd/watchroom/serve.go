@@ -215,6 +215,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 			return nil, err
 		}
 		sinks = []ingest.ReadingSink{p.bp}
+		// Messages, presence and room changes cross on it too.
+		if err := joinCluster(p.bp, cfg.InstanceID, h, p.rm, log.With("component", "cluster")); err != nil {
+			return nil, err
+		}
 		backplaneReady = append(backplaneReady, web.ReadyCheck{Name: "mqtt_backplane", Check: connected(p.bp.Connected)})
 	}
 	if p.in, err = ingest.New(ingest.Config{
@@ -234,6 +238,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 		BrokerURL: p.mqtt.url,
 		ClientID:  cfg.MQTTClientID + devicesClientSuffix,
 		Timeout:   cfg.CommandTimeout,
+		// Any instance may finish any command (the store decides).
+		ShareGroup: cfg.MQTTShareGroup,
 	}, st, h, reg, log.With("component", "devices")); err != nil {
 		return nil, err
 	}
