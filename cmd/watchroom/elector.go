@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/watchroom/watchroom/internal/alerts"
+	"github.com/watchroom/watchroom/internal/model"
 	"github.com/watchroom/watchroom/internal/store"
 )
 
@@ -80,4 +82,41 @@ func (t *pgTerm) Lost() <-chan struct{} { return t.lost }
 func (t *pgTerm) Release() {
 	t.cancel()
 	<-t.done
+}
+
+// checkpointSetting is where the detection leader keeps its checkpoint
+// (alerts.Handover): "<seq> <unix nanoseconds>".
+const checkpointSetting = "alerts_checkpoint"
+
+// pgHandover is alerts.Handover over the store: the checkpoint in the
+// settings table, the committed stream from the readings.
+type pgHandover struct{ st *store.Store }
+
+var _ alerts.Handover = pgHandover{}
+
+func (h pgHandover) Checkpoint(ctx context.Context) (int64, time.Time, error) {
+	v, err := h.st.Setting(ctx, checkpointSetting)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var seq, ns int64
+	if _, err := fmt.Sscanf(v, "%d %d", &seq, &ns); err != nil {
+		return 0, time.Time{}, nil // unreadable: as none, a cold start
+	}
+	return seq, time.Unix(0, ns), nil
+}
+
+func (h pgHandover) SaveCheckpoint(ctx context.Context, seq int64, at time.Time) error {
+	return h.st.PutSetting(ctx, checkpointSetting, fmt.Sprintf("%d %d", seq, at.UnixNano()))
+}
+
+func (h pgHandover) LastReadingSeq(ctx context.Context) (int64, error) {
+	return h.st.LastReadingSeq(ctx)
+}
+
+func (h pgHandover) ReadingsInSeqRange(ctx context.Context, from, to int64, limit int) ([]model.Reading, error) {
+	return h.st.ReadingsInSeqRange(ctx, from, to, limit)
 }

@@ -116,6 +116,11 @@ func TestAlertDetectionFailsOverToTheOtherInstance(t *testing.T) {
 	if n1, n2 := alertsOf("al-1"), alertsOf("al-2"); n1 != 1 || n2 != 1 {
 		t.Fatalf("alerts: al-1 %d, al-2 %d; want one each", n1, n2)
 	}
+	// The leader keeps its checkpoint for the next one.
+	var checkpoint string
+	if err := st.Pool().QueryRow(ctx, `SELECT value FROM settings WHERE key = 'alerts_checkpoint'`).Scan(&checkpoint); err != nil || checkpoint == "" {
+		t.Fatalf("no detection checkpoint stored: %q %v", checkpoint, err)
+	}
 	if n := alertsOf("al-3"); n != 1 {
 		t.Fatalf("al-3: %d alerts, want 1", n)
 	}

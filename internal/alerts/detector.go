@@ -100,6 +100,10 @@ type Config struct {
 	// from the store, for changes made through other instances (5s; only
 	// with an Elector).
 	Refresh time.Duration
+	// Handover, with an Elector, lets a new leader evaluate what the
+	// previous one left: the leader records how far it got, the next one
+	// replays the readings committed since (see handoverReadings).
+	Handover Handover
 }
 
 func (c *Config) defaults() {
@@ -294,10 +298,12 @@ type Detector struct {
 
 	rulesMu sync.Mutex // serialises rule replacement (store + cache) with the initial load
 
-	unwatchedLog rate.Sometimes // silences of unwatched series: one line a minute
+	unwatchedLog  rate.Sometimes // silences of unwatched series: one line a minute
+	checkpointLog rate.Sometimes // failed Handover checkpoints: one line a minute
 
 	mu      sync.Mutex // guards everything below
 	standby bool       // another instance leads: readings are not evaluated
+	seenSeq int64      // the highest batch seq evaluated (for Handover checkpoints)
 	loaded  bool
 	pending []model.Reading // readings received before loaded
 	series  map[seriesKey]*series
@@ -324,7 +330,8 @@ func New(cfg Config, st Store, poster RoomPoster, bc Broadcaster, reg prometheus
 		silences: map[string][]model.Silence{},
 		wake:     make(chan struct{}, 1),
 
-		unwatchedLog: rate.Sometimes{First: 1, Interval: time.Minute},
+		unwatchedLog:  rate.Sometimes{First: 1, Interval: time.Minute},
+		checkpointLog: rate.Sometimes{First: 1, Interval: time.Minute},
 	}
 	def := defaultRules()
 	d.defaults = &def
@@ -391,6 +398,7 @@ func (d *Detector) seriesLocked(key seriesKey) *series {
 }
 
 func (d *Detector) evaluateLocked(r *model.Reading, now time.Time) {
+	d.seenSeq = max(d.seenSeq, r.Seq)
 	s := d.seriesLocked(seriesKey{r.SensorID, r.Metric})
 	if s == nil {
 		d.m.dropped.WithLabelValues(reasonTooManySeries).Inc()

@@ -60,7 +60,9 @@
 // would post every change twice and learn of rule changes only on restart.
 // Several instances in a share group elect one detector (Config.Elector,
 // leader.go): the others stand by, evaluating nothing; a new leader loads
-// its state as at a restart. Every instance's detector is fed the whole
+// its state as at a restart, then replays the readings committed since the
+// previous leader's checkpoint (Config.Handover), and reloads rules and
+// silences every Config.Refresh. Every instance's detector is fed the whole
 // committed stream in seq order by the backplane.
 //
 // # Restarts

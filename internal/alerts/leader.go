@@ -25,6 +25,34 @@ type Term interface {
 	Release()
 }
 
+// Handover is what a new leader needs to evaluate the readings the
+// previous one did not: a checkpoint the leader keeps ("every reading up
+// to this batch seq evaluated, its changes stored") and the committed
+// stream by seq (serve backs it with the settings table and the readings).
+type Handover interface {
+	// Checkpoint returns the last checkpoint saved and when (zero: none).
+	Checkpoint(ctx context.Context) (seq int64, at time.Time, err error)
+	SaveCheckpoint(ctx context.Context, seq int64, at time.Time) error
+	// LastReadingSeq is the highest seq committed or rolled back.
+	LastReadingSeq(ctx context.Context) (int64, error)
+	// ReadingsInSeqRange returns up to limit readings of the batches from
+	// to to, in seq order.
+	ReadingsInSeqRange(ctx context.Context, from, to int64, limit int) ([]model.Reading, error)
+}
+
+// Handover bounds.
+const (
+	// checkpointLag: the checkpoint saved at a tick is the seq seen two
+	// ticks before, so that the changes it covers, updates held back by
+	// UpdateInterval included, have been stored by then. A new leader
+	// replays those ticks again: at worst a breach counted twice.
+	checkpointLag = 2
+	// maxHandoverAge: a checkpoint older than this is not followed (a
+	// cluster stopped for a while, or run without a share group since):
+	// the new leader starts cold, as at a restart.
+	maxHandoverAge = 2 * time.Minute
+)
+
 // runElected runs detection in every term this instance wins. Between
 // terms the detector stands by: it evaluates nothing and holds no state.
 // On winning a term it loads its state as at a start (rules, silences,
@@ -67,7 +95,8 @@ func (d *Detector) lead(ctx context.Context, lost <-chan struct{}) error {
 	}
 	t := time.NewTicker(d.cfg.CheckInterval)
 	defer t.Stop()
-	var refresh <-chan time.Time // rules and silences changed elsewhere; elected leaders only
+	var marks [checkpointLag]int64 // seqs seen at the last ticks, oldest first
+	var refresh <-chan time.Time   // rules and silences changed elsewhere; elected leaders only
 	if lost != nil {
 		rt := time.NewTicker(d.cfg.Refresh)
 		defer rt.Stop()
@@ -87,8 +116,12 @@ func (d *Detector) lead(ctx context.Context, lost <-chan struct{}) error {
 		case <-t.C:
 			d.expireSilences(d.cfg.Now())
 			d.mu.Lock()
+			seen := d.seenSeq
 			d.checkLocked(d.cfg.Now())
 			d.unlockAndSignal()
+			if lost != nil && d.cfg.Handover != nil {
+				d.checkpoint(ctx, marks[:], seen)
+			}
 		case <-d.wake:
 			d.flush(ctx)
 		}
@@ -102,6 +135,7 @@ func (d *Detector) standDown() {
 	defer d.mu.Unlock()
 	d.standby = true
 	d.loaded = false
+	d.seenSeq = 0
 	d.pending = nil
 	d.dirty = nil
 	d.wakeNow = false
@@ -153,4 +187,81 @@ func (d *Detector) refreshConfig(ctx context.Context) error {
 		d.installSilenceLocked(si)
 	}
 	return nil
+}
+
+// checkpoint stores the changes decided so far, then saves the oldest
+// mark as the checkpoint and shifts seen in. Run's goroutine.
+func (d *Detector) checkpoint(ctx context.Context, marks []int64, seen int64) {
+	if !d.flush(ctx) {
+		return
+	}
+	if marks[0] > 0 {
+		if err := d.cfg.Handover.SaveCheckpoint(ctx, marks[0], d.cfg.Now()); err != nil && ctx.Err() == nil {
+			d.checkpointLog.Do(func() {
+				d.log.Warn("alerts: could not save the detection checkpoint (at most one line a minute)", "err", err)
+			})
+		}
+	}
+	copy(marks, marks[1:])
+	marks[len(marks)-1] = seen
+}
+
+// handoverReadings returns the readings committed after the previous
+// leader's checkpoint, for loadOnce to evaluate before anything else: the
+// previous leader may have died before evaluating them or storing what
+// they decided. None without a Handover, without a checkpoint, or with
+// one older than maxHandoverAge. At most MaxPending, the newest (the rest
+// counted as dropped, not_ready).
+func (d *Detector) handoverReadings(ctx context.Context) ([]model.Reading, error) {
+	h := d.cfg.Handover
+	if h == nil || d.cfg.Elector == nil {
+		return nil, nil
+	}
+	from, at, err := h.Checkpoint(ctx)
+	if err != nil || from == 0 || d.cfg.Now().Sub(at) > maxHandoverAge {
+		return nil, err
+	}
+	to, err := h.LastReadingSeq(ctx)
+	if err != nil || to <= from {
+		return nil, err
+	}
+	rs, err := h.ReadingsInSeqRange(ctx, from+1, to, d.cfg.MaxPending+1)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(rs) - d.cfg.MaxPending; n > 0 {
+		d.m.dropped.WithLabelValues(reasonNotReady).Add(float64(n))
+		d.log.Warn("alerts: more readings to replay from the previous leader than MaxPending; the oldest are not evaluated", "dropped", n)
+		rs = rs[n:]
+	}
+	return rs, nil
+}
+
+// replayLocked evaluates readings already stored (handoverReadings), in
+// seq order. The loaded state's newest timestamp of each series covers
+// them, so each is evaluated against the previous replayed one of its
+// series instead; afterwards the series' newest timestamp is the later of
+// the two.
+func (d *Detector) replayLocked(rs []model.Reading, now time.Time) {
+	prev := map[seriesKey]time.Time{}
+	for i := range rs {
+		r := &rs[i]
+		key := seriesKey{r.SensorID, r.Metric}
+		last, seen := prev[key]
+		if seen && !r.TS.After(last) {
+			continue // as evaluateLocked would: not newer than its predecessor
+		}
+		s := d.seriesLocked(key)
+		if s == nil {
+			d.m.dropped.WithLabelValues(reasonTooManySeries).Inc()
+			continue
+		}
+		stored := s.lastTS
+		s.lastTS = last
+		d.evaluateLocked(r, now)
+		prev[key] = r.TS
+		if stored.After(s.lastTS) {
+			s.lastTS = stored
+		}
+	}
 }

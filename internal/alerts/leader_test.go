@@ -168,30 +168,9 @@ func TestElectedLeaderRefreshesRulesAndSilences(t *testing.T) {
 	st := newFakeStore()
 	lock := &fakeLock{terms: map[int]*fakeTerm{}, cut: map[int]bool{}}
 	clk := &clock{t: t0}
-	ctx, cancel := context.WithCancel(t.Context())
-	var ds []*Detector
-	var dones []chan struct{}
-	for _, id := range []int{1, 2} {
-		d := New(Config{Now: clk.Now, SpikeOpenAfter: 1, ThresholdOpenAfter: 1, Elector: fakeElector{lock, id}, Refresh: 5 * time.Millisecond},
-			st, &fakePoster{}, &fakeBroadcaster{}, prometheus.NewRegistry(), discard())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = d.Run(ctx) }()
-		ds, dones = append(ds, d), append(dones, done)
-	}
-	defer func() {
-		cancel()
-		for _, done := range dones {
-			<-done
-		}
-	}()
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s within 10s", what)
-			}
-		}
-	}
+	ctx := t.Context()
+	ds, _ := electedPair(t, st, lock, Config{Now: clk.Now, SpikeOpenAfter: 1, ThresholdOpenAfter: 1, Refresh: 5 * time.Millisecond})
+	wait := func(what string, cond func() bool) { t.Helper(); waitUntil(t, what, cond) }
 	wait("leader", func() bool { return testutil.ToFloat64(ds[0].m.leader)+testutil.ToFloat64(ds[1].m.leader) == 1 })
 	leader, standby := ds[0], ds[1]
 	if testutil.ToFloat64(ds[1].m.leader) == 1 {
@@ -218,4 +197,145 @@ func TestElectedLeaderRefreshesRulesAndSilences(t *testing.T) {
 		defer leader.mu.Unlock()
 		return leader.rulesForLocked(seriesKey{"s-2", "t"}) == leader.defaults
 	})
+}
+
+// fakeHandover is the committed stream and the checkpoint, as serve's
+// backs them with PostgreSQL.
+type fakeHandover struct {
+	mu        sync.Mutex
+	seq       int64
+	at        time.Time
+	committed []model.Reading // in seq order
+}
+
+func (h *fakeHandover) Checkpoint(context.Context) (int64, time.Time, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq, h.at, nil
+}
+
+func (h *fakeHandover) SaveCheckpoint(_ context.Context, seq int64, at time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seq, h.at = seq, at
+	return nil
+}
+
+func (h *fakeHandover) LastReadingSeq(context.Context) (int64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.committed[len(h.committed)-1].Seq, nil
+}
+
+func (h *fakeHandover) ReadingsInSeqRange(_ context.Context, from, to int64, limit int) ([]model.Reading, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []model.Reading
+	for _, r := range h.committed {
+		if r.Seq >= from && r.Seq <= to && len(out) < limit {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (h *fakeHandover) commit(r model.Reading) model.Reading {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.Seq = int64(len(h.committed) + 1)
+	h.committed = append(h.committed, r)
+	return r
+}
+
+func (h *fakeHandover) checkpoint() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq
+}
+
+// A breach committed while the lead changes hands (the old leader gone,
+// the new one not yet leading, so nobody evaluates it live) is evaluated
+// by the new leader from the checkpoint the old one kept: its alert opens.
+func TestElectedLeaderReplaysTheHandover(t *testing.T) {
+	st := newFakeStore()
+	st.rules["s-1"] = []model.AlertRule{
+		{SensorID: "s-1", Metric: "t", Kind: model.RuleThreshold, Enabled: true, Min: fp(0), Max: fp(10)},
+		{SensorID: "s-1", Metric: "t", Kind: model.RuleSpike, Enabled: false},
+	}
+	lock := &fakeLock{terms: map[int]*fakeTerm{}, cut: map[int]bool{}}
+	ho := &fakeHandover{}
+	clk := &clock{t: t0}
+	ds, posters := electedPair(t, st, lock, Config{Now: clk.Now, SpikeOpenAfter: 1, ThresholdOpenAfter: 1,
+		CheckInterval: time.Millisecond, Handover: ho})
+	wait := func(what string, cond func() bool) { t.Helper(); waitUntil(t, what, cond) }
+	leads := func(i int) bool { return testutil.ToFloat64(ds[i].m.leader) == 1 }
+	wait("leader", func() bool { return leads(0) != leads(1) })
+	first, second := 0, 1
+	if leads(1) {
+		first, second = 1, 0
+	}
+	publish := func(v float64, to ...*Detector) {
+		r := ho.commit(model.Reading{SensorID: "s-1", Metric: "t", Value: v, TS: clk.add(time.Second)})
+		for _, d := range to {
+			d.PublishReadings([]model.Reading{r})
+		}
+	}
+	for range 3 {
+		publish(5, ds...)
+	}
+	wait("a checkpoint covering the normal readings", func() bool { return ho.checkpoint() == 3 })
+
+	lock.mu.Lock()
+	lock.cut[second+1] = true // elector ids are 1 and 2: nobody may take the lead yet
+	lock.mu.Unlock()
+	lock.kill(first + 1)
+	wait("the first leader to stand down", func() bool { return !leads(first) })
+	publish(12) // committed while nobody leads: evaluated by nobody live
+	lock.mu.Lock()
+	clear(lock.cut) // both may ask again: whoever wins replays
+	lock.mu.Unlock()
+	wait("an alert from the replay", func() bool {
+		all := st.all()
+		return len(all) == 1 && all[0].Value == 12
+	})
+	if got := len(posters[first].take()) + len(posters[second].take()); got != 1 {
+		t.Fatalf("%d posts, want the replayed alert once", got)
+	}
+}
+
+// electedPair runs two instances' detectors on st, elected through lock,
+// each with its own poster; they stop when the test ends.
+func electedPair(t *testing.T, st *fakeStore, lock *fakeLock, cfg Config) ([]*Detector, []*fakePoster) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var ds []*Detector
+	var posters []*fakePoster
+	var dones []chan struct{}
+	for _, id := range []int{1, 2} {
+		c := cfg
+		c.Elector = fakeElector{lock, id}
+		p := &fakePoster{}
+		d := New(c, st, p, &fakeBroadcaster{}, prometheus.NewRegistry(), discard())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = d.Run(ctx) }()
+		ds, posters, dones = append(ds, d), append(posters, p), append(dones, done)
+	}
+	t.Cleanup(func() {
+		cancel()
+		for _, done := range dones {
+			<-done
+		}
+	})
+	return ds, posters
+}
+
+// waitUntil polls cond, bounded: leadership and the workers run on their
+// own goroutines.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 10s", what)
+		}
+	}
 }

@@ -66,6 +66,10 @@ func (d *Detector) loadOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	replay, err := d.handoverReadings(ctx)
+	if err != nil {
+		return err
+	}
 
 	d.mu.Lock()
 	bySensor := map[string][]model.AlertRule{}
@@ -117,6 +121,7 @@ func (d *Detector) loadOnce(ctx context.Context) error {
 			s.staleNotified = true
 		}
 	}
+	d.replayLocked(replay, now)
 	d.loaded = true
 	pending := d.pending
 	d.pending = nil
@@ -125,7 +130,7 @@ func (d *Detector) loadOnce(ctx context.Context) error {
 	}
 	nSeries := len(d.series)
 	d.unlockAndSignal()
-	d.log.Info("alerts: detection started", "rules", len(rules), "live_alerts", len(live), "series", nSeries,
+	d.log.Info("alerts: detection started", "rules", len(rules), "live_alerts", len(live), "series", nSeries, "replayed", len(replay),
 		"silences", len(silences), "readings_held", len(pending))
 	return nil
 }

@@ -48,3 +48,12 @@ ON CONFLICT (key) DO NOTHING RETURNING value`, key, value).Scan(&v)
 	}
 	return "", fmt.Errorf("store: setting or init: key %q keeps vanishing", key)
 }
+
+// PutSetting stores value under key, replacing any value it had.
+func (s *Store) PutSetting(ctx context.Context, key, value string) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO settings (key, value) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
+		return fmt.Errorf("store: put setting: %w", err)
+	}
+	return nil
+}

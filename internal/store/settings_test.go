@@ -60,3 +60,16 @@ func TestSettings(t *testing.T) {
 		}
 	})
 }
+
+func TestPutSetting(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	for _, v := range []string{"1", "2"} {
+		if err := s.PutSetting(ctx, "k", v); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Setting(ctx, "k"); err != nil || got != v {
+			t.Fatalf("Setting = %q, %v; want %q", got, err, v)
+		}
+	}
+}
