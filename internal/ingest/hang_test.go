@@ -160,6 +160,15 @@ func TestIngestTimesOutHungDatabase(t *testing.T) {
 	proxy.release()
 	held = false
 	waitFor(t, "the held batch to commit", func() bool { return rows() == 20 })
-	// Counted just after the commit, so possibly after the rows show.
-	waitFor(t, "20 readings counted as ingested", func() bool { return testutil.ToFloat64(in.m.ingested) == 20 })
+	// Counted just after the commit, so possibly after the rows show. A
+	// timed-out attempt's statements, held in the proxy, reach the database
+	// on release and may commit there; the retry then finds its readings
+	// stored and counts them as duplicates (the documented at-least-once
+	// case), so each reading is counted once, as one or the other.
+	waitFor(t, "20 readings counted as ingested or duplicate", func() bool {
+		return testutil.ToFloat64(in.m.ingested)+testutil.ToFloat64(in.m.duplicate) == 20
+	})
+	if n := testutil.ToFloat64(in.m.conflict); n != 0 {
+		t.Errorf("%v readings counted as conflicts; a redelivered reading has the same value", n)
+	}
 }
