@@ -194,18 +194,7 @@ func (d *composeDepends) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-func loadCompose(t *testing.T) composeFile {
-	t.Helper()
-	b, err := os.ReadFile(composePath)
-	if err != nil {
-		t.Fatalf("read %s: %v", composePath, err)
-	}
-	var f composeFile
-	if err := yaml.Unmarshal(b, &f); err != nil {
-		t.Fatalf("parse %s: %v", composePath, err)
-	}
-	return f
-}
+func loadCompose(t *testing.T) composeFile { return loadComposeAt(t, composePath) }
 
 // interpolate resolves compose's variable syntax as if no variable were set
 // in the shell: ${X:-default} and ${X-default} give the default, ${X} and $X
