@@ -22,8 +22,8 @@ func runBench(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c loadgen.Config
-	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "the server's public listener")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "the server's metrics listener (WATCHROOM_METRICS_ADDR); empty: no server figures")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "the server's public listener, or the load balancer in front of several instances")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "the server's metrics listener (WATCHROOM_METRICS_ADDR); several instances: their listeners, comma-separated, and the server figures are their sums; empty: no server figures")
 	fs.StringVar(&c.MQTTURL, "mqtt-url", "tcp://127.0.0.1:1883", "the broker the server subscribes to")
 	fs.StringVar(&c.DatabaseURL, "database-url", lookupEnv(env, "WATCHROOM_DATABASE_URL"), "optional: count stored readings and measure the CopyFrom ceiling (env WATCHROOM_DATABASE_URL)")
 	fs.StringVar(&c.User, "user", "bench", "user to log in as (role analyst or above for chat); with --users N: USER1..USERN")
@@ -50,7 +50,8 @@ func runBench(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 		return errUsage
 	}
 	// Loopback only: this is a load generator, not a tool to aim at others.
-	for _, a := range []string{c.HTTPAddr, c.MetricsAddr, hostOfURL(c.MQTTURL)} {
+	addrs := append([]string{c.HTTPAddr, hostOfURL(c.MQTTURL)}, strings.Split(c.MetricsAddr, ",")...)
+	for _, a := range addrs {
 		if a != "" && !loopback(a) {
 			return fmt.Errorf("bench: %q is not a loopback address; the load generator only drives this machine", a)
 		}

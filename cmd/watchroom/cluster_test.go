@@ -73,7 +73,7 @@ backend instances
 // startLB runs haproxy in the foreground (-db) with a generated
 // configuration on a free loopback port, and waits until it has routed a
 // request to every instance.
-func startLB(t *testing.T, servers [][2]string) *lb {
+func startLB(t testing.TB, servers [][2]string) *lb {
 	t.Helper()
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
@@ -154,6 +154,12 @@ const clusterSize = 3
 // them, docs/deploy.md).
 func newCluster(t *testing.T, rules map[string][]model.AlertRule) *cluster {
 	t.Helper()
+	return startCluster(t, clusterSize, rules)
+}
+
+// startCluster starts n instances; extra settings go to every instance.
+func startCluster(t testing.TB, n int, rules map[string][]model.AlertRule, extra ...string) *cluster {
+	t.Helper()
 	c := &cluster{db: newDB(t), mq: mqtttest.Start(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -174,9 +180,9 @@ func newCluster(t *testing.T, rules map[string][]model.AlertRule) *cluster {
 	}
 	addUser(t, c.db, "alice", "operator", "alice-password")
 	var servers [][2]string
-	for i := range clusterSize {
+	for i := range n {
 		id := fmt.Sprintf("web-%d", i+1)
-		env := faultEnv(t, c.db, c.mq.URL(), "WATCHROOM_INSTANCE_ID="+id, "WATCHROOM_MQTT_CLIENT_ID=", "WATCHROOM_MQTT_SHARE_GROUP=wr")
+		env := faultEnv(t, c.db, c.mq.URL(), append([]string{"WATCHROOM_INSTANCE_ID=" + id, "WATCHROOM_MQTT_CLIENT_ID=", "WATCHROOM_MQTT_SHARE_GROUP=wr"}, extra...)...)
 		inst := startChild(t, env)
 		c.insts = append(c.insts, inst)
 		servers = append(servers, [2]string{id, inst.addr})
@@ -200,7 +206,7 @@ func (c *cluster) clients(t *testing.T, n int) []*tracker {
 		ks[i].start(t)
 		per[ks[i].firstServer()]++
 	}
-	for i := range clusterSize {
+	for i := range c.insts {
 		if per[c.id(i)] == 0 {
 			t.Fatalf("clients by instance %v: none on %s", per, c.id(i))
 		}

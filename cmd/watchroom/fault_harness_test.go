@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 // default: the child is the system under load, and on two shared cores a
 // race-instrumented server plus a race-instrumented test process cannot
 // both keep 2,000 readings/s; WATCHROOM_FAULT_RACE=1 builds it with -race.
-func childBinary(t *testing.T) string {
+func childBinary(t testing.TB) string {
 	t.Helper()
 	faultBinOnce.Do(func() {
 		faultBinDir, faultBinErr = os.MkdirTemp("", "watchroom-fault-bin-")
@@ -84,7 +84,7 @@ func childBinary(t *testing.T) string {
 
 // child is `watchroom serve` as a child process, ended by its PID.
 type child struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	env  []string
 	addr string
@@ -99,7 +99,7 @@ const faultJWTSecret = "fault-suite-secret-0123456789abcdef0123"
 
 // faultEnv is the child's configuration. COMMIT_TIMEOUT is read by ingest
 // once the per-commit deadline has landed and ignored before.
-func faultEnv(t *testing.T, dbURL, mqttURL string, extra ...string) []string {
+func faultEnv(t testing.TB, dbURL, mqttURL string, extra ...string) []string {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"WATCHROOM_DATABASE_URL=" + dbURL,
@@ -118,7 +118,7 @@ func faultEnv(t *testing.T, dbURL, mqttURL string, extra ...string) []string {
 	return append(env, extra...)
 }
 
-func startChild(t *testing.T, env []string) *child {
+func startChild(t testing.TB, env []string) *child {
 	t.Helper()
 	c := &child{t: t, bin: childBinary(t), env: env, addr: lookupEnv(env, "WATCHROOM_HTTP_ADDR"),
 		log: filepath.Join(t.TempDir(), "server.log")}

@@ -117,7 +117,7 @@ func tail(s string, n int) string {
 	return s
 }
 
-func addUser(t *testing.T, dbURL, name, role, password string) {
+func addUser(t testing.TB, dbURL, name, role, password string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"user", "add", "--name", name, "--role", role, "--password-stdin"},
@@ -127,7 +127,7 @@ func addUser(t *testing.T, dbURL, name, role, password string) {
 	}
 }
 
-func login(t *testing.T, addr, user, password string) string {
+func login(t testing.TB, addr, user, password string) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
 	resp, err := http.Post("http://"+addr+"/api/login", "application/json", bytes.NewReader(body))
@@ -305,4 +305,4 @@ func (c *wsClient) closeCode(d time.Duration) int {
 	}
 }
 
-func newDB(t *testing.T) string { return pgtest.NewDatabase(t) }
+func newDB(t testing.TB) string { return pgtest.NewDatabase(t) }

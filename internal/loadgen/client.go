@@ -64,9 +64,26 @@ func dialWS(ctx context.Context, addr, token string) (*websocket.Conn, error) {
 	return ws, nil
 }
 
-// scrape returns every sample of the metrics listener's /metrics by
-// series (name with labels).
-func scrape(ctx context.Context, addr string) (map[string]float64, error) {
+// scrape returns every sample of the metrics listeners' /metrics by
+// series (name with labels). addrs is one listener or several separated by
+// commas (the instances of a cluster): each series is then the sum over
+// the instances (CPU seconds, RSS, readings ingested, goroutines), the
+// cluster's total.
+func scrape(ctx context.Context, addrs string) (map[string]float64, error) {
+	total := map[string]float64{}
+	for _, addr := range strings.Split(addrs, ",") {
+		vals, err := scrapeOne(ctx, strings.TrimSpace(addr))
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range vals {
+			total[k] += v
+		}
+	}
+	return total, nil
+}
+
+func scrapeOne(ctx context.Context, addr string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)

@@ -35,7 +35,7 @@ import (
 // Config is one run. Zero counts switch a part off.
 type Config struct {
 	HTTPAddr    string // the server's public listener, host:port
-	MetricsAddr string // its metrics listener (WATCHROOM_METRICS_ADDR); empty: no server figures
+	MetricsAddr string // its metrics listener (WATCHROOM_METRICS_ADDR), or several comma-separated (a cluster's instances: figures are their sums); empty: no server figures
 	MQTTURL     string // the broker the server subscribes to
 	DatabaseURL string // optional: readings stored, and the CopyFrom ceiling
 	User        string // users to log in as: User, or User1..UserN when Users > 1
