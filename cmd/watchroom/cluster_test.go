@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/fasthttp/websocket"
 
 	"github.com/watchroom/watchroom/internal/model"
 	"github.com/watchroom/watchroom/internal/mqtttest"
@@ -152,9 +156,9 @@ const clusterSize = 3
 // rules are stored before the instances start, so that the elected
 // detector loads them (rule changes reach only the instance that takes
 // them, docs/deploy.md).
-func newCluster(t *testing.T, rules map[string][]model.AlertRule) *cluster {
+func newCluster(t *testing.T, rules map[string][]model.AlertRule, extra ...string) *cluster {
 	t.Helper()
-	return startCluster(t, clusterSize, rules)
+	return startCluster(t, clusterSize, rules, extra...)
 }
 
 // startCluster starts n instances; extra settings go to every instance.
@@ -280,10 +284,12 @@ func hotRules(metric string) []model.AlertRule {
 
 // Three instances behind haproxy behave as one: readings published once
 // are stored once and reach every client, whichever instance it is on,
-// once each and in seq order; one instance detects alerts, and a breach
-// opens one alert.
+// once each and in seq order; with users on each instance, presence, chat
+// in a room, a direct message, an alert (opened once by the elected
+// detector) and a command's response reach the users concerned once,
+// wherever they are connected.
 func TestClusterBehavesAsOneInstance(t *testing.T) {
-	c := newCluster(t, map[string][]model.AlertRule{"cl-hot": hotRules("t")})
+	c := newCluster(t, map[string][]model.AlertRule{"cl-hot": hotRules("t")}, "WATCHROOM_PRESENCE_GRACE=2s")
 	ks := c.clients(t, 6)
 	lead := c.leader(t)
 
@@ -326,14 +332,63 @@ func TestClusterBehavesAsOneInstance(t *testing.T) {
 	}
 	t.Logf("readings ingested per instance: %v (the share group splits them)", ingested)
 
-	// One breach: the elected detector opens one alert.
-	publish(t, pub, "sensors/cl-hot/t", fmt.Sprintf(`{"value":5,"ts":%q}`, base.Format(time.RFC3339Nano)))
-	if !waitUntil(30*time.Second, 50*time.Millisecond, func() bool { return len(alertRows(t, c.db, "cl-hot")) > 0 }) {
-		t.Fatal("no alert within 30s of the breach")
+	// Users on three instances: what one does reaches the others, once.
+	for _, u := range [][2]string{{"bob", "analyst"}, {"carol", "operator"}} {
+		addUser(t, c.db, u[0], u[1], u[0]+"-password")
 	}
-	time.Sleep(time.Second) // room for a second detector, were there one
+	alice := c.session(t, "alice", 0)
+	bob := c.session(t, "bob", 1)
+	carol := c.session(t, "carol", 2)
+	// Presence: carol came last, on web-3; alice (web-1) and bob (web-2)
+	// hear it from their own instance.
+	alice.waitFor(t, "user_joined:general:carol:online")
+	bob.waitFor(t, "user_joined:general:carol:online")
+
+	alice.c.send(map[string]any{"type": "chat_message", "id": "m1", "data": map[string]string{"room": "general", "content": "hello from web-1"}})
+	bob.c.send(map[string]any{"type": "direct_message", "id": "d1", "data": map[string]string{"to": "carol", "content": "psst"}})
+	bob.waitFor(t, "chat_message:general:alice:hello from web-1")
+	carol.waitFor(t, "chat_message:general:alice:hello from web-1")
+	carol.waitFor(t, "direct_message:bob:psst")
+
+	// An alert: the elected detector opens it once, and every user,
+	// wherever connected, gets it once.
+	publish(t, pub, "sensors/cl-hot/t", fmt.Sprintf(`{"value":5,"ts":%q}`, base.Format(time.RFC3339Nano)))
+	for _, u := range []*session{alice, bob, carol} {
+		u.waitFor(t, "alert:cl-hot:open")
+	}
 	if got := alertRows(t, c.db, "cl-hot"); !slices.Equal(got, []int64{1}) {
 		t.Errorf("alerts of cl-hot (count of each): %v, want one alert of one breach", got)
+	}
+
+	// A command issued through web-3, answered by the device: one
+	// command_response for carol, whichever instance took the answer.
+	dev := publisher(t, c.mq.URL())
+	if tok := dev.Subscribe("devices/cl-dev/commands", 1, func(cl mqtt.Client, m mqtt.Message) {
+		var cmd struct{ ID string }
+		if json.Unmarshal(m.Payload(), &cmd) == nil {
+			cl.Publish("devices/cl-dev/responses", 1, false, fmt.Sprintf(`{"id":%q,"status":"success","message":"ok"}`, cmd.ID))
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("device subscribe: %v", tok.Error())
+	}
+	carol.c.send(map[string]any{"type": "command", "id": "c1", "data": map[string]any{"sensor_id": "cl-dev", "action": "calibrate_sensor"}})
+	carol.waitFor(t, "command_response:cl-dev:success")
+
+	// carol goes: after the grace, web-1 and web-2 announce her offline.
+	carol.c.conn.Close()
+	alice.waitFor(t, "user_left:general:carol:offline")
+	bob.waitFor(t, "user_left:general:carol:offline")
+
+	// Nothing came twice (a second of slack for late copies).
+	time.Sleep(time.Second)
+	for _, u := range []*session{alice, bob, carol} {
+		u.drain()
+		t.Logf("%s received %v", u.name, u.counts)
+		for k, n := range u.counts {
+			if n > 1 && !strings.HasPrefix(k, "pong") {
+				t.Errorf("%s got %q %d times", u.name, k, n)
+			}
+		}
 	}
 	for i, inst := range c.insts {
 		want := 0.0
@@ -342,6 +397,93 @@ func TestClusterBehavesAsOneInstance(t *testing.T) {
 		}
 		if got := metricSum(inst.metrics(), "watchroom_alerts_opened_total"); got != want {
 			t.Errorf("%s (leader %s) opened %v alerts, want %v", c.id(i), c.id(lead), got, want)
+		}
+	}
+}
+
+// session is a user's /ws connection on a chosen instance, counting the
+// messages it receives by a key of their type and main fields.
+type session struct {
+	name   string
+	c      *wsClient
+	counts map[string]int
+}
+
+// session logs name in and connects through haproxy until haproxy puts
+// the connection on instance i (bounded: round robin gets there within
+// one turn).
+func (c *cluster) session(t *testing.T, name string, i int) *session {
+	t.Helper()
+	token := login(t, c.lb.addr, name, name+"-password")
+	for range 3 * len(c.insts) {
+		conn, resp, err := websocket.DefaultDialer.Dial("ws://"+c.lb.addr+"/ws", nil)
+		if err != nil {
+			t.Fatalf("dial /ws through haproxy: %v", err)
+		}
+		if resp.Header.Get("X-Watchroom-Server") != c.id(i) {
+			conn.Close()
+			continue
+		}
+		w := &wsClient{t: t, conn: conn, msgs: make(chan wsMsg, 100000), closed: make(chan int, 1)}
+		go w.readLoop()
+		t.Cleanup(func() { conn.Close() })
+		w.send(map[string]any{"type": "auth", "data": map[string]string{"token": token}})
+		if m := w.next(5 * time.Second); m.Type != "auth_ok" {
+			t.Fatalf("%s: after auth got %s %s", name, m.Type, m.Data)
+		}
+		return &session{name: name, c: w, counts: map[string]int{}}
+	}
+	t.Fatalf("%s: haproxy did not put a connection on %s", name, c.id(i))
+	return nil
+}
+
+// record counts m (readings aside) and acks what must be acked.
+func (s *session) record(m wsMsg) {
+	if len(m.ID) > 0 && m.Type != "" {
+		s.c.send(map[string]any{"type": "ack", "ref": m.ID})
+	}
+	if m.Type == "reading" {
+		return
+	}
+	var d map[string]any
+	_ = json.Unmarshal(m.Data, &d)
+	key := m.Type
+	for _, f := range []string{"room", "user", "from", "sensor_id", "content", "reason", "state", "status"} {
+		if v, ok := d[f]; ok {
+			key += fmt.Sprintf(":%v", v)
+		}
+	}
+	s.counts[key]++
+}
+
+// waitFor reads until a message with key has arrived (bounded).
+func (s *session) waitFor(t *testing.T, key string) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for s.counts[key] == 0 {
+		select {
+		case m, ok := <-s.c.msgs:
+			if !ok {
+				t.Fatalf("%s: connection closed while waiting for %s", s.name, key)
+			}
+			s.record(m)
+		case <-deadline:
+			t.Fatalf("%s: no %s within 20s; got %v", s.name, key, s.counts)
+		}
+	}
+}
+
+// drain records what has arrived.
+func (s *session) drain() {
+	for {
+		select {
+		case m, ok := <-s.c.msgs:
+			if !ok {
+				return
+			}
+			s.record(m)
+		default:
+			return
 		}
 	}
 }
