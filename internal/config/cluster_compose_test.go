@@ -537,8 +537,8 @@ func mapKeys(m map[string]bool) func(func(string) bool) {
 // The EMQX queries of emqx/emqx.conf, run against the real schema: a
 // device added as `watchroom device add` does authenticates with its
 // secret under EMQX's PBKDF2 check (hex key, salt as bytes), a revoked one
-// is not found, and a device may publish and subscribe to its own topics
-// only.
+// or one using a client id of Watchroom's sessions is not found, and a
+// device may publish and subscribe to its own topics only.
 func TestEMQXQueriesAgainstTheDevicesTable(t *testing.T) {
 	text, err := os.ReadFile(emqxConfPath)
 	if err != nil {
@@ -580,12 +580,12 @@ func TestEMQXQueriesAgainstTheDevicesTable(t *testing.T) {
 		}
 	}
 	// EMQX sends ${username} as a parameter of a prepared statement.
-	authn := strings.ReplaceAll(queries[0], "${username}", "$1")
+	authn := strings.NewReplacer("${username}", "$1", "${clientid}", "$2").Replace(queries[0])
 	authz := strings.ReplaceAll(queries[1], "${username}", "$1")
 
 	var hexKey string
 	var salt []byte
-	if err := conn.QueryRow(ctx, authn, "boiler-1").Scan(&hexKey, &salt, new(bool)); err != nil {
+	if err := conn.QueryRow(ctx, authn, "boiler-1", "boiler-1").Scan(&hexKey, &salt, new(bool)); err != nil {
 		t.Fatalf("authentication query: %v", err)
 	}
 	for pass, want := range map[string]bool{secret: true, "wrong": false} {
@@ -597,8 +597,11 @@ func TestEMQXQueriesAgainstTheDevicesTable(t *testing.T) {
 			t.Errorf("password %q: EMQX's check would say %v, want %v", pass, got, want)
 		}
 	}
-	if err := conn.QueryRow(ctx, authn, "old-1").Scan(&hexKey, &salt, new(bool)); err != pgx.ErrNoRows {
+	if err := conn.QueryRow(ctx, authn, "old-1", "old-1").Scan(&hexKey, &salt, new(bool)); err != pgx.ErrNoRows {
 		t.Errorf("revoked device: %v, want no row", err)
+	}
+	if err := conn.QueryRow(ctx, authn, "boiler-1", "watchroom-web-1").Scan(&hexKey, &salt, new(bool)); err != pgx.ErrNoRows {
+		t.Errorf("a device with a client id of Watchroom's sessions: %v, want no row", err)
 	}
 
 	rows, err := conn.Query(ctx, authz, "boiler-1")
