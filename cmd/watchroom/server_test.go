@@ -273,8 +273,14 @@ func TestUnackedCommandResponseIsRedeliveredOnReconnect(t *testing.T) {
 // stops reading has its readings thinned and is closed once one frame
 // cannot be written within the write deadline (counted as write_timeout);
 // a fast client on the same server gets every reading, in order.
+//
+// Batches of at most 100 readings: thinning looks at what is queued when a
+// batch arrives, and a whole backlog committed as a few batches of 5,000
+// can reach the stalled client as one item the writer takes at once,
+// followed by one more queued behind it before the write deadline closes
+// the connection, with nothing ever past the high-water mark.
 func TestStalledClientIsClosedWhileFastClientKeepsReceiving(t *testing.T) {
-	e := setup(t, "WATCHROOM_WS_WRITE_TIMEOUT=2s", "WATCHROOM_WS_HIGH_WATER=1000")
+	e := setup(t, "WATCHROOM_WS_WRITE_TIMEOUT=2s", "WATCHROOM_WS_HIGH_WATER=1000", "WATCHROOM_BATCH_SIZE=100")
 	fast := connect(t, e.srv.addr, e.token)
 	slow := connectSlow(t, e.srv.addr, e.token)
 
