@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/watchroom
 NPM     ?= npm
 
-.PHONY: contracts contract-types screenshots run test test-go test-frontend e2e bench build services frontend check-dist fuzz lint soak
+.PHONY: contracts contract-types screenshots run test test-go test-frontend e2e bench bench-cluster build services frontend check-dist fuzz lint soak
 
 ## run: the demo: server, embedded broker, simulator and demo users
 run: services
@@ -67,6 +67,12 @@ build:
 ## prints the table (figures are reported, never asserted; under 2 minutes). JSON: WATCHROOM_BENCH_JSON=file
 bench: services
 	$(GO) test -run '^$$' -bench '^BenchmarkProfile$$' -count=1 -timeout 6m ./cmd/watchroom
+
+## bench-cluster: the readings profile through haproxy against 1, 2 and 3 instances (docs/benchmarks.md,
+## "Several instances behind haproxy"); JSON per count in WATCHROOM_BENCH_JSON_DIR (default /tmp/cluster)
+bench-cluster: services
+	mkdir -p $${WATCHROOM_BENCH_JSON_DIR:=/tmp/cluster} && WATCHROOM_BENCH_JSON_DIR=$${WATCHROOM_BENCH_JSON_DIR} \
+		$(GO) test -run '^$$' -bench '^BenchmarkClusterProfile$$' -benchtime 1x -count=1 -timeout 10m ./cmd/watchroom
 
 ## bench-go: the Go micro- and pipeline benchmarks (docs/benchmarks.md)
 bench-go: services
