@@ -528,10 +528,18 @@ func (c *cluster) killUnderLoad(t *testing.T, ks []*tracker, pick func(lead int)
 		restarted(r)
 	}
 	time.Sleep(3 * time.Second)
-	r.g.finish(60 * time.Second)
-	want := int(r.g.published.Load())
+	c.settle(t, r.g, ks)
+	return r
+}
+
+// settle stops the load and waits (bounded) for every acknowledged reading
+// to be stored and for every client to hold every stored reading.
+func (c *cluster) settle(t *testing.T, g *loadGen, ks []*tracker) {
+	t.Helper()
+	g.finish(60 * time.Second)
+	want := int(g.ackedN.Load())
 	if !waitUntil(60*time.Second, 100*time.Millisecond, func() bool { return countLike(t, c.db, "f-%") >= want }) {
-		t.Errorf("%d of %d readings stored within 60s of the end", countLike(t, c.db, "f-%"), want)
+		t.Errorf("%d readings stored within 60s of the end, %d acknowledged", countLike(t, c.db, "f-%"), want)
 	}
 	stored := countLike(t, c.db, "f-%")
 	waitUntil(60*time.Second, 100*time.Millisecond, func() bool {
@@ -542,7 +550,6 @@ func (c *cluster) killUnderLoad(t *testing.T, ks []*tracker, pick func(lead int)
 		}
 		return true
 	})
-	return r
 }
 
 // verify checks the store and every client against what was published,
