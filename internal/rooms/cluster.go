@@ -52,9 +52,13 @@ type PresenceUpdate struct {
 	// Run identifies one start of the instance: sequences restart with it.
 	Run string `json:"run,omitempty"`
 	Seq uint64 `json:"seq,omitempty"`
-	// Full: Online is the instance's whole online set. Otherwise Online
-	// and Offline are the changes since Seq-1.
+	// Full: Online is the instance's whole online set, or part Part of
+	// Parts of it (consecutive Seqs), so that every message stays well
+	// under the broker's message size limit. Otherwise Online and Offline
+	// are the changes since Seq-1.
 	Full    bool     `json:"full,omitempty"`
+	Part    int      `json:"part,omitempty"`
+	Parts   int      `json:"parts,omitempty"`
 	Online  []string `json:"online,omitempty"`
 	Offline []string `json:"offline,omitempty"`
 	// Gone: the instance stopped (or its broker connection died: its last
@@ -71,6 +75,10 @@ const (
 	DefaultPresenceTTL = 3 * DefaultPresenceEvery
 )
 
+// fullPartBytes bounds the user names of one part of a full set: 64 KiB,
+// a quarter of the shipped broker's message_size_limit.
+const fullPartBytes = 64 << 10
+
 // peer is another instance's online set as last heard. Guarded by
 // Rooms.mu.
 type peer struct {
@@ -78,6 +86,12 @@ type peer struct {
 	seq   uint64
 	users map[string]struct{}
 	seen  time.Time // last message, by the injected clock
+	known bool      // a full set of it has been applied
+	// staged collects the parts of a full set until the last one.
+	staged     map[string]struct{}
+	stagedRun  string
+	stagedSeq  uint64
+	stagedPart int
 }
 
 // SetCluster makes Rooms share presence and room changes with the other
@@ -119,8 +133,23 @@ func (r *Rooms) publishFullLocked(sync bool) {
 		users = append(users, u)
 	}
 	slices.Sort(users)
-	r.seq++
-	r.cluster.PublishPresence(PresenceUpdate{Origin: r.origin, Run: r.run, Seq: r.seq, Full: true, Online: users, Sync: sync})
+	var parts [][]string
+	for start, size := 0, 0; start < len(users) || len(parts) == 0; {
+		end := start
+		for size = 0; end < len(users) && (end == start || size+len(users[end])+3 <= fullPartBytes); end++ {
+			size += len(users[end]) + 3 // quotes and comma
+		}
+		parts = append(parts, users[start:end])
+		start = end
+	}
+	for i, part := range parts {
+		r.seq++
+		p := PresenceUpdate{Origin: r.origin, Run: r.run, Seq: r.seq, Full: true, Online: part, Sync: sync && i == 0}
+		if len(parts) > 1 {
+			p.Part, p.Parts = i, len(parts)
+		}
+		r.cluster.PublishPresence(p)
+	}
 }
 
 // publishDeltaLocked publishes one local change. r.mu must be held.
@@ -149,8 +178,7 @@ func (r *Rooms) PeerPresence(p PresenceUpdate) {
 	}
 	now := r.cfg.Now()
 	pe := r.peers[p.Origin]
-	first := pe == nil
-	if first {
+	if pe == nil {
 		pe = &peer{users: map[string]struct{}{}}
 		r.peers[p.Origin] = pe
 	}
@@ -164,12 +192,13 @@ func (r *Rooms) PeerPresence(p PresenceUpdate) {
 		pe.run, pe.seq = "", 0
 		r.m.presencePeer.WithLabelValues("gone").Inc()
 	case p.Full:
-		users := make(map[string]struct{}, len(p.Online))
-		for _, u := range p.Online {
-			users[u] = struct{}{}
+		users, whole := r.stageLocked(pe, p)
+		if !whole {
+			break
 		}
-		r.setPeerLocked(pe, users, !first || now.After(r.quietUntil))
-		pe.run, pe.seq = p.Run, p.Seq
+		// A peer's first set heard in our first PresenceEvery is not news.
+		r.setPeerLocked(pe, users, pe.known || now.After(r.quietUntil))
+		pe.run, pe.seq, pe.known = p.Run, p.Seq, true
 		r.m.presencePeer.WithLabelValues("full").Inc()
 	case pe.run != "" && p.Run == pe.run && p.Seq == pe.seq+1:
 		pe.seq = p.Seq
@@ -197,6 +226,38 @@ func (r *Rooms) PeerPresence(p PresenceUpdate) {
 	if p.Sync {
 		r.publishFullLocked(false)
 	}
+}
+
+// stageLocked takes one message of a full set and returns the whole set
+// once its last part is in. A part that does not follow the one before
+// (lost in a reconnect) drops what was staged: the next full set repairs.
+func (r *Rooms) stageLocked(pe *peer, p PresenceUpdate) (map[string]struct{}, bool) {
+	if p.Parts <= 1 {
+		users := make(map[string]struct{}, len(p.Online))
+		for _, u := range p.Online {
+			users[u] = struct{}{}
+		}
+		pe.staged = nil
+		return users, true
+	}
+	switch {
+	case p.Part == 0:
+		pe.staged, pe.stagedRun = make(map[string]struct{}, len(p.Online)*p.Parts), p.Run
+	case pe.staged == nil || p.Run != pe.stagedRun || p.Seq != pe.stagedSeq+1 || p.Part != pe.stagedPart+1:
+		pe.staged = nil
+		r.m.presencePeer.WithLabelValues("out_of_sequence").Inc()
+		return nil, false
+	}
+	for _, u := range p.Online {
+		pe.staged[u] = struct{}{}
+	}
+	pe.stagedSeq, pe.stagedPart = p.Seq, p.Part
+	if p.Part < p.Parts-1 {
+		return nil, false
+	}
+	users := pe.staged
+	pe.staged = nil
+	return users, true
 }
 
 // setPeerLocked replaces pe's users with users; news tells whether the

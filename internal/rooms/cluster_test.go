@@ -305,3 +305,37 @@ func TestClusterReplayOverlap(t *testing.T) {
 		}
 	}
 }
+
+// A full set too large for one message goes in parts, applied once the
+// last is in; a set with a part lost is not applied.
+func TestClusterFullSetInParts(t *testing.T) {
+	_, b, a, c := newCluster(t)
+	const n = 5000 // of 24-character names: about 135 KB, three parts
+	c.rooms.mu.Lock()
+	for i := range n {
+		c.rooms.local[fmt.Sprintf("user-with-a-long-name%04d", i)] = struct{}{}
+	}
+	c.rooms.mu.Unlock()
+	var parts []PresenceUpdate
+	c.rooms.Resync()
+	b.mu.Lock()
+	for _, m := range b.q {
+		parts = append(parts, *m.presence)
+	}
+	b.q = nil
+	b.mu.Unlock()
+	if len(parts) != 3 || parts[0].Parts != 3 || !parts[0].Sync || parts[1].Sync {
+		t.Fatalf("full set of %d users in %d messages (parts %d, sync %v %v), want 3 parts, sync on the first", n, len(parts), parts[0].Parts, parts[0].Sync, parts[1].Sync)
+	}
+	a.rooms.PeerPresence(parts[0])
+	a.rooms.PeerPresence(parts[2]) // parts[1] lost
+	if got := len(a.rooms.onlineUsers()); got != 0 {
+		t.Fatalf("%d online after a set with a part lost, want 0", got)
+	}
+	for i, p := range parts {
+		a.rooms.PeerPresence(p)
+		if got := len(a.rooms.onlineUsers()); (i < 2 && got != 0) || (i == 2 && got != n) {
+			t.Fatalf("after part %d: %d online", i, got)
+		}
+	}
+}
