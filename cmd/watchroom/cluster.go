@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 
 	"github.com/watchroom/watchroom/internal/backplane"
@@ -58,29 +59,33 @@ func joinCluster(bp *backplane.Backplane, origin string, h *hub.Hub, rm *rooms.R
 		return err
 	}
 	bp.OnConnect(rm.Resync)
-	bp.Handle(eventFrame, func(_ string, body []byte) {
+	// A body that does not decode is counted and logged by the backplane.
+	bp.Handle(eventFrame, func(_ string, body []byte) error {
 		var f hub.Frame
 		if err := json.Unmarshal(body, &f); err != nil {
-			log.Warn("cluster: malformed frame event", "err", err)
-			return
+			return err
 		}
 		h.Deliver(f)
+		return nil
 	})
-	bp.Handle(eventPresence, func(_ string, body []byte) {
+	bp.Handle(eventPresence, func(_ string, body []byte) error {
 		var p rooms.PresenceUpdate
 		if err := json.Unmarshal(body, &p); err != nil {
-			log.Warn("cluster: malformed presence event", "err", err)
-			return
+			return err
 		}
 		rm.PeerPresence(p)
+		return nil
 	})
-	bp.Handle(eventRoom, func(_ string, body []byte) {
+	bp.Handle(eventRoom, func(_ string, body []byte) error {
 		var c struct{ Room string }
-		if err := json.Unmarshal(body, &c); err != nil || c.Room == "" {
-			log.Warn("cluster: malformed room event", "err", err)
-			return
+		if err := json.Unmarshal(body, &c); err != nil {
+			return err
+		}
+		if c.Room == "" {
+			return errors.New("no room")
 		}
 		rm.PeerRoomChanged(c.Room)
+		return nil
 	})
 	return nil
 }

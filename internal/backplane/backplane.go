@@ -238,6 +238,10 @@ func (b *Backplane) Run(ctx context.Context) error {
 	<-published
 	close(eventsDone)
 	<-eventsStopped
+	for len(b.ev.out) > 0 {
+		<-b.ev.out
+		b.dropEvent(eventShutdown, nil)
+	}
 	// A clean DISCONNECT does not publish the will: say it ourselves.
 	if w := b.ev.will; w != nil && client.IsConnectionOpen() {
 		client.Publish(w.topic, 1, false, w.payload).WaitTimeout(publishDrain)

@@ -50,7 +50,7 @@ type wireEvent struct {
 // events is the Backplane's part for events. handlers, will and
 // onConnect are set before Run and only read after.
 type events struct {
-	handlers  map[string]func(origin string, body []byte)
+	handlers  map[string]func(origin string, body []byte) error
 	onConnect []func()
 	will      *outEvent
 	out       chan outEvent // to the events publisher, in Publish order
@@ -71,13 +71,14 @@ const (
 	eventQueueFull    = "queue_full"    // Publish found the publish queue full
 	eventDisconnected = "disconnected"  // not connected when it was its turn
 	eventPublishError = "publish_error" // the broker did not confirm it
+	eventShutdown     = "shutdown"      // still queued when Run stopped
 	eventMalformed    = "malformed"     // a received event did not decode
 	eventUnknownKind  = "unknown_kind"  // a received event of a kind nobody handles here
 )
 
 func newEvents(queue int, reg prometheus.Registerer) *events {
 	e := &events{
-		handlers: map[string]func(string, []byte){},
+		handlers: map[string]func(string, []byte) error{},
 		out:      make(chan outEvent, queue),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_backplane_events_dropped_total",
@@ -105,8 +106,9 @@ func validKind(kind string) error {
 
 // Handle makes fn take the events of kind from other instances. fn runs on
 // the MQTT client's receiving goroutine, in arrival order: it must not
-// block. Call it before Run.
-func (b *Backplane) Handle(kind string, fn func(origin string, body []byte)) {
+// block. An error from fn (a body it cannot use) is counted as malformed
+// and logged at most once a second. Call it before Run.
+func (b *Backplane) Handle(kind string, fn func(origin string, body []byte) error) {
 	if err := validKind(kind); err != nil {
 		panic(err)
 	}
@@ -185,7 +187,9 @@ func (b *Backplane) receiveEvent(msg mqtt.Message) {
 		return
 	}
 	b.ev.received.Inc()
-	fn(w.Origin, w.Body)
+	if err := fn(w.Origin, w.Body); err != nil {
+		b.dropEvent(eventMalformed, fmt.Errorf("%s event from %s: %w", kind, w.Origin, err))
+	}
 }
 
 // publishEvents publishes the queued events in order until done is
