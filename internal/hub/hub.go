@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/watchroom/watchroom/internal/auth"
 	"github.com/watchroom/watchroom/internal/model"
@@ -113,6 +114,7 @@ type Hub struct {
 	routes     map[string]route
 	replayers  map[string]protocol.Replayer
 	relay      Relay // nil on a single instance (relay.go)
+	relayLog   rate.Sometimes
 
 	mu       sync.Mutex // guards byUser, byAddr, closed, presence calls and writes to conns
 	byUser   map[string]map[*conn]struct{}
@@ -142,6 +144,7 @@ func New(cfg Config, a Authenticator, d DeliveryStore, reg prometheus.Registerer
 		replayers: map[string]protocol.Replayer{},
 		byUser:    map[string]map[*conn]struct{}{},
 		byAddr:    map[string]int{},
+		relayLog:  rate.Sometimes{First: 1, Interval: time.Second},
 		afterFunc: func(d time.Duration, f func()) func() bool {
 			return time.AfterFunc(d, f).Stop
 		},

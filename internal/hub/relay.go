@@ -62,6 +62,12 @@ func (h *Hub) relayFrame(f Frame) {
 // connections of its recipients. It never blocks and never relays. Safe
 // from any goroutine (the transport's receiver).
 func (h *Hub) Deliver(f Frame) {
+	if (f.Msgs == nil && len(f.Msg) == 0) || (f.Msgs != nil && (f.All || len(f.Msgs) != len(f.Users))) {
+		// The transport decodes frames; such a frame is a bug there.
+		h.m.relayDropped.Inc()
+		h.relayLog.Do(func() { h.log.Error("relayed frame without a message for each user; dropped", "type", f.Type) })
+		return
+	}
 	var queued float64
 	switch {
 	case f.All:
@@ -70,9 +76,6 @@ func (h *Hub) Deliver(f Frame) {
 				queued++
 			}
 		}
-	case f.Msgs != nil && len(f.Msgs) != len(f.Users):
-		h.m.relayDropped.Inc() // the transport decodes frames; a mismatch is a bug there
-		return
 	default:
 		for i, u := range f.Users {
 			msg := f.Msg
