@@ -18,6 +18,10 @@ const (
 	eventRoom     = "room"     // {"room":name}: its membership changed
 )
 
+// alertsResumeOverlap is how many alert event ids below a resume's cursor
+// are replayed too with several instances (docs/protocol.md).
+const alertsResumeOverlap = 20
+
 // clusterLink carries the hub's frames and rooms' news over the backplane
 // and hands what the other instances send to the local hub and rooms.
 type clusterLink struct {

@@ -192,6 +192,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 		// Several instances: one detector, elected (docs/alerts.md).
 		detCfg.Elector = &pgElector{st: st, label: "alerts " + cfg.InstanceID, every: leadInterval, log: log.With("component", "alerts")}
 		detCfg.Handover = pgHandover{st: st}
+		detCfg.ResumeOverlap = alertsResumeOverlap
 	}
 	p.det = alerts.New(detCfg,
 		st, p.rm, h, reg, log.With("component", "alerts"))

@@ -96,6 +96,12 @@ type Config struct {
 	// instances sharing the database; the others stand by (see
 	// runElected). Nil: this detector always runs.
 	Elector Elector
+	// ResumeOverlap is how many event ids at or below a resume's cursor
+	// are replayed too, with several instances: alert changes made on
+	// different instances (the detector's, an acknowledgement) can reach a
+	// client out of event_id order (0: none, one instance). Clients keep
+	// the newest version of an alert, so what they hold changes nothing.
+	ResumeOverlap int
 	// Refresh is how often an elected leader reloads rules and silences
 	// from the store, for changes made through other instances (5s; only
 	// with an Elector).

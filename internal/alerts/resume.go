@@ -10,8 +10,8 @@ import (
 
 // ReplayAlerts is the replayer of the resume stream "alerts"
 // (docs/protocol.md, "Resuming after a reconnect"): {"alerts":318} replays
-// every alert whose event_id is above 318, once, in its current state,
-// ordered by event_id. Replayed alerts carry no delivery id: the acked
+// every alert whose event_id is above 318 (above 318-ResumeOverlap with
+// several instances), once, in its current state, ordered by event_id. Replayed alerts carry no delivery id: the acked
 // delivery of the ones still unacknowledged goes on as before, and clients
 // keep the version of an alert with the latest updated_at.
 func (d *Detector) ReplayAlerts(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
@@ -19,7 +19,9 @@ func (d *Detector) ReplayAlerts(ctx context.Context, req protocol.ReplayRequest)
 	if err := json.Unmarshal(req.Cursor, &after); err != nil || after < 0 {
 		return protocol.Replay{}, protocol.Errorf(protocol.CodeBadRequest, "alerts must be the last alert event_id seen, a number ≥ 0")
 	}
-	as, err := d.store.AlertsAfter(ctx, after, req.Max+1)
+	// With several instances, from ResumeOverlap event ids back (see
+	// Config.ResumeOverlap): still one row per alert, in its current state.
+	as, err := d.store.AlertsAfter(ctx, max(0, after-int64(d.cfg.ResumeOverlap)), req.Max+1)
 	if err != nil {
 		return protocol.Replay{}, err
 	}

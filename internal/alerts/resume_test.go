@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,24 @@ func TestReplayAlerts(t *testing.T) {
 		}
 		if len(got) != len(tt.want) || (len(got) > 0 && got[0] != tt.want[0]) || (len(got) > 1 && got[len(got)-1] != tt.want[len(tt.want)-1]) {
 			t.Errorf("cursor %s: alerts %v, want %v", tt.cursor, got, tt.want)
+		}
+	}
+
+	// With several instances the replay reaches back ResumeOverlap event
+	// ids from the cursor: alert 2 (event 10) may reach a client after
+	// alert 1 (event 12).
+	d = New(Config{ResumeOverlap: 3}, st, &fakePoster{}, nil, prometheus.NewRegistry(), discard())
+	for cursor, want := range map[string][]int64{"12": {2, 1, 3}, "15": {3}, "14": {1, 3}, "1": {2, 1, 3}} {
+		r, err := d.ReplayAlerts(context.Background(), protocol.ReplayRequest{Cursor: json.RawMessage(cursor), Max: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, m := range r.Msgs {
+			got = append(got, m.Data.(model.Alert).ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("overlap 3, cursor %s: alerts %v, want %v", cursor, got, want)
 		}
 	}
 }
