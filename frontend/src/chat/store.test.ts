@@ -1,25 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Api, Session } from '../common/api';
 import { FrameBatcher } from '../common/frame';
-import { type WebSocketLike, WsClient } from '../common/ws';
-import type { ChatMessage, Envelope } from '../types';
+import { TestSocket as Sock } from '../common/testsocket';
+import { WsClient } from '../common/ws';
+import type { ChatMessage } from '../types';
 import { ChatStore } from './store';
-
-class Sock implements WebSocketLike {
-  readyState = 1;
-  sent: Envelope[] = [];
-  onopen: ((ev: unknown) => void) | null = null;
-  onmessage: ((ev: { data: unknown }) => void) | null = null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
-  onerror: ((ev: unknown) => void) | null = null;
-  send(d: string) {
-    this.sent.push(JSON.parse(d) as Envelope);
-  }
-  close() {}
-  receive(m: unknown) {
-    this.onmessage?.({ data: JSON.stringify(m) });
-  }
-}
 
 function setup(pages: Record<string, ChatMessage[]> = {}, rooms: unknown[] = []) {
   let sock!: Sock;

@@ -80,6 +80,8 @@ export class CommandStore {
   private readonly api: Api;
   private readonly now: () => number;
   private heldSeq = 0;
+  /** Outcomes that came by command id before their command_sent (see onResponse). */
+  private readonly early = new Map<string, CommandResponseData>();
 
   constructor(batcher: FrameBatcher, ws: WsClient, api: Api, now: () => number = Date.now) {
     this.changed = new Observable(batcher);
@@ -159,6 +161,11 @@ export class CommandStore {
         // command_sent: stored and published; the outcome comes as command_response.
         const d = m.data as { command_id?: string } | undefined;
         if (d?.command_id && !c.commandId) c.commandId = d.command_id;
+        const out = c.commandId !== undefined ? this.early.get(c.commandId) : undefined;
+        if (out) {
+          this.early.delete(out.command_id);
+          this.settle(c, out);
+        }
         this.changed.changed();
       },
       (err: unknown) => {
@@ -179,19 +186,32 @@ export class CommandStore {
   private onResponse(m: Envelope<string, CommandResponseData>): void {
     const d = m.data;
     if (!d) return;
-    const c = m.ref !== undefined ? this.recent.find((x) => x.reqId === String(m.ref)) : undefined;
+    // With several server instances a command may be finished by another
+    // one than the one it was sent through (the device's answer arrived
+    // there, or its timeout was swept there): its outcome then comes with
+    // ref null, and is matched by command id, possibly before command_sent
+    // has told us that id (kept in early until it does).
+    const byRef = m.ref != null ? this.recent.find((x) => x.reqId === String(m.ref)) : undefined;
+    const c = byRef ?? this.recent.find((x) => x.commandId !== undefined && x.commandId === d.command_id);
     if (c) {
-      c.status = d.status;
-      c.message = d.message;
-      c.commandId = d.command_id;
-      c.latencyMs = d.latency_ms;
-      c.answeredAt = this.now();
+      this.settle(c, d);
+    } else if (m.ref == null && d.command_id && this.recent.some((x) => x.status === 'pending' && x.commandId === undefined)) {
+      this.early.set(d.command_id, d);
+      if (this.early.size > MAX_RECENT) this.early.delete(this.early.keys().next().value as string);
     }
     // The stored history now has the outcome too (a redelivered response
     // from an earlier page load only shows up there).
     const sensorId = c?.sensorId ?? d.sensor_id;
     if (sensorId && this.history.has(sensorId)) void this.loadHistory(sensorId);
     this.changed.changed();
+  }
+
+  private settle(c: SentCommand, d: CommandResponseData): void {
+    c.status = d.status;
+    c.message = d.message;
+    c.commandId = d.command_id;
+    c.latencyMs = d.latency_ms;
+    c.answeredAt = this.now();
   }
 
   async loadHistory(sensorId: string): Promise<void> {
