@@ -127,7 +127,7 @@ func (c *Claim) take(ctx context.Context) (*pgx.Conn, error) {
 	for _, n := range c.names {
 		var ok bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+claimKey+`)`, n).Scan(&ok); err != nil {
-			conn.Close(context.WithoutCancel(ctx))
+			release(context.WithoutCancel(ctx), conn)
 			return nil, fmt.Errorf("store: claim %q: %w", n, err)
 		}
 		if !ok {
@@ -137,7 +137,7 @@ func (c *Claim) take(ctx context.Context) (*pgx.Conn, error) {
 			if conn.QueryRow(ctx, claimHolder, n).Scan(&app, &addr, &since) == nil {
 				e.Holder = fmt.Sprintf("application %q from %s since %s", app, addr, since.UTC().Format(time.RFC3339))
 			}
-			conn.Close(context.WithoutCancel(ctx)) // releases the names taken so far
+			release(context.WithoutCancel(ctx), conn) // the names taken so far
 			return nil, e
 		}
 	}
@@ -230,8 +230,18 @@ func (c *Claim) Watch(ctx context.Context) error {
 func (c *Claim) Close() {
 	if c.conn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = c.conn.Close(ctx)
+		release(ctx, c.conn)
 		cancel()
 		c.conn = nil
 	}
+}
+
+// release unlocks every name conn holds, then closes it. Closing alone
+// frees them too, but only once the server has noticed the closed
+// connection, after Close has returned: a claim made right after (a
+// restart, a probe) could still find them held. On a broken connection
+// the unlock fails and closing is all there is.
+func release(ctx context.Context, conn *pgx.Conn) {
+	_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+	_ = conn.Close(ctx)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestClaimRefusesASecondHolder(t *testing.T) {
@@ -57,18 +59,21 @@ func TestClaimRunRetakesAfterLosingItsConnection(t *testing.T) {
 			t.Fatalf("terminate the claim's session: %v %v", ok, err)
 		}
 	}
-	held := func(name string) bool {
+	// holder reads who holds name from pg_locks, without claiming it: a
+	// probe that claimed it could take it from under Run in the moment it
+	// is free, and Run would rightly report it lost to another process.
+	holder := func(name string) string {
 		t.Helper()
-		c, err := s.Claim(ctx, ClaimConfig{}, nil, name)
-		if err == nil {
-			c.Close()
-			return false
+		var app, addr string
+		var since time.Time
+		err := s.Pool().QueryRow(ctx, claimHolder, name).Scan(&app, &addr, &since)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ""
 		}
-		var taken *ClaimTakenError
-		if !errors.As(err, &taken) {
-			t.Fatalf("probe claim: %v", err)
+		if err != nil {
+			t.Fatalf("holder of %s: %v", name, err)
 		}
-		return true
+		return app
 	}
 
 	a, err := s.Claim(ctx, ClaimConfig{CheckInterval: 20 * time.Millisecond}, nil, "instance:x")
@@ -78,10 +83,21 @@ func TestClaimRunRetakesAfterLosingItsConnection(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(rctx) }()
+	var killed int
+	if err := s.Pool().QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name LIKE '%' || $1 || '%'`, a.token).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
 	kill(a)
-	// Run notices and takes the name again; bounded wait.
+	// Run notices and takes the name again on a new session of its own;
+	// bounded wait.
 	deadline := time.Now().Add(10 * time.Second)
-	for !held("instance:x") {
+	for {
+		var pid int
+		err := s.Pool().QueryRow(ctx, `SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE '%' || $1 || '%'`, a.token).Scan(&pid)
+		if err == nil && pid != killed && strings.Contains(holder("instance:x"), a.token) {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("the claim was not taken again within 10s")
 		}
@@ -91,8 +107,8 @@ func TestClaimRunRetakesAfterLosingItsConnection(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run after cancel = %v", err)
 	}
-	if held("instance:x") {
-		t.Fatal("name still held after Run returned")
+	if h := holder("instance:x"); h != "" {
+		t.Fatalf("name still held by %q after Run returned", h)
 	}
 
 	// Lost to another process: Run reports it.
@@ -101,8 +117,8 @@ func TestClaimRunRetakesAfterLosingItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := b.conn
-	b.conn = nil // Run starts as after a lost connection, and the name is free once conn closes
-	conn.Close(ctx)
+	b.conn = nil // Run starts as after a lost connection
+	release(ctx, conn)
 	thief, err := s.Claim(ctx, ClaimConfig{}, nil, "instance:y")
 	if err != nil {
 		t.Fatal(err)
