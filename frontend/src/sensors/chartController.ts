@@ -142,6 +142,14 @@ export class ChartController {
     // A reconnect that could not resume missed readings: reload. A resumed
     // one replays them as ordinary readings (appended above).
     this.offs.push(svc.ws.reloadNeeded.on(() => void this.load()));
+    // A live window ends now: it moves with the clock, not only when a
+    // reading comes, so a sensor that falls silent shows as silence and a
+    // marker of what just happened (a command, an alert) comes into view.
+    this.offs.push(
+      svc.clock.subscribe(() => {
+        if (this.view.kind === 'live') this.scheduleRedraw();
+      }),
+    );
     this.resize =
       typeof ResizeObserver === 'function'
         ? new ResizeObserver(() => {
