@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertAccessible, login as loginAt } from './browser.mjs';
-import { run, startStack, waitFor } from './harness.mjs';
+import { startStack, waitFor } from './harness.mjs';
 
 const DESKTOP = { width: 1366, height: 768 };
 const SENSOR = 'gap-1';
@@ -68,11 +68,7 @@ describe('sensor detail chart in the browser', { timeout: 600_000 }, () => {
   before(async () => {
     stack = await startStack({ sensors: 0 });
     browser = await stack.launchBrowser();
-    await run(stack.bin, ['user', 'add', '--name', VIEWER.name, '--role', 'viewer', '--password-stdin'], {
-      env: { WATCHROOM_DATABASE_URL: stack.dbURL },
-      input: VIEWER.password + '\n',
-      timeoutMs: 30_000,
-    });
+    await stack.addUser(VIEWER.name, 'viewer', VIEWER.password);
     // Twelve minutes of history every 2 s with a three-minute silence
     // (the gap) and one spike, for temperature and humidity.
     const now = Date.now();

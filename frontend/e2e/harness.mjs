@@ -223,11 +223,7 @@ class Stack {
       ['alice', 'operator'],
       ['bob', 'analyst'],
     ]) {
-      await run(this.bin, ['user', 'add', '--name', name, '--role', role, '--password-stdin'], {
-        env: { WATCHROOM_DATABASE_URL: this.dbURL },
-        input: PASSWORDS[name] + '\n',
-        timeoutMs: 30_000,
-      });
+      await this.addUser(name, role, PASSWORDS[name]);
     }
 
     // sensors: 0 runs no simulator (the test publishes what it needs).
@@ -246,6 +242,15 @@ class Stack {
       env: { ...process.env, WATCHROOM_MQTT_URL: this.mqttURL },
     });
     this.procs.push(this.sim);
+  }
+
+  /** Adds a user with `watchroom user add`, as an administrator would. */
+  async addUser(name, role, password) {
+    await run(this.bin, ['user', 'add', '--name', name, '--role', role, '--password-stdin'], {
+      env: { WATCHROOM_DATABASE_URL: this.dbURL },
+      input: password + '\n',
+      timeoutMs: 30_000,
+    });
   }
 
   /** Starts `watchroom serve` on the stack's port and database; extraEnv adds or overrides settings for this run. */

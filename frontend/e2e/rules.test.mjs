@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { assertAccessible, login as loginAt } from './browser.mjs';
-import { PASSWORDS, SCREENSHOT_DIR, ensureScreenshotDir, run, startStack, waitFor } from './harness.mjs';
+import { PASSWORDS, SCREENSHOT_DIR, ensureScreenshotDir, startStack, waitFor } from './harness.mjs';
 
 const DESKTOP = { width: 1366, height: 900 };
 const SENSOR = 'boiler-1';
@@ -57,11 +57,7 @@ describe('rules and silences in the browser', { timeout: 600_000 }, () => {
   before(async () => {
     stack = await startStack({ sensors: 0 });
     browser = await stack.launchBrowser();
-    await run(stack.bin, ['user', 'add', '--name', VIEWER.name, '--role', 'viewer', '--password-stdin'], {
-      env: { WATCHROOM_DATABASE_URL: stack.dbURL },
-      input: VIEWER.password + '\n',
-      timeoutMs: 30_000,
-    });
+    await stack.addUser(VIEWER.name, 'viewer', VIEWER.password);
     // A few readings, so that the chart has something to draw.
     await stack.publishLines(`sensors/${SENSOR}/temperature`, ['40', '45', '50', '55', '60', '52', '48']);
   });
