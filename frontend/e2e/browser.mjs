@@ -16,7 +16,25 @@ export async function login(page, baseURL, user, password = PASSWORDS[user]) {
   await page.fill('#login-user', user);
   await page.fill('#login-password', password);
   await page.click('button[type=submit]');
-  await page.waitForSelector('[data-testid=conn-status][data-state=connected]', { timeout: 20_000 });
+  await waitConnected(page);
+}
+
+/**
+ * Waits for the live connection (after a login, a reload or a server
+ * restart). On a timeout the error says what the status showed and what the
+ * page logged, so a failure in CI can be read without re-running it.
+ */
+export async function waitConnected(page, timeout = 30_000) {
+  try {
+    await page.waitForSelector('[data-testid=conn-status][data-state=connected]', { timeout });
+  } catch (err) {
+    const status = await page
+      .locator('[data-testid=conn-status]')
+      .evaluate((el) => `${el.dataset.state} "${el.textContent}"`)
+      .catch(() => 'absent');
+    err.message += `\nconnection status: ${status}\npage log:\n${(page.__console ?? []).join('\n')}`;
+    throw err;
+  }
 }
 
 /** Runs axe-core on the page as it is now; fails with the violations, each with its elements. */
@@ -44,5 +62,13 @@ export async function openPage(browser, contexts, { viewport = DESKTOP, colorSch
   const page = await ctx.newPage();
   page.setDefaultTimeout(15_000);
   page.on('pageerror', (err) => (page.__errors = [...(page.__errors ?? []), err.message]));
+  // The last console lines, for waitConnected's error.
+  page.on('console', (msg) => (page.__console = [...(page.__console ?? []), `${new Date().toISOString()} ${msg.type()}: ${msg.text()}`].slice(-30)));
+  page.on('websocket', (ws) => {
+    const note = (what) => (page.__console = [...(page.__console ?? []), `${new Date().toISOString()} ws ${what}`].slice(-30));
+    note(`open ${ws.url()}`);
+    ws.on('close', () => note('closed'));
+    ws.on('socketerror', (e) => note(`error ${e}`));
+  });
   return page;
 }

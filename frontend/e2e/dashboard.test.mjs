@@ -7,9 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PASSWORDS, SCREENSHOT_DIR, ensureScreenshotDir, startStack, waitFor } from './harness.mjs';
+import { DESKTOP, login as loginAt, openPage, waitConnected } from './browser.mjs';
+import { SCREENSHOT_DIR, ensureScreenshotDir, startStack, waitFor } from './harness.mjs';
 
-const DESKTOP = { width: 1366, height: 768 };
 const PROBE = 'e2e-probe';
 
 /** @type {Awaited<ReturnType<typeof startStack>>} */
@@ -17,32 +17,12 @@ let stack;
 let browser;
 const contexts = [];
 
-async function newPage(viewport = DESKTOP, colorScheme = 'light') {
-  const ctx = await browser.newContext({ viewport, colorScheme });
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(15_000);
-  page.on('pageerror', (err) => {
-    page.__errors = [...(page.__errors ?? []), err.message];
-  });
-  if (process.env.WATCHROOM_E2E_DEBUG) {
-    page.on('console', (m) => console.log('console:', m.text()));
-    page.on('websocket', (ws) => {
-      let n = 0;
-      ws.on('framereceived', (f) => n++ < 5 && console.log('ws recv', String(f.payload).slice(0, 160)));
-      ws.on('framesent', (f) => console.log('ws sent', String(f.payload).slice(0, 100)));
-      ws.on('close', () => console.log('ws closed'));
-    });
-  }
-  return page;
+function newPage(viewport = DESKTOP, colorScheme = 'light') {
+  return openPage(browser, contexts, { viewport, colorScheme });
 }
 
-async function login(page, user) {
-  await page.goto(stack.baseURL + '/');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', PASSWORDS[user]);
-  await page.click('button[type=submit]');
-  await page.waitForSelector('[data-testid=conn-status][data-state=connected]', { timeout: 20_000 });
+function login(page, user) {
+  return loginAt(page, stack.baseURL, user);
 }
 
 function tile(page, sensor, metric) {
@@ -294,7 +274,7 @@ describe('dashboard end to end', { timeout: 600_000 }, () => {
     }
 
     await stack.startServer();
-    await page.waitForSelector('[data-testid=conn-status][data-state=connected]', { timeout: 45_000 });
+    await waitConnected(page, 45_000);
     await waitFor('tile caught up to 55.50', async () => (await t.locator('[data-testid=tile-value]').textContent()).includes('55.50'), {
       timeoutMs: 20_000,
     });

@@ -5,7 +5,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertAccessible, login as loginAt, openPage } from './browser.mjs';
+import { assertAccessible, login as loginAt, openPage, waitConnected } from './browser.mjs';
 import { PASSWORDS, startStack, waitFor } from './harness.mjs';
 
 let stack;
@@ -69,7 +69,7 @@ describe('issue 14 in the browser', { timeout: 600_000 }, () => {
     await assertAccessible(page, 'dark theme');
     // The choice survives a reload.
     await page.reload();
-    await page.waitForSelector('[data-testid=conn-status][data-state=connected]');
+    await waitConnected(page);
     assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
 
     const phone = await newPage({ viewport: { width: 390, height: 844 } });
@@ -116,7 +116,7 @@ describe('issue 14 in the browser', { timeout: 600_000 }, () => {
     await page.fill('#login-user', 'alice');
     await page.fill('#login-password', PASSWORDS.alice);
     await page.click('button[type=submit]');
-    await page.waitForSelector('[data-testid=conn-status][data-state=connected]');
+    await waitConnected(page);
     assert.equal(await page.evaluate(() => window.__sawStale), false);
   });
 
@@ -132,7 +132,7 @@ describe('issue 14 in the browser', { timeout: 600_000 }, () => {
       return ids.length > 0 && ids.every((id) => id === 's-1');
     });
     await page.reload();
-    await page.waitForSelector('[data-testid=conn-status][data-state=connected]');
+    await waitConnected(page);
     assert.equal(await page.inputValue('#sensor-filter'), 's-1');
     assert.ok(await page.isChecked('#sensor-filter-whole'));
     await page.selectOption('#sensor-sort', 'severity');
@@ -168,7 +168,7 @@ describe('issue 14 in the browser', { timeout: 600_000 }, () => {
     } finally {
       await stack.startServer();
     }
-    await page.waitForSelector('[data-testid=conn-status][data-state=connected]', { timeout: 30_000 });
+    await waitConnected(page);
     // Back online: both wait for the operator and nothing reached the server.
     await page.waitForSelector('[data-testid=held-send]');
     assert.equal(await page.locator('[data-testid=command-outcome][data-status=held]').count(), 2);

@@ -8,7 +8,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { PASSWORDS, startStack, waitFor } from './harness.mjs';
+import { login as loginAt, openPage, waitConnected } from './browser.mjs';
+import { startStack, waitFor } from './harness.mjs';
 import { Publisher } from './mqtt.mjs';
 
 const SENSORS = ['rs-1', 'rs-2', 'rs-3', 'rs-4', 'rs-5'];
@@ -58,12 +59,7 @@ class Load {
 }
 
 async function newPage(user) {
-  const ctx = await browser.newContext({ viewport: { width: 1366, height: 768 } });
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(15_000);
-  page.__errors = [];
-  page.on('pageerror', (err) => page.__errors.push(err.message));
+  const page = await openPage(browser, contexts);
   // Every /api request and every resume answer, with the time it came.
   page.__api = [];
   page.on('request', (r) => {
@@ -84,16 +80,8 @@ function noteResume(page, frame) {
   if (frame.includes('"type":"error"') && frame.includes('unknown_type')) page.__resume.push({ at: Date.now(), type: 'error', payload: frame.slice(0, 300) });
 }
 
-async function login(page, user) {
-  await page.goto(stack.baseURL + '/');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', PASSWORDS[user]);
-  await page.click('button[type=submit]');
-  await waitConnected(page);
-}
-
-async function waitConnected(page, timeoutMs = 20_000) {
-  await page.waitForSelector('[data-testid=conn-status][data-state=connected]', { timeout: timeoutMs });
+function login(page, user) {
+  return loginAt(page, stack.baseURL, user);
 }
 
 function tile(page, sensor) {
@@ -286,7 +274,7 @@ describe('resume after a server crash', { timeout: 600_000 }, () => {
     await waitFor('every chat message on the grid page', async () => (await shownChat(grid)).length >= wantChat.length);
     assert.deepEqual(await shownChat(grid), wantChat);
 
-    for (const p of [grid, detail]) assert.deepEqual(p.__errors, [], 'uncaught errors in the page');
+    for (const p of [grid, detail]) assert.deepEqual(p.__errors ?? [], [], 'uncaught errors in the page');
   });
 
   it('reloads over REST when the server cannot resume (resume_failed)', { timeout: 180_000 }, async () => {
@@ -354,7 +342,7 @@ describe('resume after a server crash', { timeout: 600_000 }, () => {
     }
     await page.waitForSelector(`.messages .msg-text:text-is("${missed}")`);
     assert.equal(await page.locator(`.messages .msg-text:text-is("${missed}")`).count(), 1);
-    assert.deepEqual(page.__errors, [], 'uncaught errors in the page');
+    assert.deepEqual(page.__errors ?? [], [], 'uncaught errors in the page');
   });
 });
 
