@@ -26,6 +26,8 @@ type Store interface {
 	LiveAlerts(ctx context.Context) ([]model.Alert, error)
 	LatestOfflineAlerts(ctx context.Context) ([]model.Alert, error)
 	SeriesStats(ctx context.Context, window int) ([]model.SeriesStats, error)
+	// LastReadingSeq is the highest batch seq committed or rolled back.
+	LastReadingSeq(ctx context.Context) (int64, error)
 	AlertRules(ctx context.Context, sensorID string) ([]model.AlertRule, error)
 	ReplaceAlertRules(ctx context.Context, sensorID, user string, at time.Time, rules []model.AlertRule) ([]model.AlertRule, error)
 	AlertMessages(ctx context.Context, alertID int64, limit int) ([]model.ChatMessage, error)
@@ -309,11 +311,15 @@ type Detector struct {
 
 	mu      sync.Mutex // guards everything below
 	standby bool       // another instance leads: readings are not evaluated
-	seenSeq int64      // the highest batch seq evaluated (for Handover checkpoints)
-	loaded  bool
-	pending []model.Reading // readings received before loaded
-	series  map[seriesKey]*series
-	rules   map[string]map[string]*ruleSet // sensor → metric → stored rules
+	// seenSeq is the highest batch seq evaluated (for Handover
+	// checkpoints and to know a batch seen twice; see freshLocked);
+	// batchSeq the seq of the batch PublishReadings is evaluating.
+	seenSeq  int64
+	batchSeq int64
+	loaded   bool
+	pending  []model.Reading // readings received before loaded
+	series   map[seriesKey]*series
+	rules    map[string]map[string]*ruleSet // sensor → metric → stored rules
 	// silences in force or until their expiry is noticed, by sensor; an
 	// ended or expired one is removed (see expireSilences).
 	silences map[string][]model.Silence
@@ -368,9 +374,33 @@ func (d *Detector) PublishReadings(rs []model.Reading) {
 		return
 	}
 	for i := range rs {
-		d.evaluateLocked(&rs[i], now)
+		if d.freshLocked(rs[i].Seq) {
+			d.evaluateLocked(&rs[i], now)
+		}
 	}
+	d.batchSeq = 0
 	d.unlockAndSignal()
+}
+
+// freshLocked reports whether a reading of the batch seq is to be
+// evaluated: not if its batch was evaluated before (seq at most seenSeq,
+// other than the batch being evaluated), as batches reflected in the
+// statistics loaded at start or replayed from the previous leader are
+// when they also arrive live; counted as ignored, already_evaluated.
+// Batches come in seq order, each whole in one call; seq 0 (unknown) is
+// always evaluated. Every committed reading is new (ingest hands on only
+// fresh ones), so timestamps cannot tell a repeat: an older one is a
+// reading committed out of time order, evaluated all the same.
+func (d *Detector) freshLocked(seq int64) bool {
+	if seq == 0 || seq == d.batchSeq {
+		return true
+	}
+	if seq <= d.seenSeq {
+		d.m.ignored.WithLabelValues(reasonEvaluated).Inc()
+		return false
+	}
+	d.batchSeq, d.seenSeq = seq, seq
+	return true
 }
 
 // unlockAndSignal must be called with d.mu held; it releases d.mu, then
@@ -404,48 +434,33 @@ func (d *Detector) seriesLocked(key seriesKey) *series {
 }
 
 func (d *Detector) evaluateLocked(r *model.Reading, now time.Time) {
-	d.seenSeq = max(d.seenSeq, r.Seq)
 	s := d.seriesLocked(seriesKey{r.SensorID, r.Metric})
 	if s == nil {
 		d.m.dropped.WithLabelValues(reasonTooManySeries).Inc()
 		return
 	}
-	// Redelivered readings (MQTT is at least once) and late ones must not
-	// count twice towards statistics and streaks.
-	if !s.lastTS.IsZero() && !r.TS.After(s.lastTS) {
-		d.m.ignored.WithLabelValues(reasonNotNewer).Inc()
-		return
-	}
-	if !s.lastTS.IsZero() {
-		dt := r.TS.Sub(s.lastTS).Seconds()
-		if s.interval == 0 {
-			s.interval = dt
-		} else {
-			// A long gap (a dropout) is clipped so that one outage does
-			// not stretch the stale limit; a lasting slowdown still
-			// raises the estimate by a fifth per reading.
-			s.interval += intervalAlpha * (min(dt, 3*s.interval) - s.interval)
-		}
-	}
-	s.lastTS = r.TS
-	s.lastSeen = now
-	s.staleNotified = false
 	v := r.Value
 	rules := s.rules
-
-	// Offline: any reading ends it.
-	if s.kinds[kOffline].live {
-		d.resolveLocked(s, kOffline, now, r.TS)
+	th := rules.threshold
+	// A reading older than the series' newest (a device's backlog, or
+	// readings of one sensor spread over a share group, which commit out
+	// of time order) says a limit was crossed when it was, so its breach
+	// counts; it cannot say the condition has cleared now, nor be scored
+	// against statistics that have moved past its time, nor tell the
+	// interval or that the sensor is online.
+	if !s.lastTS.IsZero() && !r.TS.After(s.lastTS) {
+		d.m.late.Inc()
+		if limit, beyond, ok := th.breached(v); ok && th.enabled {
+			d.breachLocked(s, kThreshold, beyond, v, limit, th.severity(beyond), d.cfg.ThresholdOpenAfter, now, r.TS)
+		}
+		return
 	}
+	d.timedLocked(s, r.TS, now)
 
 	// Threshold.
-	if th := rules.threshold; th.enabled && (th.min != nil || th.max != nil) {
+	if th.enabled && (th.min != nil || th.max != nil) {
 		if limit, beyond, ok := th.breached(v); ok {
-			sev := model.SeverityWarning
-			if beyond > criticalMargin*th.span() {
-				sev = model.SeverityCritical
-			}
-			d.breachLocked(s, kThreshold, beyond, v, limit, sev, d.cfg.ThresholdOpenAfter, now, r.TS)
+			d.breachLocked(s, kThreshold, beyond, v, limit, th.severity(beyond), d.cfg.ThresholdOpenAfter, now, r.TS)
 		} else if th.inside(v, thresholdHysteresis*th.span()) {
 			d.normalLocked(s, kThreshold, th.resolveAfter, now, r.TS)
 		} else {
@@ -480,6 +495,29 @@ func (d *Detector) evaluateLocked(r *model.Reading, now time.Time) {
 	}
 	d.normalLocked(s, kSpike, sp.resolveAfter, now, r.TS)
 	s.fold(v)
+}
+
+// timedLocked takes the timestamp of a series' newest reading: the
+// interval estimate, the last sign of life, and the end of an offline
+// alert.
+func (d *Detector) timedLocked(s *series, ts, now time.Time) {
+	if !s.lastTS.IsZero() {
+		dt := ts.Sub(s.lastTS).Seconds()
+		if s.interval == 0 {
+			s.interval = dt
+		} else {
+			// A long gap (a dropout) is clipped so that one outage does
+			// not stretch the stale limit; a lasting slowdown still
+			// raises the estimate by a fifth per reading.
+			s.interval += intervalAlpha * (min(dt, 3*s.interval) - s.interval)
+		}
+	}
+	s.lastTS = ts
+	s.lastSeen = now
+	s.staleNotified = false
+	if s.kinds[kOffline].live {
+		d.resolveLocked(s, kOffline, now, ts)
+	}
 }
 
 // foldClipped folds v into the statistics after clipping it to k standard

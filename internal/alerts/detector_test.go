@@ -347,16 +347,20 @@ func TestRestartDoesNotRefire(t *testing.T) {
 		st.stats = append(st.stats, model.SeriesStats{SensorID: s, Metric: "t", LastSeen: seen.Add(-time.Second),
 			LastValue: 20, N: 50, Mean: 20, StdDev: sd, Span: 49 * time.Second})
 	}
+	st.lastSeq = 7 // the stats reflect every batch up to 7
 	r := newRig(t, st, nil)
 
 	// Nothing is opened at start.
 	r.tick()
 	wantPosts(t, r.poster.take())
 
-	// A redelivered reading (not newer than the stored one) is ignored.
-	r.d.PublishReadings([]model.Reading{{SensorID: "hot", Metric: "t", Value: 50, TS: seen.Add(-time.Second)}})
+	// A batch the stats reflect, arriving live, is not evaluated again.
+	r.d.PublishReadings([]model.Reading{{SensorID: "hot", Metric: "t", Value: 50, TS: seen.Add(-time.Second), Seq: 7}})
 	r.flush()
 	wantPosts(t, r.poster.take())
+	if got := testutil.ToFloat64(r.d.m.ignored.WithLabelValues(reasonEvaluated)); got != 1 {
+		t.Errorf("ignored as already evaluated: %v, want 1", got)
+	}
 
 	// A new breach updates the live alert.
 	r.read("hot", "t", time.Second, 11)
@@ -382,6 +386,52 @@ func TestRestartDoesNotRefire(t *testing.T) {
 	if a := r.store.all()[5]; a.SensorID != "back" {
 		t.Errorf("offline alert for %s, want back", a.SensorID)
 	}
+}
+
+// Readings of one sensor spread over a share group commit out of time
+// order: each is evaluated once; an older one's breach counts, but it
+// neither resolves nor moves the series' newest time; a batch that
+// arrives a second time is not evaluated again.
+func TestOutOfOrderReadingsAreEvaluatedOnce(t *testing.T) {
+	st := newFakeStore()
+	st.rules["s"] = []model.AlertRule{{SensorID: "s", Metric: "t", Kind: model.RuleThreshold, Enabled: true, Max: fp(10), ResolveAfter: ip(2)}}
+	r := newRig(t, st, func(c *Config) { c.ThresholdOpenAfter = 3 })
+	at := func(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
+	r.clock.add(5 * time.Second)
+	// Seconds 3, 1, 2 (two batches), then batch 2 again: three breaches
+	// in a row open the alert, counted 3, not 2 (the older ones skipped)
+	// nor 5 (the repeat counted).
+	r.d.PublishReadings([]model.Reading{{SensorID: "s", Metric: "t", Value: 11, TS: at(3), Seq: 1}})
+	r.d.PublishReadings([]model.Reading{
+		{SensorID: "s", Metric: "t", Value: 12, TS: at(1), Seq: 2},
+		{SensorID: "s", Metric: "t", Value: 13, TS: at(2), Seq: 2},
+	})
+	r.d.PublishReadings([]model.Reading{{SensorID: "s", Metric: "t", Value: 12, TS: at(1), Seq: 2}})
+	r.flush()
+	wantPosts(t, r.poster.take(), "#1 threshold open critical n=3 v=13")
+	if got := testutil.ToFloat64(r.d.m.late); got != 2 {
+		t.Errorf("evaluated out of time order: %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(r.d.m.ignored.WithLabelValues(reasonEvaluated)); got != 1 {
+		t.Errorf("ignored as already evaluated: %v, want 1", got)
+	}
+	r.d.mu.Lock()
+	last := r.d.series[seriesKey{"s", "t"}].lastTS
+	r.d.mu.Unlock()
+	if !last.Equal(at(3)) {
+		t.Errorf("series' newest reading at %v, want %v", last, at(3))
+	}
+	// A normal reading older than the newest does not count towards
+	// resolving it (ResolveAfter 2); the next two newer ones do.
+	r.d.PublishReadings([]model.Reading{{SensorID: "s", Metric: "t", Value: 5, TS: at(2).Add(time.Millisecond), Seq: 3}})
+	r.flush()
+	wantPosts(t, r.poster.take())
+	r.d.PublishReadings([]model.Reading{{SensorID: "s", Metric: "t", Value: 5, TS: at(4), Seq: 4}})
+	r.flush()
+	wantPosts(t, r.poster.take())
+	r.d.PublishReadings([]model.Reading{{SensorID: "s", Metric: "t", Value: 5, TS: at(5), Seq: 5}})
+	r.flush()
+	wantPosts(t, r.poster.take(), "#1 threshold resolved critical n=3 v=13 by=system")
 }
 
 func TestReadingsBeforeLoadWait(t *testing.T) {

@@ -70,9 +70,10 @@
 // Run first loads the rules, the live alerts, the newest offline alert of
 // each series and the statistics of each series' recent readings
 // (SeriesStats). So live alerts are updated and auto-resolved rather than
-// opened again, spike detection needs no new warm-up, redelivered
-// readings (not newer than the last stored one) are ignored, and an outage
-// already reported is not reported again. Readings arriving before the
+// opened again, spike detection needs no new warm-up, and an outage
+// already reported is not reported again. The statistics reflect every
+// batch up to LastReadingSeq read just before them: a batch up to it that
+// arrives live is not evaluated again (freshLocked). Readings arriving before the
 // load is done wait in memory (bounded by MaxPending).
 //
 // # Who may call what

@@ -28,6 +28,7 @@ type fakeStore struct {
 	alerts   []model.Alert
 	rules    map[string][]model.AlertRule
 	stats    []model.SeriesStats
+	lastSeq  int64 // LastReadingSeq: the batches the stats reflect
 	silences []model.Silence
 	failing  int // the next failing calls of UpsertAlert / ResolveLiveAlert fail
 	calls    int
@@ -251,6 +252,12 @@ func (f *fakeStore) LatestOfflineAlerts(context.Context) ([]model.Alert, error) 
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+func (f *fakeStore) LastReadingSeq(context.Context) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastSeq, nil
 }
 
 func (f *fakeStore) SeriesStats(context.Context, int) ([]model.SeriesStats, error) {

@@ -238,30 +238,13 @@ func (d *Detector) handoverReadings(ctx context.Context) ([]model.Reading, error
 }
 
 // replayLocked evaluates readings already stored (handoverReadings), in
-// seq order. The loaded state's newest timestamp of each series covers
-// them, so each is evaluated against the previous replayed one of its
-// series instead; afterwards the series' newest timestamp is the later of
-// the two.
+// seq order. The loaded statistics reflect them too (as they reflect
+// every committed reading): they are evaluated for what they decide, not
+// skipped as already evaluated; the batches they belong to are then
+// seen.
 func (d *Detector) replayLocked(rs []model.Reading, now time.Time) {
-	prev := map[seriesKey]time.Time{}
 	for i := range rs {
-		r := &rs[i]
-		key := seriesKey{r.SensorID, r.Metric}
-		last, seen := prev[key]
-		if seen && !r.TS.After(last) {
-			continue // as evaluateLocked would: not newer than its predecessor
-		}
-		s := d.seriesLocked(key)
-		if s == nil {
-			d.m.dropped.WithLabelValues(reasonTooManySeries).Inc()
-			continue
-		}
-		stored := s.lastTS
-		s.lastTS = last
-		d.evaluateLocked(r, now)
-		prev[key] = r.TS
-		if stored.After(s.lastTS) {
-			s.lastTS = stored
-		}
+		d.evaluateLocked(&rs[i], now)
+		d.seenSeq = max(d.seenSeq, rs[i].Seq)
 	}
 }

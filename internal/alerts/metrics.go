@@ -16,8 +16,10 @@ const (
 
 // Reasons of watchroom_alerts_readings_ignored_total.
 const (
-	reasonNotNewer = "not_newer" // not newer than the series' last evaluated reading (a redelivery)
-	reasonStandby  = "standby"   // another instance leads detection (Config.Elector)
+	// a batch already evaluated: reflected in the statistics loaded at
+	// start, or replayed from the previous leader before it came live
+	reasonEvaluated = "already_evaluated"
+	reasonStandby   = "standby" // another instance leads detection (Config.Elector)
 )
 
 type metrics struct {
@@ -29,6 +31,7 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	dropped   *prometheus.CounterVec
 	ignored   *prometheus.CounterVec
+	late      prometheus.Counter
 	storeErrs prometheus.Counter
 	pending   prometheus.Gauge
 	series    prometheus.Gauge
@@ -70,6 +73,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_alerts_dropped_total",
 			Help: "Readings not evaluated or alert changes not delivered, by reason."}, []string{"reason"}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_alerts_readings_out_of_order_total",
+			Help: "Readings evaluated although older than their series' newest (committed out of time order, as readings spread over a share group are)."}),
 		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "watchroom_alerts_readings_ignored_total",
 			Help: "Readings deliberately not evaluated, by reason."}, []string{"reason"}),
@@ -95,7 +101,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "watchroom_alerts_leader",
 			Help: "1 while this instance runs alert detection (always on a single instance; the elected one with a share group), else 0."}),
 	}
-	reg.MustRegister(m.opened, m.resolved, m.updated, m.acked, m.coalesced, m.latency, m.dropped, m.ignored,
+	reg.MustRegister(m.opened, m.resolved, m.updated, m.acked, m.coalesced, m.latency, m.dropped, m.ignored, m.late,
 		m.storeErrs, m.pending, m.series, m.unwatched, m.flapping, m.silences, m.silenced, m.leader)
 	for _, r := range []string{reasonTooManySeries, reasonNotReady, reasonPostFailed, reasonShutdown, reasonBacklogFull,
 		reasonBroadcastFailed} {
@@ -104,7 +110,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, e := range []string{silenceCreated, silenceEnded, silenceExpired} {
 		m.silences.WithLabelValues(e)
 	}
-	m.ignored.WithLabelValues(reasonNotNewer)
+	m.ignored.WithLabelValues(reasonEvaluated)
 	m.ignored.WithLabelValues(reasonStandby)
 	return m
 }

@@ -67,6 +67,15 @@ func (t thresholdRule) inside(v, margin float64) bool {
 	return (t.min == nil || v >= *t.min+margin) && (t.max == nil || v <= *t.max-margin)
 }
 
+// severity is the severity of a breach beyond its limit by beyond:
+// critical past criticalMargin of the span, else warning.
+func (t thresholdRule) severity(beyond float64) string {
+	if beyond > criticalMargin*t.span() {
+		return model.SeverityCritical
+	}
+	return model.SeverityWarning
+}
+
 // span is what the critical margin is a share of: the width of [min, max]
 // when both are set, else the size of the one limit (1 for a limit of 0).
 func (t thresholdRule) span() float64 {

@@ -57,6 +57,12 @@ func (d *Detector) loadOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every batch up to asOf is in the statistics (read first: a batch
+	// committed in between is then evaluated twice rather than never).
+	asOf, err := d.store.LastReadingSeq(ctx)
+	if err != nil {
+		return err
+	}
 	stats, err := d.store.SeriesStats(ctx, d.cfg.SeedWindow)
 	if err != nil {
 		return err
@@ -122,12 +128,16 @@ func (d *Detector) loadOnce(ctx context.Context) error {
 		}
 	}
 	d.replayLocked(replay, now)
+	d.seenSeq = max(d.seenSeq, asOf)
 	d.loaded = true
 	pending := d.pending
 	d.pending = nil
 	for i := range pending {
-		d.evaluateLocked(&pending[i], now)
+		if d.freshLocked(pending[i].Seq) {
+			d.evaluateLocked(&pending[i], now)
+		}
 	}
+	d.batchSeq = 0
 	nSeries := len(d.series)
 	d.unlockAndSignal()
 	d.log.Info("alerts: detection started", "rules", len(rules), "live_alerts", len(live), "series", nSeries, "replayed", len(replay),
