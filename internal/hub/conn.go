@@ -201,28 +201,20 @@ func (c *conn) hold() {
 }
 
 // release stops holding. Under the lock, so that no live message can slip
-// between: it queues what before returns (given the resume keys of the
-// held messages), then the held messages in arrival order.
-func (c *conn) release(before func(heldKeys map[string]struct{}) [][]byte) {
+// between: it queues what before returns (the replay, which sets
+// c.replayed), then the held messages in arrival order, leaving out those
+// the replay carried (dropReplayedLocked).
+func (c *conn) release(before func() [][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.releaseLocked(before)
 }
 
 // releaseLocked is release with c.mu held.
-func (c *conn) releaseLocked(before func(heldKeys map[string]struct{}) [][]byte) {
+func (c *conn) releaseLocked(before func() [][]byte) {
 	held := c.held
 	c.held, c.heldMsgs, c.holding = nil, 0, false
-	keys := make(map[string]struct{})
-	for _, it := range held {
-		if it.key != "" {
-			keys[it.key] = struct{}{}
-		}
-		for _, r := range it.rs {
-			keys[r.ResumeKey()] = struct{}{}
-		}
-	}
-	if first := before(keys); len(first) > 0 && !c.pushLocked(outMsg{msgs: first}, nil) {
+	if first := before(); len(first) > 0 && !c.pushLocked(outMsg{msgs: first}, nil) {
 		return
 	}
 	// Runs of held readings go out as one item (thinnable), runs of other
@@ -239,6 +231,11 @@ func (c *conn) releaseLocked(before func(heldKeys map[string]struct{}) [][]byte)
 		return ok
 	}
 	for _, it := range held {
+		if c.replayed != nil {
+			if it.m, it.rs = c.dropReplayedLocked(it.m, it.rs, it.key); len(it.m.msgs) == 0 {
+				continue
+			}
+		}
 		if it.m.raw || (it.rs != nil) != (runRS != nil) {
 			if !flush() {
 				return

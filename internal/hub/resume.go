@@ -20,13 +20,19 @@ import (
 //  1. hold: from now on live messages for this connection wait in its
 //     held list instead of its send queue (conn.push);
 //  2. read every stream's replay from storage (Replayers);
-//  3. under the connection's lock: drop from the replay every message a
-//     held live copy carries too (same resume key), queue the replay, the
-//     resumed reply and then the held messages, and stop holding.
+//  3. under the connection's lock: queue the replay and the resumed
+//     reply, then the held messages the replay does not carry (same
+//     resume key), and stop holding.
 //
 // A message committed before step 1 is in the replay; one committed after
 // step 2 read is only live, so held; one in between may be in both, and
-// step 3 keeps one copy. Nothing is lost and nothing comes twice.
+// step 3 keeps the replayed copy. The replay is a prefix of each stream's
+// commit order (storage commits each stream in order), so a held message
+// it does not carry is newer than all it carries: order holds even when
+// live messages lag behind storage (with several instances the backplane
+// may deliver a batch after the replay has read it, and later ones). Live
+// copies pushed after the hand-over are left out for replayedWindow.
+// Nothing is lost, nothing comes twice, and nothing comes out of order.
 
 // HandleResume registers fn as the replayer of stream. It must be called
 // before the first Serve.
@@ -49,7 +55,7 @@ func (c *conn) giveUpResume() {
 	if c.awaitingResume {
 		c.awaitingResume = false
 		c.h.m.resumes.WithLabelValues("not_sent").Inc()
-		c.releaseLocked(func(map[string]struct{}) [][]byte { return nil })
+		c.releaseLocked(func() [][]byte { return nil })
 	}
 }
 
@@ -118,22 +124,22 @@ func (c *conn) resume(ctx context.Context, req envelope) {
 		c.release(only(mustEncode("resume_failed", req.ID, fail.Detail)))
 	default:
 		h.m.resumes.WithLabelValues("resumed").Inc()
-		c.release(func(held map[string]struct{}) [][]byte {
-			msgs, keys := h.replayMessages(replays, streams, held, req.ID)
+		c.release(func() [][]byte {
+			msgs, keys := h.replayMessages(replays, streams, req.ID)
 			c.replayed, c.replayedUntil = keys, h.now().Add(replayedWindow) // c.mu is held
 			return msgs
 		})
 	}
 }
 
-func only(msg []byte) func(map[string]struct{}) [][]byte {
-	return func(map[string]struct{}) [][]byte { return [][]byte{msg} }
+func only(msg []byte) func() [][]byte {
+	return func() [][]byte { return [][]byte{msg} }
 }
 
-// replayMessages encodes the replay, leaving out what a held live message
-// carries too (it follows the replay), then the resumed reply with the
-// count of each stream.
-func (h *Hub) replayMessages(replays map[string]protocol.Replay, streams []string, held map[string]struct{}, ref json.RawMessage) ([][]byte, map[string]struct{}) {
+// replayMessages encodes the replay, then the resumed reply with the
+// count of each stream; it returns the resume keys replayed, whose held
+// and later live copies are left out (dropReplayedLocked).
+func (h *Hub) replayMessages(replays map[string]protocol.Replay, streams []string, ref json.RawMessage) ([][]byte, map[string]struct{}) {
 	var out [][]byte
 	keys := make(map[string]struct{})
 	counts := make(map[string]any, len(streams))
@@ -148,9 +154,6 @@ func (h *Hub) replayMessages(replays map[string]protocol.Replay, streams []strin
 		}
 		n := 0
 		for _, m := range r.Msgs {
-			if _, dup := held[m.Key]; dup && m.Key != "" {
-				continue
-			}
 			b, err := protocol.Encode(m.Type, nil, nil, m.Data)
 			if err != nil {
 				h.log.Error("encode replayed message", "type", m.Type, "err", err)

@@ -57,16 +57,16 @@ func replayOf(rs []model.Reading) protocol.Replay {
 }
 
 // TestResumeHandOver publishes live readings while the replay is being
-// read: some the replay holds too, some it does not. The client gets every
-// reading exactly once, in order: the replay, resumed, then live.
+// read and after it, lagging behind storage as a backplane can: 90–95 are
+// pushed live during the read, the replay holds 1–100, and 96–110 are
+// pushed after the hand-over. The client gets every reading exactly once,
+// in order: the replay, resumed, then the live ones it did not carry.
 func TestResumeHandOver(t *testing.T) {
 	var env *testEnv
 	env = newEnv(t, Config{}, envOptions{setup: func(h *Hub) {
 		h.HandleResume("readings", func(ctx context.Context, req protocol.ReplayRequest) (protocol.Replay, error) {
 			// Committed before the read: both replayed and (late) live.
-			h.PublishReadings(seq(90, 100))
-			// Committed after the read: live only.
-			h.PublishReadings(seq(101, 110))
+			h.PublishReadings(seq(90, 95))
 			_ = h.Broadcast("note", 7)
 			return replayOf(seq(1, 100)), nil
 		})
@@ -83,9 +83,12 @@ func TestResumeHandOver(t *testing.T) {
 			values = append(values, readingOf(t, m).Value)
 		case "resumed":
 			resumed = m
-			if len(values) != 89 {
-				t.Fatalf("resumed after %d readings, want the 89 only the replay had", len(values))
+			if len(values) != 100 {
+				t.Fatalf("resumed after %d readings, want the replay's 100", len(values))
 			}
+			// Pushed after the hand-over: 96–100 were replayed, 101–110
+			// were committed after the read.
+			env.hub.PublishReadings(seq(96, 110))
 		case "note":
 			notes++
 		default:
@@ -97,7 +100,7 @@ func TestResumeHandOver(t *testing.T) {
 			t.Fatalf("reading %d has value %v: %v", i, v, values)
 		}
 	}
-	if string(resumed.Ref) != `"r1"` || string(resumed.Data) != `{"readings":89}` {
+	if string(resumed.Ref) != `"r1"` || string(resumed.Data) != `{"readings":100}` {
 		t.Errorf("resumed = %s", resumed.raw)
 	}
 	if got := env.counter("watchroom_ws_resumes_total", "outcome", "resumed"); got != 1 {
@@ -107,8 +110,8 @@ func TestResumeHandOver(t *testing.T) {
 }
 
 // TestResumeGroups: a stream that counts per group (rooms) reports every
-// group asked for, zero included, and leaves out of the replay what a
-// held live message carries.
+// group asked for, zero included, and leaves out the held live copy of a
+// message the replay carries.
 func TestResumeGroups(t *testing.T) {
 	var env *testEnv
 	live := model.ChatMessage{ID: 3, Room: "general", User: "bob", Content: "live"}
@@ -134,11 +137,14 @@ func TestResumeGroups(t *testing.T) {
 	}
 	want := []string{
 		`chat_message {"id":2,"room":"general","user":"bob","content":"stored","ts":"0001-01-01T00:00:00.000Z"}`,
-		`resumed {"rooms":{"general":1,"ops":0}}`,
-		`chat_message {"id":3,"room":"general","user":"bob","content":"live","ts":"0001-01-01T00:00:00.000Z"}`,
+		`chat_message {"id":3,"room":"general","user":"bob","content":"stored","ts":"0001-01-01T00:00:00.000Z"}`,
+		`resumed {"rooms":{"general":2,"ops":0}}`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got\n%v\nwant\n%v", got, want)
+	}
+	if extra := c.roundTrip(1); len(extra) != 0 {
+		t.Errorf("after resumed: %v, want nothing (the live copy of 3 was replayed)", extra)
 	}
 }
 
@@ -312,7 +318,7 @@ func TestResumeAnnouncedInAuth(t *testing.T) {
 			got = append(got, m.Type+string(m.Data))
 		}
 	}
-	want := []string{"1", "2", "3", `resumed{"readings":3}`, "4", "5", "6", "7"}
+	want := []string{"1", "2", "3", "4", "5", `resumed{"readings":5}`, "6", "7"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
