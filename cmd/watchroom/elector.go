@@ -10,24 +10,30 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/watchroom/watchroom/internal/alerts"
+	"github.com/watchroom/watchroom/internal/ingest"
 	"github.com/watchroom/watchroom/internal/model"
 	"github.com/watchroom/watchroom/internal/store"
 )
 
-// detectorLeadName is the claim (store.Claim) of the instance that runs
-// alert detection among those sharing the database.
-const detectorLeadName = "alerts-detector"
+// The claims (store.Claim) of the instances that lead among those sharing
+// the database: the one that runs alert detection, and, with
+// WATCHROOM_INGEST=elected, the one that ingests.
+const (
+	detectorLeadName = "alerts-detector"
+	ingestLeadName   = "ingest"
+)
 
 // leadInterval is how often a standing-by instance tries to take the lead
 // and how often the leader checks the connection holding it.
 const leadInterval = time.Second
 
-// pgElector elects the alert detector through a PostgreSQL advisory lock
-// (store.Claim): the instance holding it leads; PostgreSQL frees it when
-// the leader's session ends, and another instance takes it within
-// leadInterval.
+// pgElector elects one instance for a task (the claim name) through a
+// PostgreSQL advisory lock (store.Claim): the instance holding it leads;
+// PostgreSQL frees it when the leader's session ends, and another instance
+// takes it within leadInterval.
 type pgElector struct {
 	st    *store.Store
+	name  string // the claim: detectorLeadName or ingestLeadName
 	label string
 	every time.Duration
 	log   *slog.Logger
@@ -35,17 +41,36 @@ type pgElector struct {
 
 var _ alerts.Elector = (*pgElector)(nil)
 
+// Lead is alerts.Elector.
 func (e *pgElector) Lead(ctx context.Context) (alerts.Term, error) {
+	t, err := e.term(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// leadIngest is ingest.Config.Lead.
+func (e *pgElector) leadIngest(ctx context.Context) (ingest.Term, error) {
+	t, err := e.term(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// term blocks until this instance holds the claim, or ctx ends.
+func (e *pgElector) term(ctx context.Context) (*pgTerm, error) {
 	failLog := rate.Sometimes{First: 1, Interval: time.Minute}
 	for {
-		c, err := e.st.Claim(ctx, store.ClaimConfig{Label: e.label, CheckInterval: e.every}, e.log, detectorLeadName)
+		c, err := e.st.Claim(ctx, store.ClaimConfig{Label: e.label, CheckInterval: e.every}, e.log, e.name)
 		if err == nil {
 			return newPGTerm(c), nil
 		}
 		var taken *store.ClaimTakenError
 		if !errors.As(err, &taken) && ctx.Err() == nil {
 			failLog.Do(func() {
-				e.log.Warn("alerts: cannot ask PostgreSQL for the detection lead; retrying (logged at most once a minute)", "err", err)
+				e.log.Warn("cannot ask PostgreSQL for the lead; retrying (logged at most once a minute)", "lead", e.name, "err", err)
 			})
 		}
 		select {

@@ -190,7 +190,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 	detCfg := alerts.Config{RegisteredOnly: cfg.Sensors == config.SensorsRegistered}
 	if cfg.MQTTShareGroup != "" {
 		// Several instances: one detector, elected (docs/alerts.md).
-		detCfg.Elector = &pgElector{st: st, label: "alerts " + cfg.InstanceID, every: leadInterval, log: log.With("component", "alerts")}
+		detCfg.Elector = &pgElector{st: st, name: detectorLeadName, label: "alerts " + cfg.InstanceID, every: leadInterval, log: log.With("component", "alerts")}
 		detCfg.Handover = pgHandover{st: st}
 		detCfg.ResumeOverlap = alertsResumeOverlap
 	}
@@ -223,7 +223,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 		}
 		backplaneReady = append(backplaneReady, web.ReadyCheck{Name: "mqtt_backplane", Check: connected(p.bp.Connected)})
 	}
-	if p.in, err = ingest.New(ingest.Config{
+	inCfg := ingest.Config{
 		BrokerURL:     p.mqtt.url,
 		ClientID:      cfg.MQTTClientID,
 		Topics:        cfg.MQTTTopics,
@@ -233,7 +233,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 		QueueSize:     cfg.IngestQueue,
 		CommitTimeout: cfg.CommitTimeout,
 		Admission:     admission(cfg, st),
-	}, st, sinks, reg, log.With("component", "ingest")); err != nil {
+	}
+	if cfg.MQTTShareGroup != "" && cfg.Ingest == config.IngestElected {
+		// One session for the group, held by the elected instance
+		// (docs/deploy.md, "Scaling out").
+		inCfg.ClientID, inCfg.ShareGroup = electedIngestClientID(cfg.MQTTShareGroup), ""
+		inCfg.Lead = (&pgElector{st: st, name: ingestLeadName, label: "ingest " + cfg.InstanceID, every: leadInterval,
+			log: log.With("component", "ingest")}).leadIngest
+	}
+	if p.in, err = ingest.New(inCfg, st, sinks, reg, log.With("component", "ingest")); err != nil {
 		return nil, err
 	}
 	if p.dev, err = devices.New(devices.Config{
@@ -268,7 +276,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *parts, 
 		Store: st, Tokens: sessions, Hub: h,
 		Ready: append([]web.ReadyCheck{
 			{Name: "database", Check: st.Ping},
-			{Name: "mqtt_ingest", Check: connected(p.in.Connected)},
+			// A standing-by instance (WATCHROOM_INGEST=elected) serves
+			// its clients as well as the one that ingests.
+			{Name: "mqtt_ingest", Check: connected(func() bool { return p.in.Connected() || p.in.Standby() })},
 			{Name: "mqtt_devices", Check: connected(p.dev.Connected)},
 		}, backplaneReady...),
 		Gatherer: reg, Registerer: reg,
@@ -522,6 +532,10 @@ const devicesClientSuffix = "-devices"
 
 // backplaneClientSuffix makes the backplane client's id from the instance's.
 const backplaneClientSuffix = "-backplane"
+
+// electedIngestClientID is the client id of the one ingest session of a
+// share group with WATCHROOM_INGEST=elected, held by the elected instance.
+func electedIngestClientID(group string) string { return "watchroom-" + group + "-ingest" }
 
 var (
 	_ ingest.ReadingSink = (*backplane.Backplane)(nil)

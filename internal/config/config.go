@@ -28,6 +28,10 @@ type Config struct {
 	// subscription $share/{group}/{topic}: several instances ingest each
 	// reading once. Empty: a plain subscription.
 	MQTTShareGroup string
+	// Ingest is how the instances of a share group ingest: IngestShared
+	// (each reading to one of them through $share) or IngestElected (one
+	// elected instance at a time, one persistent session).
+	Ingest string
 	// BackplaneHold is how long a batch from another instance whose
 	// predecessor is missing waits before the gap is read from PostgreSQL
 	// (with MQTTShareGroup only).
@@ -94,6 +98,12 @@ type Config struct {
 // stays free of the packages it configures.)
 const minNewSeriesBurst = 256
 
+// Values of Config.Ingest.
+const (
+	IngestShared  = "shared"
+	IngestElected = "elected"
+)
+
 // Values of Config.Sensors.
 const (
 	SensorsOpen       = "open"
@@ -123,6 +133,7 @@ func Vars() []Var {
 		{"WATCHROOM_INSTANCE_ID", "instance-id", "<hostname>", "name of this instance among those sharing the database (letters, digits, '-', '_', '.'); stable across its restarts; a second instance with the same id refuses to start; the default MQTT client id derives from it", str(func(c *Config) *string { return &c.InstanceID })},
 		{"WATCHROOM_MQTT_CLIENT_ID", "mqtt-client-id", "watchroom-<instance id>", "stable MQTT client id of this instance's persistent session; must differ between instances (a second instance with the same one refuses to start); empty: derived from WATCHROOM_INSTANCE_ID", str(func(c *Config) *string { return &c.MQTTClientID })},
 		{"WATCHROOM_MQTT_SHARE_GROUP", "mqtt-share-group", "", "when set (e.g. watchroom), ingest subscribes to each topic as $share/{group}/{topic}, so that the instances sharing the group ingest each reading once, and committed readings reach every instance through the broker (topic watchroom/v1/readings); the same on every instance; needs WATCHROOM_MQTT_URL; empty: a plain subscription (every instance gets every reading), no backplane", str(func(c *Config) *string { return &c.MQTTShareGroup })},
+		{"WATCHROOM_INGEST", "ingest", "shared", "with WATCHROOM_MQTT_SHARE_GROUP, how the instances ingest: shared (each reading to one instance through $share/{group}/…; spreads ingest, but Mosquitto drops what is published while a restart has left the group without members) or elected (one instance at a time, elected through PostgreSQL, holds one persistent session watchroom-{group}-ingest, which the broker keeps across its restarts and hands to the next instance; nothing lost, ingest on one instance)", str(func(c *Config) *string { return &c.Ingest })},
 		{"WATCHROOM_BACKPLANE_HOLD", "backplane-hold", "250ms", "with WATCHROOM_MQTT_SHARE_GROUP: how long a committed batch waits for a missing predecessor (batches reach an instance out of order from different instances) before the gap is read from PostgreSQL", dur(func(c *Config) *time.Duration { return &c.BackplaneHold })},
 		{"WATCHROOM_MQTT_GATEWAY_PASSWORD", "", "", "when set, MQTT user gateway may publish readings and answer commands for every device (the simulator, a protocol gateway); the embedded broker accepts it and `watchroom device export-mosquitto` writes it", str(func(c *Config) *string { return &c.MQTTGatewayPassword })},
 		{"WATCHROOM_SENSORS", "sensors", "open", "open: anyone on the broker may publish readings, anonymous clients included; registered: only registered devices (`watchroom device add`)", str(func(c *Config) *string { return &c.Sensors })},
@@ -330,6 +341,14 @@ func (c Config) validate() error {
 	}
 	if len(c.MQTTTopics) == 0 {
 		errs = append(errs, errors.New("at least one MQTT topic is needed"))
+	}
+	switch c.Ingest {
+	case IngestShared, IngestElected:
+	default:
+		errs = append(errs, fmt.Errorf("ingest %q: want shared or elected (WATCHROOM_INGEST)", c.Ingest))
+	}
+	if c.Ingest == IngestElected && c.MQTTShareGroup == "" {
+		errs = append(errs, errors.New("WATCHROOM_INGEST=elected needs WATCHROOM_MQTT_SHARE_GROUP, the group of instances that elect one to ingest"))
 	}
 	switch c.Sensors {
 	case SensorsOpen, SensorsRegistered:

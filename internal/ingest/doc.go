@@ -34,7 +34,21 @@
 // it its turn of new ones until it returns
 // (TestMosquittoSharedSubscriptionMemberDies), so at shutdown Run leaves
 // the group first (leaveGroup: UNSUBSCRIBE, then drain what was already
-// sent) and the other members take everything from then on.
+// sent) and the other members take everything from then on. Mosquitto does
+// not persist shared subscriptions: after a broker restart a group has no
+// members until they subscribe again, and what is published meanwhile is
+// discarded (docs/mqtt.md).
+//
+// # Elected ingest
+//
+// With Config.Lead set, the instances share one persistent session (one
+// ClientID, a plain subscription) and only the holder of a term connects:
+// Run's goroutine waits in Lead, runs a session until the term is lost or
+// ctx ends, then stops it as at a shutdown (commit, ack, fence, disconnect)
+// and waits again; Standby reports the waiting. What the old holder had not
+// acknowledged is the broker's to redeliver to the next one, so a session
+// starts with an empty batch and leaves its queue empty. The broker
+// persists a plain subscription, so a broker restart loses nothing either.
 //
 // # Admission
 //

@@ -54,6 +54,13 @@ type Config struct {
 	// member of the group, so several instances ingest each reading once.
 	// Empty: a plain subscription (every subscriber gets every message).
 	ShareGroup string
+	// Lead, when set, elects the one instance that ingests among several
+	// that share ClientID's persistent session (serve backs it with a
+	// PostgreSQL advisory lock): Run connects only during a term Lead
+	// returns and stands by between terms. With it ShareGroup must be
+	// empty: one plain persistent subscription, which the broker keeps
+	// (and queues for) across its own restarts and across instances.
+	Lead func(ctx context.Context) (Term, error)
 
 	BatchSize     int           // flush at this many readings (default 5000)
 	FlushInterval time.Duration // linger: wait this long after a batch's first message for more (default 0: group commit, commit as soon as the previous commit ends)
@@ -65,6 +72,15 @@ type Config struct {
 	CommitTimeout time.Duration // deadline of each insert attempt (default 10s)
 
 	Admission Admission // which readings may reach the store; zero admits all
+}
+
+// Term is one period during which this instance ingests (Config.Lead).
+type Term interface {
+	// Lost is closed when the lead is lost: another instance may ingest
+	// from then on.
+	Lost() <-chan struct{}
+	// Release gives the lead up; called once, when the term ends.
+	Release()
 }
 
 // Defaults.
@@ -104,6 +120,7 @@ type Ingest struct {
 	queue  chan delivery
 
 	started    atomic.Bool
+	standby    atomic.Bool                 // with Config.Lead: waiting for a term; see Standby
 	subscribed atomic.Bool                 // connected and subscribed; see Connected
 	client     atomic.Pointer[mqtt.Client] // set once Run has built it
 
@@ -151,6 +168,9 @@ func New(cfg Config, st ReadingStore, sinks []ReadingSink, reg prometheus.Regist
 	if err := ValidShareGroup(cfg.ShareGroup); err != nil {
 		return nil, fmt.Errorf("ingest: new: %w", err)
 	}
+	if cfg.Lead != nil && cfg.ShareGroup != "" {
+		return nil, errors.New("ingest: new: an elected ingest has the session to itself; it takes no share group")
+	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
 	}
@@ -195,16 +215,69 @@ func (in *Ingest) Connected() bool {
 	return in.subscribed.Load() && c != nil && (*c).IsConnectionOpen()
 }
 
+// Standby reports whether this instance waits for the ingest lead
+// (Config.Lead) while another one ingests: for /readyz, a standing-by
+// instance is as ready as a connected one. Safe from any goroutine.
+func (in *Ingest) Standby() bool { return in.standby.Load() }
+
 // Run connects (retrying until the broker answers) and ingests until ctx
 // is done. Then, with a share group, it leaves the group and drains what
 // the broker had already sent (see leaveGroup); it stops taking messages,
 // commits what is batched (bounded by a 5s timeout), acknowledges what was
-// committed and disconnects. It returns nil on such a clean shutdown. Run
-// may be called once.
+// committed and disconnects. It returns nil on such a clean shutdown. With
+// Config.Lead it does so during each term it wins, and stands by between
+// them (runElected). Run may be called once.
 func (in *Ingest) Run(ctx context.Context) error {
 	if !in.started.CompareAndSwap(false, true) {
 		return errors.New("ingest: run: already started")
 	}
+	if in.cfg.Lead != nil {
+		return in.runElected(ctx)
+	}
+	in.m.leader.Set(1)
+	return in.session(ctx)
+}
+
+// runElected ingests during every term Config.Lead grants and stands by
+// between terms. A term ends when the lead is lost (the connection holding
+// the lock died): the session stops as at a shutdown, what it committed is
+// acknowledged, and what it had not is redelivered by the broker to the
+// next holder of the session, whichever instance that is.
+func (in *Ingest) runElected(ctx context.Context) error {
+	for {
+		in.standby.Store(true)
+		term, err := in.cfg.Lead(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("ingest: lead: %w", err)
+		}
+		in.standby.Store(false)
+		in.m.leader.Set(1)
+		in.log.Info("ingest: this instance now ingests", "client_id", in.cfg.ClientID)
+		tctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-term.Lost():
+				cancel()
+			case <-tctx.Done():
+			}
+		}()
+		err = in.session(tctx)
+		cancel()
+		term.Release()
+		in.m.leader.Set(0)
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		in.log.Warn("ingest: lost the ingest lead; the instance that takes it over continues the session")
+	}
+}
+
+// session is one MQTT session: connect, ingest until ctx is done, stop
+// cleanly (see Run).
+func (in *Ingest) session(ctx context.Context) error {
 	// The pipeline's context: it ends with ctx, or in a share group once
 	// the group is left and drained.
 	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
@@ -260,7 +333,20 @@ func (in *Ingest) Run(ctx context.Context) error {
 	in.setSubscribed(false)
 	in.fenceAcks(client)
 	client.Disconnect(disconnectQuiesce)
-	in.log.Info("ingest: stopped")
+	// What the pipeline did not take stays unacknowledged: the broker
+	// redelivers it to the session's next holder. It must not be taken by
+	// this instance's next session (Config.Lead).
+	left := 0
+	for {
+		select {
+		case <-in.queue:
+			left++
+			continue
+		default:
+		}
+		break
+	}
+	in.log.Info("ingest: stopped", "left_for_redelivery", left)
 	return nil
 }
 

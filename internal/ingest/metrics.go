@@ -33,6 +33,7 @@ type metrics struct {
 	queueFull    prometheus.Counter
 	connected    prometheus.Gauge
 	connLost     prometheus.Counter
+	leader       prometheus.Gauge // with Config.Lead: 1 while this instance ingests
 
 	registryErrors prometheus.Counter // failed device registry queries (registered mode)
 	knownSeries    prometheus.Gauge   // series in the admission's known set
@@ -99,6 +100,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "watchroom_mqtt_connection_lost_total",
 			Help: "Connections to the broker lost (each is followed by reconnect attempts).",
 		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "watchroom_ingest_leader",
+			Help: "1 while this instance ingests (always on a single instance or in a share group; the elected one with WATCHROOM_INGEST=elected), else 0.",
+		}),
 		registryErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "watchroom_ingest_registry_errors_total",
 			Help: "Failed device registry queries in registered mode (each is retried; nothing is acknowledged meanwhile).",
@@ -120,7 +125,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(
 		m.received, m.ingested, m.duplicate, m.conflict, m.restamped, refused, rejected, m.batchSize, m.flushSeconds,
-		flushErrors, m.queueFull, m.connected, m.connLost, m.registryErrors, m.knownSeries,
+		flushErrors, m.queueFull, m.connected, m.connLost, m.leader, m.registryErrors, m.knownSeries,
 	)
 	return m
 }

@@ -136,6 +136,9 @@ func (p *pipeline) run(ctx context.Context, in <-chan delivery) {
 	if p.adm.seed(ctx) != nil {
 		return // shutting down; nothing was taken
 	}
+	// A new session's batch: what an earlier one (an earlier term of an
+	// elected ingest) left was flushed or is the broker's to redeliver.
+	p.cur = p.newBatch()
 	handoff := make(chan *batch) // unbuffered: a send succeeds only when the committer is idle
 	left := make(chan *batch, 1) // the committer's batch it could not commit before ctx ended
 	go p.commitLoop(ctx, handoff, left)
