@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/watchroom/watchroom/internal/faulttest"
 	"github.com/watchroom/watchroom/internal/model"
@@ -196,5 +197,74 @@ func TestShareGroupName(t *testing.T) {
 	}
 	if _, err := New(Config{BrokerURL: "tcp://127.0.0.1:1", ClientID: "x", Topics: []string{"$share/g/sensors/#"}, ShareGroup: "g"}, newMemStore(), nil, nil, nil); err == nil {
 		t.Error("a $share/ topic was accepted with a share group")
+	}
+}
+
+// TestIngestShareGroupResumesAfterBrokerRestartUnderLoad guards against
+// ingest stalling after a broker restart with a share group (docs/deploy.md,
+// "The broker restarts"): a publisher keeps a steady QoS 1 stream going
+// while Mosquitto is stopped (SIGTERM, persistence on) and started again on
+// the same port; once ingest has reconnected and subscribed again, a marked
+// round published afterwards must be stored in full. Readings published
+// before the group had subscribed again may be lost: Mosquitto 2.0 does not
+// persist shared subscriptions, and that loss is not asserted here.
+func TestIngestShareGroupResumesAfterBrokerRestartUnderLoad(t *testing.T) {
+	t.Parallel()
+	b := mqtttest.Start(t)
+	st := newMemStore()
+	in := startIngest(t, b, "share-restart-ingest", st, nil, func(in *Ingest) { in.cfg.ShareGroup = "wr" })
+
+	// The background stream: sensor "bg", one reading every millisecond,
+	// from a persistent session that reconnects by itself, so that its
+	// backlog lands right after the restart as a real sensor's would.
+	opts := mqtt.NewClientOptions().AddBroker(b.URL()).
+		SetClientID(fmt.Sprintf("share-restart-pub-%d", time.Now().UnixNano())).
+		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond)
+	bg := mqtt.NewClient(opts)
+	if tok := bg.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("background publisher connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { bg.Disconnect(100) })
+	base := testBase()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 600_000; { // bounded: ten minutes' worth
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for range 5 {
+				ts := base.Add(time.Duration(i) * time.Millisecond).UnixMilli()
+				bg.Publish("sensors/bg/temperature", 1, false, fmt.Sprintf(`{"value": %d, "ts": %d}`, i, ts))
+				i++
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-stopped })
+
+	waitLong(t, "the stream to be ingested", func() bool { rows, _ := st.counts(); return rows >= 2000 })
+	b.Stop()
+	waitFor(t, "ingest to notice the broker is gone", func() bool { return !in.Connected() })
+	time.Sleep(2 * time.Second) // down as in the reported restarts
+	b.StartAgain()
+	waitLong(t, "ingest to reconnect and subscribe", in.Connected)
+
+	// The marked round: sensor s1, from a publisher connected after the
+	// group has subscribed again, while the stream goes on.
+	const n = 2000
+	before, _ := st.counts()
+	publishReadings(t, newPublisher(t, b), base, 0, n)
+	waitLong(t, "the round published after the restart", func() bool { return len(st.missing(base, 0, n)) == 0 })
+	after, _ := st.counts()
+	if after-before < n {
+		t.Fatalf("%d rows stored since the round started, want at least %d", after-before, n)
+	}
+	if got := testutil.ToFloat64(in.m.connLost); got < 1 {
+		t.Errorf("connection lost counter %v, want >= 1", got)
 	}
 }
