@@ -80,7 +80,14 @@
 // handler per kind (Handle), published in call order (Publish, never
 // blocking), a last will (SetWill), published by us too at a clean stop,
 // and hooks run at each connection (OnConnect). cmd/watchroom uses them
-// for the hub's relayed frames, presence and room changes.
+// for the hub's relayed frames, presence and room changes. While the
+// connection is down (or not yet subscribed) the events publisher
+// goroutine holds events in order (up to heldMax, the oldest dropped and
+// counted) and publishes them first when it is back, before the state
+// the OnConnect hooks publish. Each event carries its origin's number N;
+// a receiver counts a jump as missed (watchroom_backplane_events_missed_total),
+// so what the broker could not deliver (a receiver that was itself away)
+// is never silent.
 //
 // # Who may call what
 //

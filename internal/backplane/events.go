@@ -42,9 +42,13 @@ const EventsTopic = "watchroom/v1/events/"
 const eventsWire = 1
 
 type wireEvent struct {
-	V      int             `json:"v"`
-	Origin string          `json:"origin"`
-	Body   json.RawMessage `json:"body"`
+	V      int    `json:"v"`
+	Origin string `json:"origin"`
+	// N numbers the origin's events from 1 in Publish order, per run of
+	// the origin (0: not numbered, the will). A receiver that sees N jump
+	// counts the events between as missed.
+	N    uint64          `json:"n,omitempty"`
+	Body json.RawMessage `json:"body"`
 }
 
 // events is the Backplane's part for events. handlers, will and
@@ -57,8 +61,13 @@ type events struct {
 
 	dropped  *prometheus.CounterVec
 	received prometheus.Counter
+	missed   prometheus.Counter
 	dropLog  rate.Sometimes
-	mu       sync.Mutex // orders Publish's marshal-and-queue
+	mu       sync.Mutex // orders Publish's numbering, marshal and queue
+	n        uint64     // the last N published; under mu
+	// lastN is the last N received from each origin; paho's router
+	// goroutine only (receiveEvent).
+	lastN map[string]uint64
 }
 
 type outEvent struct {
@@ -69,7 +78,7 @@ type outEvent struct {
 // Reasons of watchroom_backplane_events_dropped_total.
 const (
 	eventQueueFull    = "queue_full"    // Publish found the publish queue full
-	eventDisconnected = "disconnected"  // not connected when it was its turn
+	eventDisconnected = "disconnected"  // held while disconnected, beyond heldMax: the oldest go
 	eventPublishError = "publish_error" // the broker did not confirm it
 	eventShutdown     = "shutdown"      // still queued when Run stopped
 	eventMalformed    = "malformed"     // a received event did not decode
@@ -88,12 +97,17 @@ func newEvents(queue int, reg prometheus.Registerer) *events {
 			Name: "watchroom_backplane_events_received_total",
 			Help: "Events received from other instances.",
 		}),
+		missed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchroom_backplane_events_missed_total",
+			Help: "Events of other instances this instance never received (a jump in an origin's numbering): sent while it or the sender was cut off from the broker, or lost by the broker.",
+		}),
 		dropLog: rate.Sometimes{First: 1, Interval: time.Second},
+		lastN:   map[string]uint64{},
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	reg.MustRegister(e.dropped, e.received)
+	reg.MustRegister(e.dropped, e.received, e.missed)
 	return e
 }
 
@@ -122,7 +136,7 @@ func (b *Backplane) OnConnect(fn func()) { b.ev.onConnect = append(b.ev.onConnec
 // SetWill registers body, an event of kind, as this instance's will.
 // Call it before Run.
 func (b *Backplane) SetWill(kind string, body []byte) error {
-	ev, err := b.encodeEvent(kind, body)
+	ev, err := b.encodeEvent(kind, 0, body)
 	if err != nil {
 		return err
 	}
@@ -130,11 +144,11 @@ func (b *Backplane) SetWill(kind string, body []byte) error {
 	return nil
 }
 
-func (b *Backplane) encodeEvent(kind string, body []byte) (outEvent, error) {
+func (b *Backplane) encodeEvent(kind string, n uint64, body []byte) (outEvent, error) {
 	if err := validKind(kind); err != nil {
 		return outEvent{}, err
 	}
-	payload, err := json.Marshal(wireEvent{V: eventsWire, Origin: b.cfg.Origin, Body: body})
+	payload, err := json.Marshal(wireEvent{V: eventsWire, Origin: b.cfg.Origin, N: n, Body: body})
 	if err != nil {
 		return outEvent{}, fmt.Errorf("backplane: encode %s event: %w", kind, err)
 	}
@@ -146,13 +160,16 @@ func (b *Backplane) encodeEvent(kind string, body []byte) (outEvent, error) {
 // dropped (counted, logged at most once a second). Safe from any
 // goroutine; events are published in the order of the calls.
 func (b *Backplane) Publish(kind string, body []byte) {
-	ev, err := b.encodeEvent(kind, body)
+	b.ev.mu.Lock()
+	defer b.ev.mu.Unlock()
+	ev, err := b.encodeEvent(kind, b.ev.n+1, body)
 	if err != nil {
 		b.dropEvent(eventMalformed, err)
 		return
 	}
-	b.ev.mu.Lock()
-	defer b.ev.mu.Unlock()
+	// Numbered once queued or dropped here: a drop counted by the sender
+	// shows as missed at the receivers too.
+	b.ev.n++
 	select {
 	case b.ev.out <- ev:
 	default:
@@ -181,6 +198,7 @@ func (b *Backplane) receiveEvent(msg mqtt.Message) {
 	if w.Origin == b.cfg.Origin {
 		return // our own
 	}
+	b.noteN(w.Origin, w.N)
 	fn := b.ev.handlers[kind]
 	if fn == nil {
 		b.dropEvent(eventUnknownKind, fmt.Errorf("kind %q", kind))
@@ -192,28 +210,94 @@ func (b *Backplane) receiveEvent(msg mqtt.Message) {
 	}
 }
 
+// Events held while the connection is down.
+const (
+	// heldMax bounds them; beyond it the oldest are dropped (counted,
+	// reason disconnected).
+	heldMax = 10_000
+	// heldRetry is how often held events are tried when no new event
+	// comes to carry them.
+	heldRetry = 250 * time.Millisecond
+)
+
+// noteN counts the events of origin skipped before its event n: a jump
+// in its numbering. A number not above the last one is a new run of that
+// instance (it restarted and numbers from 1 again). Router goroutine only.
+func (b *Backplane) noteN(origin string, n uint64) {
+	if n == 0 {
+		return
+	}
+	last := b.ev.lastN[origin]
+	b.ev.lastN[origin] = n
+	if last == 0 || n <= last || n == last+1 {
+		return
+	}
+	b.ev.missed.Add(float64(n - last - 1))
+	b.ev.dropLog.Do(func() {
+		b.log.Warn("backplane: events of another instance never arrived (at most one line per second); its relayed messages reach clients here when they reconnect",
+			"origin", origin, "missed", n-last-1)
+	})
+}
+
 // publishEvents publishes the queued events in order until done is
-// closed. An event is handed to the client only on an open connection:
-// one queued by paho while reconnecting would arrive after the full state
-// the reconnect publishes (OnConnect), out of order.
+// closed. An event is handed to the client only on an open connection
+// (one queued by paho while reconnecting would be lost with its clean
+// session): while the connection is down events are held here, in
+// order, and published first once it is open again, before anything
+// newer, the full state the reconnect publishes (OnConnect) included,
+// which then corrects whatever presence the held ones reported. So a
+// message relayed during a broker restart reaches the other instances'
+// clients late instead of never.
 func (b *Backplane) publishEvents(client mqtt.Client, done <-chan struct{}) {
+	var held []outEvent
+	retry := time.NewTicker(heldRetry)
+	defer retry.Stop()
+	publish := func(ev outEvent) {
+		tok := client.Publish(ev.topic, 1, false, ev.payload)
+		// The next is published without waiting for this PUBACK
+		// (order is kept by the connection); a failure is counted.
+		go func() {
+			if !tok.WaitTimeout(publishTimeout) || tok.Error() != nil {
+				b.dropEvent(eventPublishError, tok.Error())
+			}
+		}()
+	}
+	// flush publishes what is held if the connection is open, and
+	// reports whether it was.
+	flush := func() bool {
+		if !client.IsConnectionOpen() || !b.subscribed.Load() {
+			return false
+		}
+		for _, ev := range held {
+			publish(ev)
+		}
+		clear(held)
+		held = held[:0]
+		return true
+	}
 	for {
 		select {
 		case <-done:
+			if len(held) > 0 {
+				b.ev.dropped.WithLabelValues(eventShutdown).Add(float64(len(held)))
+			}
 			return
+		case <-retry.C:
+			if len(held) > 0 {
+				flush()
+			}
 		case ev := <-b.ev.out:
-			if !client.IsConnectionOpen() {
-				b.dropEvent(eventDisconnected, nil)
+			if flush() {
+				publish(ev)
 				continue
 			}
-			tok := client.Publish(ev.topic, 1, false, ev.payload)
-			// The next is published without waiting for this PUBACK
-			// (order is kept by the connection); a failure is counted.
-			go func() {
-				if !tok.WaitTimeout(publishTimeout) || tok.Error() != nil {
-					b.dropEvent(eventPublishError, tok.Error())
-				}
-			}()
+			// Not subscribed yet (OnConnect not run): its state event
+			// must follow what is held.
+			if len(held) == heldMax {
+				b.dropEvent(eventDisconnected, nil)
+				held = append(held[:0], held[1:]...)
+			}
+			held = append(held, ev)
 		}
 	}
 }
