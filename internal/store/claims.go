@@ -169,7 +169,7 @@ func (c *Claim) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		if c.conn != nil {
-			pctx, cancel := context.WithTimeout(ctx, c.every)
+			pctx, cancel := context.WithTimeout(ctx, c.opTimeout())
 			err := c.conn.Ping(pctx)
 			cancel()
 			if err == nil || ctx.Err() != nil {
@@ -178,7 +178,7 @@ func (c *Claim) Run(ctx context.Context) error {
 			c.log.Warn("store: lost the connection holding this instance's claim; taking it again", "names", c.names, "err", err)
 			c.Close()
 		}
-		tctx, cancel := context.WithTimeout(ctx, c.every)
+		tctx, cancel := context.WithTimeout(ctx, c.opTimeout())
 		conn, err := c.take(tctx)
 		cancel()
 		var taken *ClaimTakenError
@@ -198,6 +198,15 @@ func (c *Claim) Run(ctx context.Context) error {
 	}
 }
 
+// minClaimOp is the least time a ping or a take (connect and lock) of a
+// claim is given. Bounding them by CheckInterval alone failed under load:
+// with a short interval a busy database never answered a new connection
+// in time, and every retake attempt timed out.
+const minClaimOp = 5 * time.Second
+
+// opTimeout bounds one ping or take: CheckInterval, at least minClaimOp.
+func (c *Claim) opTimeout() time.Duration { return max(c.every, minClaimOp) }
+
 // ErrClaimLost is returned by Watch when the connection holding a claim
 // is lost: PostgreSQL has released (or is about to release) its names.
 var ErrClaimLost = errors.New("store: claim lost with its connection")
@@ -216,7 +225,7 @@ func (c *Claim) Watch(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, c.every)
+		pctx, cancel := context.WithTimeout(ctx, c.opTimeout())
 		err := c.conn.Ping(pctx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
