@@ -373,13 +373,19 @@ func (d *Detector) PublishReadings(rs []model.Reading) {
 		}
 		return
 	}
+	d.evaluateBatchesLocked(rs, now)
+	d.unlockAndSignal()
+}
+
+// evaluateBatchesLocked evaluates rs, whole batches in seq order, leaving
+// out the batches evaluated before (freshLocked).
+func (d *Detector) evaluateBatchesLocked(rs []model.Reading, now time.Time) {
 	for i := range rs {
 		if d.freshLocked(rs[i].Seq) {
 			d.evaluateLocked(&rs[i], now)
 		}
 	}
 	d.batchSeq = 0
-	d.unlockAndSignal()
 }
 
 // freshLocked reports whether a reading of the batch seq is to be
@@ -450,7 +456,10 @@ func (d *Detector) evaluateLocked(r *model.Reading, now time.Time) {
 	// interval or that the sensor is online.
 	if !s.lastTS.IsZero() && !r.TS.After(s.lastTS) {
 		d.m.late.Inc()
-		if limit, beyond, ok := th.breached(v); ok && th.enabled {
+		if !th.enabled {
+			return
+		}
+		if limit, beyond, ok := th.breached(v); ok {
 			d.breachLocked(s, kThreshold, beyond, v, limit, th.severity(beyond), d.cfg.ThresholdOpenAfter, now, r.TS)
 		}
 		return

@@ -132,12 +132,7 @@ func (d *Detector) loadOnce(ctx context.Context) error {
 	d.loaded = true
 	pending := d.pending
 	d.pending = nil
-	for i := range pending {
-		if d.freshLocked(pending[i].Seq) {
-			d.evaluateLocked(&pending[i], now)
-		}
-	}
-	d.batchSeq = 0
+	d.evaluateBatchesLocked(pending, now)
 	nSeries := len(d.series)
 	d.unlockAndSignal()
 	d.log.Info("alerts: detection started", "rules", len(rules), "live_alerts", len(live), "series", nSeries, "replayed", len(replay),

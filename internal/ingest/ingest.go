@@ -337,14 +337,8 @@ func (in *Ingest) session(ctx context.Context) error {
 	// redelivers it to the session's next holder. It must not be taken by
 	// this instance's next session (Config.Lead).
 	left := 0
-	for {
-		select {
-		case <-in.queue:
-			left++
-			continue
-		default:
-		}
-		break
+	for ; len(in.queue) > 0; left++ {
+		<-in.queue
 	}
 	in.log.Info("ingest: stopped", "left_for_redelivery", left)
 	return nil
