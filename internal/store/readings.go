@@ -15,8 +15,7 @@ import (
 )
 
 // createReadingsIn creates the per-connection staging table of
-// InsertReadings (see afterConnect). Its columns match readingsInColumns;
-// the collation matches the key columns of readings and sensors, so the
+// InsertReadings (see afterConnect), filled by stageReadings. The collation matches the key columns of readings and sensors, so the
 // ORDER BYs below sort in index order. ord is the reading's index in the
 // batch: it makes "the first one received wins" hold within a batch and
 // lets the slow path of InsertReadings name readings by index.
@@ -29,8 +28,6 @@ const createReadingsIn = `CREATE TEMP TABLE IF NOT EXISTS readings_in (
 	ord       integer          NOT NULL
 ) ON COMMIT DELETE ROWS`
 
-var readingsInColumns = []string{"sensor_id", "metric", "unit", "ts", "value", "ord"}
-
 // insertReadingsFromStaging moves the staged batch into readings.
 // ON CONFLICT DO NOTHING makes redelivered readings no-ops and never
 // overwrites a stored value. Of readings sharing a key within the batch,
@@ -39,12 +36,13 @@ var readingsInColumns = []string{"sensor_id", "metric", "unit", "ts", "value", "
 // makes concurrent batches take their index locks in the same order, so two
 // writers inserting overlapping keys wait for each other instead of
 // deadlocking; the sort is needed for that anyway, so DISTINCT ON costs
-// little more than the comparison of ord.
-const insertReadingsFromStaging = `INSERT INTO readings (sensor_id, metric, ts, value)
+// little more than the comparison of ord. The rows inserted are folded
+// into the rollups by the same statement (foldHead, foldTail).
+const insertReadingsFromStaging = foldHead + `INSERT INTO readings (sensor_id, metric, ts, value)
 SELECT DISTINCT ON (sensor_id, metric, ts) sensor_id, metric, ts, value FROM pg_temp.readings_in
 ORDER BY sensor_id, metric, ts, ord
 ON CONFLICT DO NOTHING
-RETURNING sensor_id, metric, ts`
+RETURNING sensor_id, metric, ts, value` + foldTail
 
 // storedValues returns, for the staged readings named by ord, the value
 // stored under their key: equal, the reading was a duplicate; different,
@@ -69,12 +67,14 @@ FROM unnest($1::integer[], $2::timestamptz[]) AS u(ord, ts) WHERE i.ord = u.ord`
 
 // insertRestamped inserts the re-stamped readings. A concurrent writer may
 // have taken a key meanwhile: DO NOTHING, and the next round moves on.
-const insertRestamped = `INSERT INTO readings (sensor_id, metric, ts, value)
+// Like insertReadingsFromStaging, it folds what it inserted into the
+// rollups.
+const insertRestamped = foldHead + `INSERT INTO readings (sensor_id, metric, ts, value)
 SELECT sensor_id, metric, ts, value FROM pg_temp.readings_in
 WHERE ord = ANY($1)
 ORDER BY sensor_id, metric, ts
 ON CONFLICT DO NOTHING
-RETURNING sensor_id, metric, ts`
+RETURNING sensor_id, metric, ts, value` + foldTail
 
 // upsertSensorsFromStaging folds the staged batch into sensors: per sensor
 // metric, the reading with the latest ts gives last_seen, last_value and
@@ -124,82 +124,18 @@ const (
 // a batch is harmless and nothing downstream sees a reading twice. rs is
 // not modified.
 //
-// This is the ingest hot path: the batch is streamed with COPY into a
-// session temporary table and moved from there with INSERT ... SELECT ...
-// ON CONFLICT DO NOTHING, since COPY itself cannot skip conflicts. When
-// every reading is new (the common case) that is all; only a batch with a
-// taken key pays for the extra statements of sortOut.
+// This is the ingest hot path: the batch is staged in a session temporary
+// table and moved from there with INSERT ... SELECT ... ON CONFLICT DO
+// NOTHING, which tells the new readings by what it returns. When every
+// reading is new (the common case) that is all; only a batch with a taken
+// key pays for the extra statements of sortOut. See commitReadings for the
+// round trips.
 func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (model.InsertResult, error) {
 	if len(rs) == 0 {
 		return model.InsertResult{}, nil
 	}
 	var res model.InsertResult
-	var seq int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// One round trip. The horizon is read by a statement of its own,
-		// after the first took the writers' lock, which DropRaw takes to
-		// move it: the value read holds until this batch commits.
-		var horizon time.Time
-		b := &pgx.Batch{}
-		b.Queue(takeReadingSeq).QueryRow(func(row pgx.Row) error { return row.Scan(&seq) })
-		b.Queue(selectRawHorizon).QueryRow(func(row pgx.Row) error { return row.Scan(&horizon) })
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("seq: %w", err)
-		}
-		src := pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
-			r := &rs[i]
-			return []any{r.SensorID, r.Metric, r.Unit, r.TS, r.Value, int32(i)}, nil
-		})
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", "readings_in"}, readingsInColumns, src); err != nil {
-			return fmt.Errorf("copy: %w", err)
-		}
-		var refused []bool // by index in rs: past retention, unstaged
-		nRefused := 0
-		if slices.ContainsFunc(rs, func(r model.Reading) bool { return r.TS.Before(horizon) }) {
-			var err error
-			if refused, nRefused, err = unstageSealed(ctx, tx, len(rs), horizon); err != nil {
-				return err
-			}
-		}
-		keys, err := insertedKeys(ctx, tx, insertReadingsFromStaging)
-		if err != nil {
-			return err
-		}
-		var fresh []int32 // staged ords inserted; nil: every row left staged
-		switch {
-		case len(keys) == len(rs): // all new: the common case
-			res = model.InsertResult{Fresh: rs}
-		case len(keys) == len(rs)-nRefused: // the others all new
-			res.Fresh = make([]model.Reading, 0, len(keys))
-			for i, r := range rs {
-				if !refused[i] {
-					res.Fresh = append(res.Fresh, r)
-				}
-			}
-		default:
-			if res, fresh, err = sortOut(ctx, tx, rs, keys, refused); err != nil {
-				return err
-			}
-		}
-		for i, r := range rs {
-			if refused != nil && refused[i] {
-				res.PastRetention = append(res.PastRetention, r)
-			}
-		}
-		if nRefused > 0 {
-			res.RawHorizon = horizon
-		}
-		if _, err := tx.Exec(ctx, upsertSensorsFromStaging); err != nil {
-			return fmt.Errorf("sensors: %w", err)
-		}
-		if len(res.Fresh) == 0 {
-			return nil
-		}
-		if _, err := tx.Exec(ctx, applyRollups, fresh); err != nil {
-			return fmt.Errorf("rollups: %w", err)
-		}
-		return nil
-	})
+	seq, err := s.commitReadings(ctx, rs, &res)
 	if err != nil {
 		return model.InsertResult{}, fmt.Errorf("store: insert readings: %w", err)
 	}
@@ -213,6 +149,108 @@ func (s *Store) InsertReadings(ctx context.Context, rs []model.Reading) (model.I
 	res.Fresh = fresh
 	res.Seq = seq
 	return res, nil
+}
+
+// commitReadings is InsertReadings' transaction, in two round trips when
+// every reading is new: the first sends the begin, the seq, the raw
+// horizon, the staging of rs, the unstaging of sealed readings, the insert
+// (which folds the rollups) and the sensors upsert together, a pipeline the
+// server runs statement after statement without waiting for the client;
+// the second the commit. Under load every round trip also waits for the
+// writer's goroutine to be scheduled again, so their number, more than the
+// statements' own cost, sets the commit time. Only a batch with a taken key
+// adds sortOut's statements between the two. It fills res and returns the
+// batch's seq.
+func (s *Store) commitReadings(ctx context.Context, rs []model.Reading, res *model.InsertResult) (int64, error) {
+	var (
+		seq     int64
+		horizon time.Time
+		keys    []readingKey
+		refused []bool // by index in rs: past retention, unstaged
+	)
+	nRefused := 0
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(takeReadingSeq).QueryRow(func(row pgx.Row) error { return row.Scan(&seq) })
+	b.Queue(selectRawHorizon).QueryRow(func(row pgx.Row) error { return row.Scan(&horizon) })
+	b.Queue(stageReadings, stagedColumns(rs)...)
+	b.Queue(unstageSealedReadings).Query(func(rows pgx.Rows) error {
+		ords, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return fmt.Errorf("past retention: %w", err)
+		}
+		if len(ords) > 0 {
+			refused, nRefused = make([]bool, len(rs)), len(ords)
+			for _, o := range ords {
+				refused[o] = true
+			}
+		}
+		return nil
+	})
+	b.Queue(insertReadingsFromStaging).Query(func(rows pgx.Rows) (err error) {
+		keys, err = collectKeys(rows)
+		return err
+	})
+	b.Queue(upsertSensorsFromStaging)
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	defer tx.Rollback(ctx) // after the commit a no-op; on failure, as in pgx.BeginFunc
+	if err := br.Close(); err != nil {
+		return 0, err
+	}
+	switch {
+	case len(keys) == len(rs): // all new: the common case
+		*res = model.InsertResult{Fresh: rs}
+	case len(keys) == len(rs)-nRefused: // the others all new
+		res.Fresh = make([]model.Reading, 0, len(keys))
+		for i, r := range rs {
+			if !refused[i] {
+				res.Fresh = append(res.Fresh, r)
+			}
+		}
+	default:
+		var err error
+		if *res, err = sortOut(ctx, tx, rs, keys, refused); err != nil {
+			return 0, err
+		}
+		if res.Restamped > 0 {
+			// The sensors upsert saw the re-stamped readings at their old
+			// stamps; the later ones may move last_seen on.
+			if _, err := tx.Exec(ctx, upsertSensorsFromStaging); err != nil {
+				return 0, fmt.Errorf("sensors: %w", err)
+			}
+		}
+	}
+	for i, r := range rs {
+		if refused != nil && refused[i] {
+			res.PastRetention = append(res.PastRetention, r)
+		}
+	}
+	if nRefused > 0 {
+		res.RawHorizon = horizon
+	}
+	return seq, tx.Commit(ctx)
+}
+
+// stageReadings fills the staging table from one array per column; ord is
+// the reading's index in the batch. In a pipeline with the statements
+// around it, where COPY (a round trip of its own) cannot go.
+const stageReadings = `INSERT INTO pg_temp.readings_in (sensor_id, metric, unit, ts, value, ord)
+SELECT sensor_id, metric, unit, ts, value, (n - 1)::integer
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::double precision[])
+	WITH ORDINALITY AS x(sensor_id, metric, unit, ts, value, n)`
+
+// stagedColumns returns stageReadings' arguments for rs.
+func stagedColumns(rs []model.Reading) []any {
+	sensors := make([]string, len(rs))
+	metrics := make([]string, len(rs))
+	units := make([]string, len(rs))
+	tss := make([]time.Time, len(rs))
+	values := make([]float64, len(rs))
+	for i, r := range rs {
+		sensors[i], metrics[i], units[i], tss[i], values[i] = r.SensorID, r.Metric, r.Unit, r.TS, r.Value
+	}
+	return []any{sensors, metrics, units, tss, values}
 }
 
 // lockReadingWriters is the advisory lock, held until the transaction
@@ -230,7 +268,7 @@ FROM (` + lockReadingWriters + `) l`
 const selectRawHorizon = `SELECT upto FROM raw_horizon`
 
 // unstageSealedReadings removes from the staged batch the readings older than the
-// raw horizon ($1) that fall in a sealed bucket: a minute or an hour of
+// raw horizon that fall in a sealed bucket: a minute or an hour of
 // their series whose rollup counts readings that have no raw row any more
 // (retention dropped them). Such a reading may be a repeat of one of
 // those, which its key can no longer reveal, so storing it could count it
@@ -239,10 +277,13 @@ const selectRawHorizon = `SELECT upto FROM raw_horizon`
 // readings waiting in the default partition), every reading it counts is
 // still there to conflict with, and the reading goes on like any other.
 // The minute and the hour are both checked, as their retentions differ.
-// Runs only for a batch holding readings older than the horizon.
+// The horizon is read here, after takeReadingSeq took the writers' lock
+// (which DropRaw takes to move it), so it holds until the batch commits.
+// For a batch with no reading older than the horizon (nearly all) old is
+// empty and the statement does nothing.
 const unstageSealedReadings = `WITH old AS (
 	SELECT DISTINCT sensor_id, metric, date_bin('1 minute', ts, 'epoch'::timestamptz) AS m
-	FROM pg_temp.readings_in WHERE ts < $1
+	FROM pg_temp.readings_in WHERE ts < (SELECT upto FROM raw_horizon)
 ), sealed AS (
 	SELECT o.sensor_id, o.metric, o.m AS lo, o.m + interval '1 minute' AS hi
 	FROM old o
@@ -260,24 +301,6 @@ DELETE FROM pg_temp.readings_in i USING sealed s
 WHERE i.sensor_id = s.sensor_id AND i.metric = s.metric AND i.ts >= s.lo AND i.ts < s.hi
 RETURNING i.ord`
 
-// unstageSealed runs unstageSealedReadings and returns which of the n
-// staged readings it removed, and how many.
-func unstageSealed(ctx context.Context, tx pgx.Tx, n int, horizon time.Time) ([]bool, int, error) {
-	rows, err := tx.Query(ctx, unstageSealedReadings, horizon)
-	if err != nil {
-		return nil, 0, fmt.Errorf("past retention: %w", err)
-	}
-	ords, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return nil, 0, fmt.Errorf("past retention: %w", err)
-	}
-	refused := make([]bool, n)
-	for _, o := range ords {
-		refused[o] = true
-	}
-	return refused, len(ords), nil
-}
-
 // insertedKeys runs an INSERT ... RETURNING sensor_id, metric, ts and
 // collects the keys.
 func insertedKeys(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]readingKey, error) {
@@ -285,6 +308,12 @@ func insertedKeys(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]re
 	if err != nil {
 		return nil, err
 	}
+	return collectKeys(rows)
+}
+
+// collectKeys reads the keys an INSERT ... RETURNING sensor_id, metric, ts
+// returned.
+func collectKeys(rows pgx.Rows) ([]readingKey, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (readingKey, error) {
 		var k readingKey
 		var ts time.Time
@@ -297,10 +326,9 @@ func insertedKeys(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]re
 // sortOut is the slow path of InsertReadings, for a batch in which some
 // keys were taken: it re-stamps and inserts the receipt-stamped readings
 // that lost their key and tells duplicates from conflicts among the rest.
-// It also returns the indexes (staged ords) of the readings inserted, for
-// the rollups. Readings marked refused were taken out of the staged batch
+// Readings marked refused were taken out of the staged batch
 // (unstageSealed) and are none of these.
-func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingKey, refused []bool) (model.InsertResult, []int32, error) {
+func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingKey, refused []bool) (model.InsertResult, error) {
 	var res model.InsertResult
 	inserted := make(map[readingKey]bool, len(keys))
 	for _, k := range keys {
@@ -325,21 +353,21 @@ func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingK
 	}
 	for round := 0; len(lost) > 0; round++ {
 		if round == restampRounds {
-			return res, nil, fmt.Errorf("restamp: %d receipt-stamped readings found no free key in %d rounds", len(lost), restampRounds)
+			return res, fmt.Errorf("restamp: %d receipt-stamped readings found no free key in %d rounds", len(lost), restampRounds)
 		}
 		if err := freeStamps(ctx, tx, rs, lost, ts); err != nil {
-			return res, nil, err
+			return res, err
 		}
 		stamps := make([]time.Time, len(lost))
 		for j, i := range lost {
 			stamps[j] = time.UnixMicro(ts[i]).UTC()
 		}
 		if _, err := tx.Exec(ctx, restampStaged, lost, stamps); err != nil {
-			return res, nil, fmt.Errorf("restamp: %w", err)
+			return res, fmt.Errorf("restamp: %w", err)
 		}
 		keys, err := insertedKeys(ctx, tx, insertRestamped, lost)
 		if err != nil {
-			return res, nil, fmt.Errorf("restamp: %w", err)
+			return res, fmt.Errorf("restamp: %w", err)
 		}
 		clear(inserted)
 		for _, k := range keys {
@@ -359,7 +387,7 @@ func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingK
 	if len(taken) > 0 {
 		rows, err := tx.Query(ctx, storedValues, taken)
 		if err != nil {
-			return res, nil, fmt.Errorf("stored values: %w", err)
+			return res, fmt.Errorf("stored values: %w", err)
 		}
 		var ord int32
 		var v float64
@@ -374,22 +402,20 @@ func sortOut(ctx context.Context, tx pgx.Tx, rs []model.Reading, keys []readingK
 			return nil
 		})
 		if err != nil {
-			return res, nil, fmt.Errorf("stored values: %w", err)
+			return res, fmt.Errorf("stored values: %w", err)
 		}
 		if n != len(taken) {
-			return res, nil, fmt.Errorf("stored values: %d of %d skipped readings have no stored row", len(taken)-n, n)
+			return res, fmt.Errorf("stored values: %d of %d skipped readings have no stored row", len(taken)-n, n)
 		}
 	}
 	res.Fresh = make([]model.Reading, 0, len(rs)-len(taken))
-	ords := make([]int32, 0, len(rs)-len(taken))
 	for i, r := range rs {
 		if fresh[i] {
 			r.TS = time.UnixMicro(ts[i]).UTC()
 			res.Fresh = append(res.Fresh, r)
-			ords = append(ords, int32(i))
 		}
 	}
-	return res, ords, nil
+	return res, nil
 }
 
 // freeStamps sets ts[i], for each reading i of lost, to the first

@@ -12,43 +12,48 @@ import (
 	"github.com/watchroom/watchroom/internal/model"
 )
 
-// applyRollups folds readings just inserted into the 1-minute and 1-hour
-// rollups (migrations 00007 and 00013), in the transaction that inserted
-// them: the staged rows of pg_temp.readings_in whose ord is in $1, or all of them
-// when $1 is NULL (InsertReadings' fast path, where every staged reading
-// was inserted). Rows that were not inserted (duplicates, conflicts) are
+// foldHead and foldTail, around an INSERT INTO readings ... RETURNING
+// sensor_id, metric, ts, value, make one statement that also folds the
+// rows it inserted into the 1-minute and 1-hour rollups (migrations 00007
+// and 00013), in the transaction that inserts them, and returns their keys
+// (sensor_id, metric, ts). Rows not inserted (duplicates, conflicts) are
 // never folded in, so a redelivery does not count twice, and a late
-// reading updates the buckets it falls in like any other.
+// reading updates the buckets it falls in like any other. Data-modifying
+// WITH queries always run to completion, whether the outer SELECT reads
+// them or not.
 //
-// The batch is aggregated once per statement, not row by row: one upsert
-// per sensor metric and minute, the hours from the minutes. ORDER BY the
-// key fixes the order in which concurrent batches lock rollup rows (see
-// insertReadingsFromStaging), and InsertReadings runs this after every
-// readings and sensors statement of the batch, so the lock order is
-// readings, sensors, 1m, 1h in every transaction. SET expressions see the
-// row as it was, so the CASEs compare with the old first_ts / last_ts.
-const applyRollups = `WITH m AS (
+// The inserted rows are aggregated once per statement, not row by row: one
+// upsert per sensor metric and minute, the hours from the minutes. ORDER BY
+// the key fixes the order in which the statement locks rollup rows (see
+// insertReadingsFromStaging). SET expressions see the row as it was, so the
+// CASEs compare with the old first_ts / last_ts.
+const (
+	foldHead = "WITH ins AS (\n"
+	foldTail = `
+), m AS (
 	SELECT sensor_id, metric, date_bin('1 minute', ts, 'epoch'::timestamptz) AS bucket,
 		count(*) AS count, sum(value) AS sum, min(value) AS min, max(value) AS max,
 		min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
 		max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value
-	FROM pg_temp.readings_in
-	WHERE $1::integer[] IS NULL OR ord = ANY($1::integer[])
+	FROM ins
 	GROUP BY 1, 2, 3
 ), um AS (
 	INSERT INTO readings_1m AS r
 	SELECT * FROM m ORDER BY sensor_id, metric, bucket
 	ON CONFLICT (sensor_id, metric, bucket) DO UPDATE SET ` + mergeRollup + `
+), uh AS (
+	INSERT INTO readings_1h AS r
+	SELECT sensor_id, metric, date_bin('1 hour', bucket, 'epoch'::timestamptz),
+		sum(count), sum(sum), min(min), max(max),
+		min(first_ts), (array_agg(first_value ORDER BY first_ts))[1],
+		max(last_ts), (array_agg(last_value ORDER BY last_ts DESC))[1]
+	FROM m
+	GROUP BY 1, 2, 3
+	ORDER BY 1, 2, 3
+	ON CONFLICT (sensor_id, metric, bucket) DO UPDATE SET ` + mergeRollup + `
 )
-INSERT INTO readings_1h AS r
-SELECT sensor_id, metric, date_bin('1 hour', bucket, 'epoch'::timestamptz),
-	sum(count), sum(sum), min(min), max(max),
-	min(first_ts), (array_agg(first_value ORDER BY first_ts))[1],
-	max(last_ts), (array_agg(last_value ORDER BY last_ts DESC))[1]
-FROM m
-GROUP BY 1, 2, 3
-ORDER BY 1, 2, 3
-ON CONFLICT (sensor_id, metric, bucket) DO UPDATE SET ` + mergeRollup
+SELECT sensor_id, metric, ts FROM ins`
+)
 
 // mergeRollup adds a batch's aggregate (excluded) to a stored bucket (r).
 const mergeRollup = `count = r.count + excluded.count,
