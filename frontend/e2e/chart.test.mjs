@@ -8,10 +8,9 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertAccessible, login as loginAt } from './browser.mjs';
+import { assertAccessible, login as loginAt, openPage, waitConnected } from './browser.mjs';
 import { startStack, waitFor } from './harness.mjs';
 
-const DESKTOP = { width: 1366, height: 768 };
 const SENSOR = 'gap-1';
 const VIEWER = { name: 'vera', password: 'vera-e2e-password' };
 
@@ -21,13 +20,8 @@ const contexts = [];
 // The silence in the history, epoch ms (set in before).
 let silence;
 
-async function newPage() {
-  const ctx = await browser.newContext({ viewport: DESKTOP });
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(15_000);
-  page.on('pageerror', (err) => (page.__errors = [...(page.__errors ?? []), err.message]));
-  return page;
+function newPage() {
+  return openPage(browser, contexts);
 }
 
 function login(page, user, password) {
@@ -129,11 +123,16 @@ describe('sensor detail chart in the browser', { timeout: 600_000 }, () => {
 
     // Drag to zoom into the middle.
     const before = [Date.parse(d.xMin), Date.parse(d.xMax)];
+    const span = before[1] - before[0];
     await drag(page, 0.3, 0.6);
-    await waitFor('zoomed', async () => (await chartData(page)).view === 'fixed');
+    // The view turns fixed at once; the window follows once the chart has
+    // applied it.
+    await waitFor('zoomed', async () => {
+      const x = await chartData(page);
+      return x.view === 'fixed' && Date.parse(x.xMax) - Date.parse(x.xMin) < 0.9 * span;
+    });
     d = await chartData(page);
     const zoomed = [Date.parse(d.xMin), Date.parse(d.xMax)];
-    const span = before[1] - before[0];
     assert.ok(Math.abs(zoomed[1] - zoomed[0] - 0.3 * span) < 0.05 * span, `zoomed span ${zoomed[1] - zoomed[0]} of ${span}`);
     assert.ok(Math.abs(zoomed[0] - (before[0] + 0.3 * span)) < 0.05 * span, 'zoomed where dragged');
     await page.waitForSelector('[data-testid=reset-zoom]');
@@ -148,9 +147,10 @@ describe('sensor detail chart in the browser', { timeout: 600_000 }, () => {
 
     // Reset zoom: live again, up to now.
     await page.click('[data-testid=reset-zoom]');
-    await waitFor('live', async () => (await chartData(page)).view === 'live');
-    d = await chartData(page);
-    assert.ok(Math.abs(Date.parse(d.xMax) - Date.now()) < 30_000, 'live window ends now');
+    await waitFor('live again, the window ending now', async () => {
+      const x = await chartData(page);
+      return x.view === 'live' && Math.abs(Date.parse(x.xMax) - Date.now()) < 30_000;
+    });
     assert.equal(await page.locator('[data-testid=reset-zoom]').count(), 0);
 
     // A custom range: a wrong one is refused with a reason, a right one shown.
@@ -202,7 +202,15 @@ describe('sensor detail chart in the browser', { timeout: 600_000 }, () => {
     await page.click('button[data-action=ping]');
     await waitFor('ping stored', async () => (await stack.api('alice', 'GET', `/api/commands?sensor_id=${SENSOR}`)).body.commands?.length > 0);
     await page.reload();
-    await page.locator('.chart .chart-marker[data-kind~=command]').first().waitFor({ timeout: 20_000 });
+    await waitConnected(page);
+    const commandMarker = page.locator('.chart .chart-marker[data-kind~=command]').first();
+    await commandMarker.waitFor({ timeout: 20_000 }).catch(async (err) => {
+      const chart = await chartData(page).catch((e) => `no chart: ${e.message}`);
+      const summary = await page.textContent('[data-testid=chart-summary]', { timeout: 1000 }).catch(() => 'absent');
+      const stored = (await stack.api('alice', 'GET', `/api/commands?sensor_id=${SENSOR}`)).body;
+      err.message += `\nat ${new Date().toISOString()} on ${page.url()}\nchart: ${JSON.stringify(chart)}\nsummary: ${summary}\nstored: ${JSON.stringify(stored)}\npage log:\n${(page.__console ?? []).join('\n')}`;
+      throw err;
+    });
     assert.match(await page.textContent('[data-testid=chart-summary]'), /Command ping by alice/);
 
     // Overlay humidity: its own axis with its unit, in the legend, removable.

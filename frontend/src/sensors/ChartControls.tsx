@@ -76,18 +76,21 @@ export function ChartControls({ view, def, onView, metric, unit, others, overlay
           {live ? `Live, last ${def.label}. Drag on the chart to zoom, shift+drag to pan.` : `${formatDateTime(from)} – ${formatDateTime(to)}`}
         </span>
       </div>
-      <details
-        class="custom-range"
-        open={error !== null ? true : undefined}
-        onToggle={(e) => {
-          // Opened: start from the window in view now.
-          if (!e.currentTarget.open || error) return;
-          const [f, t] = viewWindow(view, def.ms, Date.now());
-          setFromText(toLocalInput(f));
-          setToText(toLocalInput(t));
-        }}
-      >
-        <summary>Custom range</summary>
+      <details class="custom-range" open={error !== null ? true : undefined}>
+        <summary
+          onClick={(e) => {
+            // Opening: start from the window in view now. On the click (a
+            // key press on the summary clicks it too), not on the toggle
+            // event, which comes a task later and would undo what was
+            // typed in between.
+            if ((e.currentTarget.parentElement as HTMLDetailsElement).open || error) return;
+            const [f, t] = viewWindow(view, def.ms, Date.now());
+            setFromText(toLocalInput(f));
+            setToText(toLocalInput(t));
+          }}
+        >
+          Custom range
+        </summary>
         <form onSubmit={apply} noValidate>
           {(['from', 'to'] as const).map((f) => (
             <Fragment key={f}>
