@@ -50,8 +50,10 @@ type member struct {
 
 func (m *member) read(ctx context.Context, x *chatIndex) {
 	defer close(m.done)
+	rctx, cancel := ownContext(ctx)
+	defer cancel()
 	for {
-		_, data, err := m.ws.Read(ctx)
+		_, data, err := m.ws.Read(rctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				m.closed = err.Error()

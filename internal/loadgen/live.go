@@ -69,9 +69,11 @@ type batchItem struct {
 // arrival time is taken as soon as the frame is read.
 func (c *reader) read(ctx context.Context, x *liveIndex) {
 	defer close(c.done)
+	rctx, cancel := ownContext(ctx)
+	defer cancel()
 	var batch []batchItem
 	for {
-		_, data, err := c.ws.Read(ctx)
+		_, data, err := c.ws.Read(rctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				c.closed = err.Error()
@@ -329,4 +331,13 @@ func (r *runner) countStored(ctx context.Context) int {
 		return -1
 	}
 	return n
+}
+
+// ownContext returns a child of ctx for one connection's reads. Each read
+// of coder/websocket registers on its context (context.AfterFunc) and
+// deregisters after; on a context shared by a thousand readers, those
+// take and release one mutex a thousand times per message and serialize
+// the readers. A child of their own takes that mutex only when ctx ends.
+func ownContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithCancel(ctx)
 }

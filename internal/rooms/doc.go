@@ -16,7 +16,8 @@
 // updated by this instance's join_room, leave_room and delete_room after
 // the store committed them, and dropped on another instance's.
 // chat_message reads membership and online members from memory: its only
-// query is the insert, and the fan-out follows the commit at once.
+// query is the insert, group-committed per room (post.go), and the fan-out
+// follows the commit at once.
 //
 // Rooms "general" (chat) and "alerts" (alerts) always exist and cannot be
 // left or deleted; every user is a member of both without a stored
@@ -29,10 +30,13 @@
 // Request handlers run on the reader goroutine of the requesting
 // connection, any number at once. Each validates, writes to the store,
 // fans out through the hub, and only then returns its reply, so the
-// requester sees the fan-out before the reply. chat_message holds the
-// room's lock (striped, one of 64) from insert to fan-out, so this
-// instance delivers a room's messages in id order; ids themselves are
-// ordered by the database (the room row's counter), not by this lock.
+// requester sees the fan-out before the reply. chat_message queues its
+// message in the room's queue (postMu guards the queues) and waits; one
+// handler at a time per room commits what is queued in one statement and
+// fans it out in id order, then hands the next batch to the first message
+// queued behind it (post.go). So this instance delivers a room's messages
+// in id order; ids themselves are ordered by the database (the room row's
+// counter), not by the queue. No lock is held while a batch commits.
 //
 // create_room holds createMu from the creator's rate check through the
 // count of their rooms to the insert, so concurrent requests cannot pass

@@ -288,34 +288,12 @@ func (r *Rooms) chatMessage(ctx context.Context, req protocol.Request) (protocol
 	if err != nil {
 		return protocol.Reply{}, err
 	}
-	rm, err := r.chatMember(ctx, d.Room, req.User)
-	if err != nil {
+	if _, err := r.chatMember(ctx, d.Room, req.User); err != nil {
 		return protocol.Reply{}, err
 	}
-
-	lock := r.roomLock(d.Room)
-	lock.Lock()
-	defer lock.Unlock()
-	msg, err := r.st.InsertChatMessage(ctx, model.ChatMessage{Room: d.Room, User: req.User, Content: content, AlertID: alertID})
-	if r.isNotFound(err) { // deleted since the membership check
-		r.members.forget(d.Room)
-		return protocol.Reply{}, r.reject(reasonUnknownRoom, protocol.CodeNotFound, "no room %q", d.Room)
-	}
+	msg, err := r.post(ctx, model.ChatMessage{Room: d.Room, User: req.User, Content: content, AlertID: alertID})
 	if err != nil {
 		return protocol.Reply{}, err
-	}
-	r.m.chatMessages.Inc()
-	to, err := r.onlineMembers(ctx, rm)
-	if err != nil {
-		// Stored: readers get it from history. The sender learns it was
-		// stored from the reply.
-		r.m.dropped.WithLabelValues(dropFanout).Inc()
-		r.log.Warn("chat message stored but not fanned out", "room", d.Room, "id", msg.ID, "err", err)
-	} else {
-		if !contains(to, req.User) {
-			to = append(to, req.User) // the sender is online: it is asking
-		}
-		r.send(to, "chat_message", msg)
 	}
 	return protocol.Reply{Type: "chat_message_sent", Data: map[string]any{"room": msg.Room, "id": msg.ID, "ts": protocol.FormatTime(msg.TS)}}, nil
 }

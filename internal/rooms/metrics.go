@@ -45,6 +45,7 @@ type metrics struct {
 	rejected       *prometheus.CounterVec
 	dropped        *prometheus.CounterVec
 	chatMessages   prometheus.Counter
+	chatBatch      prometheus.Histogram
 	directMessages prometheus.Counter
 	roomsCreated   prometheus.Counter
 	roomsDeleted   prometheus.Counter
@@ -68,6 +69,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "watchroom_rooms_dropped_total", Help: "Room notifications not sent, by reason."}, []string{"reason"}),
 		chatMessages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "watchroom_chat_messages_total", Help: "Chat messages stored."}),
+		chatBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "watchroom_chat_batch_messages", Help: "Chat messages of one room stored by one statement (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}),
 		directMessages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "watchroom_direct_messages_total", Help: "Direct messages stored."}),
 		roomsCreated: prometheus.NewCounter(prometheus.CounterOpts{
@@ -84,6 +88,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range rejectReasons {
 		m.rejectLog[r] = &rate.Sometimes{First: 1, Interval: time.Second}
 	}
-	reg.MustRegister(m.rejected, m.dropped, m.chatMessages, m.directMessages, m.roomsCreated, m.roomsDeleted, m.presence, m.online, m.presencePeer)
+	reg.MustRegister(m.rejected, m.dropped, m.chatMessages, m.chatBatch, m.directMessages, m.roomsCreated, m.roomsDeleted, m.presence, m.online, m.presencePeer)
 	return m
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"slices"
 	"sync"
@@ -29,7 +28,7 @@ type Store interface {
 	RoomMembers(ctx context.Context, room string) ([]string, error)
 	UserRooms(ctx context.Context, user string) ([]model.Room, error)
 	DeleteRoom(ctx context.Context, room string) (members []string, err error)
-	InsertChatMessage(ctx context.Context, m model.ChatMessage) (model.ChatMessage, error)
+	InsertChatMessages(ctx context.Context, room string, ms []model.ChatMessage) ([]model.ChatMessage, error)
 	ChatMessages(ctx context.Context, room string, before int64, limit int) ([]model.ChatMessage, error)
 	InsertDirectMessage(ctx context.Context, dm model.DirectMessage) (model.DirectMessage, error)
 	User(ctx context.Context, name string) (model.User, error)
@@ -194,10 +193,12 @@ type Rooms struct {
 	createMu sync.Mutex
 	creators *simplelru.LRU[string, *rate.Limiter]
 
-	// roomLocks order "store, then fan out" of the messages of one room, so
-	// that this instance delivers a room's messages in id order. Striped:
-	// rooms that share a lock only wait for each other's insert.
-	roomLocks [64]sync.Mutex
+	// postMu guards posting: the chat messages queued per room while a
+	// batch of the room is committed (post.go). A room is a key while one
+	// handler commits its batch; one batch at a time per room keeps "store,
+	// then fan out" in id order on this instance.
+	postMu  sync.Mutex
+	posting map[string][]*chatPost
 
 	// members is the in-memory copy of room memberships (members.go).
 	members *members
@@ -225,6 +226,7 @@ func New(cfg Config, st Store, h Hub, alerts AlertChecker, reg prometheus.Regist
 		typing:   map[typingKey]time.Time{},
 		creators: creators,
 		members:  newMembers(),
+		posting:  map[string][]*chatPost{},
 		peerLog:  rate.Sometimes{First: 1, Interval: time.Second},
 	}
 }
@@ -363,12 +365,6 @@ func (r *Rooms) onlineUsers() []string {
 		r.onlineSorted = slices.Clip(out)
 	}
 	return r.onlineSorted
-}
-
-func (r *Rooms) roomLock(room string) *sync.Mutex {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(room))
-	return &r.roomLocks[h.Sum32()%uint32(len(r.roomLocks))]
 }
 
 func (r *Rooms) isNotFound(err error) bool { return errors.Is(err, model.ErrNotFound) }

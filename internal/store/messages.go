@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,20 +16,61 @@ import (
 // Chat messages of rooms, and direct messages between two users.
 
 // InsertChatMessage stores m (Room, User, Content and AlertID are used) and
-// returns it with its ID and TS set. The ID is the room's next one: the
-// statement locks the room's row to take it, so the ids of one room commit
-// in increasing order. An unknown room is an error matching ErrNotFound.
+// returns it with its ID and TS set; see InsertChatMessages. An unknown
+// room is an error matching ErrNotFound.
 func (s *Store) InsertChatMessage(ctx context.Context, m model.ChatMessage) (model.ChatMessage, error) {
-	err := s.pool.QueryRow(ctx, `WITH r AS (
-    UPDATE rooms SET last_message_id = last_message_id + 1 WHERE name = $1 RETURNING last_message_id
+	out, err := s.InsertChatMessages(ctx, m.Room, []model.ChatMessage{m})
+	if err != nil {
+		return model.ChatMessage{}, err
+	}
+	return out[0], nil
+}
+
+// InsertChatMessages stores ms, messages to room (User, Content and
+// AlertID are used), in one statement, and returns them in the same order
+// with Room, ID and TS set. The IDs are the room's next ones, in the order
+// of ms: the statement locks the room's row to take them, so the ids of
+// one room commit in increasing order. An unknown room is an error
+// matching ErrNotFound, and nothing is stored.
+func (s *Store) InsertChatMessages(ctx context.Context, room string, ms []model.ChatMessage) ([]model.ChatMessage, error) {
+	users := make([]string, len(ms))
+	contents := make([]string, len(ms))
+	alerts := make([]*int64, len(ms))
+	for i, m := range ms {
+		users[i], contents[i], alerts[i] = m.User, m.Content, m.AlertID
+	}
+	rows, err := s.pool.Query(ctx, `WITH r AS (
+    UPDATE rooms SET last_message_id = last_message_id + $5 WHERE name = $1 RETURNING last_message_id - $5 AS base
 )
 INSERT INTO chat_messages (room, id, user_name, content, alert_id)
-SELECT $1, r.last_message_id, $2, $3, $4 FROM r
-RETURNING id, ts`, m.Room, m.User, m.Content, m.AlertID).Scan(&m.ID, &m.TS)
+SELECT $1, r.base + m.n, m.user_name, m.content, m.alert_id
+FROM r, unnest($2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS m(user_name, content, alert_id, n)
+RETURNING id, ts`, room, users, contents, alerts, len(ms))
 	if err != nil {
-		return model.ChatMessage{}, notFound("insert chat message", err)
+		return nil, fmt.Errorf("store: insert chat messages: %w", err)
 	}
-	return m, nil
+	type idTS struct {
+		id int64
+		ts time.Time
+	}
+	got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (idTS, error) {
+		var v idTS
+		return v, row.Scan(&v.id, &v.ts)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: insert chat messages: %w", err)
+	}
+	if len(got) == 0 {
+		return nil, fmt.Errorf("store: insert chat messages: room %q: %w", room, ErrNotFound)
+	}
+	// RETURNING follows no order; the ids follow ms's.
+	slices.SortFunc(got, func(a, b idTS) int { return cmp.Compare(a.id, b.id) })
+	out := make([]model.ChatMessage, len(ms))
+	for i, m := range ms {
+		m.Room, m.ID, m.TS = room, got[i].id, got[i].ts
+		out[i] = m
+	}
+	return out, nil
 }
 
 const chatColumns = `room, id, user_name, content, alert_id, ts`
