@@ -348,18 +348,38 @@ func (b *Backplane) add(p part) {
 	b.deliver(out)
 }
 
+// deliver hands the batches released together to the sinks in one call,
+// their readings in seq order. After a wait (a batch held back by a
+// missing one, or a gap filled) many batches are released at once; one
+// by one, each would be an item in every connection's send queue, and a
+// burst of them would pass the hub's high-water mark and thin the
+// readings of clients that keep up. Sinks take readings of several
+// batches in one call, each reading with its own seq.
 func (b *Backplane) deliver(ds []delivery) {
+	var rs []model.Reading // the only batch with readings, or all of them joined
+	n, batches := 0, 0
 	for _, d := range ds {
 		b.m.delivered.Inc()
 		if d.filled {
 			b.m.gapReadings.Add(float64(len(d.readings)))
 		}
-		if len(d.readings) == 0 {
-			continue
+		if len(d.readings) > 0 {
+			n += len(d.readings)
+			batches++
+			rs = d.readings
 		}
-		for _, s := range b.sinks {
-			s.PublishReadings(d.readings)
+	}
+	if n == 0 {
+		return
+	}
+	if batches > 1 {
+		rs = make([]model.Reading, 0, n)
+		for _, d := range ds {
+			rs = append(rs, d.readings...)
 		}
+	}
+	for _, s := range b.sinks {
+		s.PublishReadings(rs)
 	}
 }
 

@@ -40,7 +40,8 @@ type Frame struct {
 }
 
 // Relay carries frames to the other instances. Relay must not block: it
-// runs on the request and ingest paths, sometimes with a room's lock held.
+// runs on the request and ingest paths, sometimes while a room's batch of
+// chat messages waits for its fan-out.
 // A frame it cannot send is its to count and log; clients catch up by
 // resume, over REST, or (reliable messages) on their next connection.
 type Relay interface {

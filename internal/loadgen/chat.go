@@ -61,6 +61,14 @@ func (m *member) read(ctx context.Context, x *chatIndex) {
 			return
 		}
 		recv := time.Now()
+		if fs, ok, err := decodeBatch[frame](data, nil); ok {
+			if err == nil {
+				for _, f := range fs {
+					m.handle(x, f, recv)
+				}
+			}
+			continue
+		}
 		var f frame
 		if json.Unmarshal(data, &f) != nil {
 			continue

@@ -111,7 +111,7 @@ func (h *fakeHub) take() []sent {
 }
 
 // call runs one request as the hub would.
-func (h *fakeHub) call(t *testing.T, user string, role model.Role, typ string, data any) (protocol.Reply, error) {
+func (h *fakeHub) call(t testing.TB, user string, role model.Role, typ string, data any) (protocol.Reply, error) {
 	t.Helper()
 	rt, ok := h.routes[typ]
 	if !ok {
@@ -223,7 +223,7 @@ type env struct {
 // newEnv returns Rooms over a fresh database with users ana (analyst), bob
 // (analyst), cid (analyst), vic (viewer) and root (admin), registered on a
 // fake hub.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -15,8 +15,7 @@ import (
 // instance's changes drop the room's copy (forget, on the cluster's news),
 // and the next use loads it again.
 //
-// Safe for concurrent use; its lock is taken after a room lock, never
-// before, and nothing is called while it is held.
+// Safe for concurrent use; nothing is called while its lock is held.
 type members struct {
 	mu    sync.RWMutex
 	rooms map[string]*roomMembers
