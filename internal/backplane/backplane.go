@@ -18,8 +18,10 @@ import (
 )
 
 // Sink receives the committed batches in seq order (the hub, alert
-// detection): the contract of ingest.ReadingSink. PublishReadings must not
-// block and may keep rs but must not modify it: several sinks share it.
+// detection): the contract of ingest.ReadingSink. One call may carry the
+// readings of several batches, each reading with its batch's seq, in seq
+// order. PublishReadings must not block and may keep rs but must not
+// modify it: several sinks share it.
 type Sink interface {
 	PublishReadings(rs []model.Reading)
 }

@@ -42,7 +42,11 @@
 // was lost and that stored nothing new) is skipped. A batch arriving
 // after its seq went by is dropped (stale). So a client sees the batches
 // in seq order without holes, and its resume cursor (the highest seq it
-// saw) never skips one.
+// saw) never skips one. The batches released together (after a wait) go
+// to the sinks in one call, their readings in seq order: one item in each
+// connection's send queue, not one per batch, so that the burst a wait
+// releases does not pass the hub's high-water mark and thin the readings
+// of clients that keep up.
 //
 // An instance notices a gap when a later batch arrives: messages lost
 // while the backplane client was disconnected (clean session), a batch
