@@ -288,10 +288,11 @@ func (r *Rooms) chatMessage(ctx context.Context, req protocol.Request) (protocol
 	if err != nil {
 		return protocol.Reply{}, err
 	}
-	if _, err := r.chatMember(ctx, d.Room, req.User); err != nil {
+	rm, err := r.chatMember(ctx, d.Room, req.User)
+	if err != nil {
 		return protocol.Reply{}, err
 	}
-	msg, err := r.post(ctx, model.ChatMessage{Room: d.Room, User: req.User, Content: content, AlertID: alertID})
+	msg, err := r.post(ctx, rm, model.ChatMessage{Room: d.Room, User: req.User, Content: content, AlertID: alertID})
 	if err != nil {
 		return protocol.Reply{}, err
 	}

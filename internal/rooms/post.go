@@ -16,6 +16,9 @@ const postTimeout = 10 * time.Second
 // chatPost is one chat message waiting to be stored and fanned out.
 type chatPost struct {
 	msg model.ChatMessage
+	// room is the room as the sender's membership check found it: every
+	// post of a batch has the same, and the fan-out reads its members.
+	room model.Room
 	// done receives the outcome, or lead: this post's handler is to
 	// commit the next batch itself. Buffered: a lead is taken before the
 	// outcome is sent.
@@ -36,8 +39,8 @@ type postOutcome struct {
 // for the commit of each one before it. The handler that commits a batch
 // hands the next to the first message queued behind it, so no sender
 // waits for more than its own batch and the one before.
-func (r *Rooms) post(ctx context.Context, msg model.ChatMessage) (model.ChatMessage, error) {
-	p := &chatPost{msg: msg, done: make(chan postOutcome, 1)}
+func (r *Rooms) post(ctx context.Context, rm model.Room, msg model.ChatMessage) (model.ChatMessage, error) {
+	p := &chatPost{msg: msg, room: rm, done: make(chan postOutcome, 1)}
 	r.postMu.Lock()
 	queued, busy := r.posting[msg.Room]
 	r.posting[msg.Room] = append(queued, p)
@@ -78,12 +81,13 @@ func (r *Rooms) commitPosts(ctx context.Context, room string, batch []*chatPost)
 	}
 	stored, err := r.st.InsertChatMessages(ctx, room, msgs)
 	if err != nil {
-		if r.isNotFound(err) { // deleted since the membership check
+		gone := r.isNotFound(err) // deleted since the membership check
+		if gone {
 			r.members.forget(room)
 		}
 		for _, p := range batch {
 			e := err
-			if r.isNotFound(err) {
+			if gone {
 				e = r.reject(reasonUnknownRoom, protocol.CodeNotFound, "no room %q", room)
 			}
 			p.done <- postOutcome{err: e}
@@ -92,11 +96,7 @@ func (r *Rooms) commitPosts(ctx context.Context, room string, batch []*chatPost)
 	}
 	r.m.chatMessages.Add(float64(len(stored)))
 	r.m.chatBatch.Observe(float64(len(stored)))
-	rm, _, merr := r.chatMembership(ctx, room, "")
-	var online []string
-	if merr == nil {
-		online, merr = r.onlineMembers(ctx, rm)
-	}
+	online, merr := r.onlineMembers(ctx, batch[0].room)
 	for i, m := range stored {
 		if merr != nil {
 			// Stored: readers get it from history. The sender learns it
