@@ -221,12 +221,12 @@ func (s *Store) commitReadings(ctx context.Context, rs []model.Reading, res *mod
 			}
 		}
 	}
-	for i, r := range rs {
-		if refused != nil && refused[i] {
-			res.PastRetention = append(res.PastRetention, r)
-		}
-	}
 	if nRefused > 0 {
+		for i, r := range rs {
+			if refused[i] {
+				res.PastRetention = append(res.PastRetention, r)
+			}
+		}
 		res.RawHorizon = horizon
 	}
 	return seq, tx.Commit(ctx)
