@@ -70,18 +70,8 @@ func (m *member) read(ctx context.Context, x *chatIndex) {
 			continue
 		}
 		var f frame
-		if json.Unmarshal(data, &f) != nil {
-			continue
-		}
-		if f.Type != "batch" {
+		if json.Unmarshal(data, &f) == nil {
 			m.handle(x, f, recv)
-			continue
-		}
-		var fs []frame
-		if json.Unmarshal(f.Data, &fs) == nil {
-			for _, f := range fs {
-				m.handle(x, f, recv)
-			}
 		}
 	}
 }

@@ -56,14 +56,18 @@ type frame struct {
 	Data json.RawMessage `json:"data"`
 }
 
-type readingData struct {
+// itemData is what a reader takes from a message's data: a reading's
+// sensor and ts, a gap's count of readings thinned.
+type itemData struct {
 	SensorID string `json:"sensor_id"`
 	TS       string `json:"ts"`
+	Thinned  int    `json:"thinned"`
 }
 
+// batchItem is one message of a batch frame, or a frame of its own.
 type batchItem struct {
-	Type string      `json:"type"`
-	Data readingData `json:"data"`
+	Type string   `json:"type"`
+	Data itemData `json:"data"`
 }
 
 // read decodes every frame until ctx ends or the connection closes. The
@@ -88,48 +92,44 @@ func (c *reader) read(ctx context.Context, x *liveIndex) {
 				continue
 			}
 			batch = items
-			c.recordBatch(x, batch, recv)
+			for _, m := range batch {
+				c.handle(x, m, recv)
+			}
 			continue
 		}
+		// A frame of one message: its data is read only for the types
+		// handled, so that other messages (alerts, presence) are not
+		// taken for foreign readings.
 		var f frame
 		if json.Unmarshal(data, &f) != nil {
 			c.foreign++
 			continue
 		}
-		switch f.Type {
-		case "reading":
-			var d readingData
-			if json.Unmarshal(f.Data, &d) != nil {
-				c.foreign++
-				continue
-			}
-			c.record(x, d, recv)
-		case "batch":
-			batch = batch[:0]
-			if json.Unmarshal(f.Data, &batch) != nil {
-				c.foreign++
-				continue
-			}
-			c.recordBatch(x, batch, recv)
-		case "gap":
-			var g struct {
-				Thinned int `json:"thinned"`
-			}
-			_ = json.Unmarshal(f.Data, &g)
-			c.thinned += g.Thinned
+		if f.Type != "reading" && f.Type != "gap" {
+			continue
 		}
+		m := batchItem{Type: f.Type}
+		if json.Unmarshal(f.Data, &m.Data) != nil {
+			c.foreign++
+			continue
+		}
+		c.handle(x, m, recv)
 	}
 }
 
-func (c *reader) recordBatch(x *liveIndex, batch []batchItem, recv time.Time) {
-	for _, m := range batch {
-		if m.Type == "reading" {
-			c.record(x, m.Data, recv)
-		}
+// handle takes one message, alone or out of a batch frame. The gap
+// message that ends a period of thinning comes in a batch frame, with the
+// latest readings after it.
+func (c *reader) handle(x *liveIndex, m batchItem, recv time.Time) {
+	switch m.Type {
+	case "reading":
+		c.record(x, m.Data, recv)
+	case "gap":
+		c.thinned += m.Data.Thinned
 	}
 }
 
-func (c *reader) record(x *liveIndex, d readingData, recv time.Time) {
+func (c *reader) record(x *liveIndex, d itemData, recv time.Time) {
 	i, ok := x.lookup(d.TS)
 	if !ok {
 		c.foreign++
@@ -360,10 +360,11 @@ func ownContext(ctx context.Context) (context.Context, context.CancelFunc) {
 var batchPrefix = []byte(`{"type":"batch","data":`)
 
 // decodeBatch decodes data into items (appended to the slice given) in one
-// pass when it is a batch frame as the server encodes it, and reports
-// whether it was one. Otherwise a frame is decoded and then its data, two
-// passes over every byte: the load generator shares the machine with the
-// server, and decoding is most of its CPU.
+// pass when it is a batch frame, and reports whether it was one. The
+// server writes a frame's type first (protocol.Encode, the hub's batch
+// head), so the prefix tells a batch without decoding the frame and then
+// its data: the load generator shares the machine with the server, and
+// decoding is most of its CPU.
 func decodeBatch[T any](data []byte, items []T) ([]T, bool, error) {
 	if !bytes.HasPrefix(data, batchPrefix) {
 		return items, false, nil
